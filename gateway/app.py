@@ -1,0 +1,100 @@
+"""The app factory: wires settings, plugins, registries and routes together."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+from gateway import handlers
+from gateway import settings as settings_mod
+from gateway.chain import Chain
+from gateway.errors import StartupError
+from gateway.keys import GATEWAY
+from gateway.plugins import GatewayPluginManager, get_plugin_manager
+from gateway.registry import build_registry
+from gateway.routing import Router
+from gateway.settings import Settings
+from gateway.state import GatewayState
+
+
+def load_settings(raw: Mapping[str, Any], pm: GatewayPluginManager) -> Settings:
+    """Validate raw settings with the config sections the plugins register."""
+    sections: dict[str, type] = {}
+    for contributed in pm.hook.gateway_register_config_sections():
+        sections.update(contributed)
+    try:
+        return settings_mod.build(raw, sections)
+    except settings_mod.SettingsError as e:
+        raise StartupError(str(e)) from None
+
+
+def build_plugin_manager(raw: Mapping[str, Any], *, load_entrypoints: bool | None = None,
+                         plugins: Iterable[Any] = ()) -> GatewayPluginManager:
+    """The plugin manager the raw settings ask for."""
+    plugin_settings = settings_mod.build({"plugins": raw.get("plugins", {})}).plugins
+    return get_plugin_manager(
+        load_entrypoints=plugin_settings.entrypoints if load_entrypoints is None else load_entrypoints,
+        block=plugin_settings.disable,
+        extra=plugins,
+    )
+
+
+def create_app(
+    raw_settings: Mapping[str, Any] | None = None,
+    *,
+    pm: GatewayPluginManager | None = None,
+    plugins: Iterable[Any] = (),
+    load_entrypoints: bool | None = None,
+) -> web.Application:
+    """A ready-to-run gateway app.  Raises StartupError with a readable message."""
+    raw = dict(raw_settings or {})
+    if pm is None:
+        pm = build_plugin_manager(raw, load_entrypoints=load_entrypoints, plugins=plugins)
+    settings = load_settings(raw, pm)
+    registry = build_registry(pm, settings)
+    chain = Chain(pm)
+    pm.on_change(chain.rebuild)
+    state = GatewayState(settings, pm, registry, chain, Router(registry, chain))
+    pm.hook.gateway_configure.call_historic(kwargs={"settings": settings, "registry": registry})
+
+    app = web.Application(client_max_size=settings.server.max_body_bytes, handler_args={"max_field_size": 65536})
+    app[GATEWAY] = state
+    app.cleanup_ctx.append(_lifespan(state))
+    for cm in pm.hook.gateway_lifespan(app=app):
+        if cm is not None:
+            app.cleanup_ctx.append(_wrap(cm))
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_post("/v1/images/generations", handlers.images_generations)
+    app.router.add_route("*", "/v1/{tail:.*}", handlers.passthrough)
+    app.on_shutdown.append(_not_ready)
+    return app
+
+
+def _lifespan(state: GatewayState):  # noqa: ANN202
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        state.open_session()
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            await state.close_session()
+
+    return ctx
+
+
+def _wrap(cm: Any):  # noqa: ANN202
+    @asynccontextmanager
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with cm:
+            yield
+
+    return ctx
+
+
+async def _not_ready(app: web.Application) -> None:
+    # Shutdown started: load balancers should stop sending new requests.
+    app[GATEWAY].ready = False

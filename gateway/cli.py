@@ -1,0 +1,112 @@
+"""``gateway serve | plugins | config check FILE``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import msgspec
+
+from gateway import settings as settings_mod
+from gateway.errors import StartupError
+
+
+def _raw_settings(path: str | None) -> dict[str, Any]:
+    raw = settings_mod.read_file(path) if path else {}
+    return settings_mod.apply_env(raw)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    raw = _raw_settings(args.config)
+    server = raw.setdefault("server", {})
+    if args.host is not None:
+        server["host"] = args.host
+    if args.port is not None:
+        server["port"] = args.port
+    if args.workers is not None:
+        server["workers"] = args.workers
+    if args.log_format is not None:
+        raw.setdefault("logging", {})["format"] = args.log_format
+    # Validate everything once in the parent so errors are printed once, clearly.
+    from gateway.app import create_app
+    from gateway.keys import GATEWAY
+
+    app = create_app(raw)
+    settings = app[GATEWAY].settings
+    from gateway.server import serve
+
+    return serve(raw, settings.server.workers)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from gateway.app import build_plugin_manager
+    from gateway.plugins import describe_plugins
+
+    raw = _raw_settings(args.config)
+    pm = build_plugin_manager(raw)
+    rows = describe_plugins(pm)
+    if not args.all:
+        rows = [r for r in rows if not r["name"].startswith("gateway.defaults.")]
+    if args.json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(rows)).decode() + "\n")
+        return 0
+    if not rows:
+        print("no plugins installed (gateway plugins --all lists the built-in ones)")
+    for r in rows:
+        print(f"{r['name']}  {r['distribution'] or '-'} {r['version'] or ''}".rstrip())
+        print(f"    hooks: {', '.join(r['hooks']) or '-'}")
+    return 0
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+
+    raw = _raw_settings(args.file)
+    create_app(raw)
+    print(f"{args.file}: ok")
+    return 0
+
+
+def _cmd_config_schema(args: argparse.Namespace) -> int:
+    schema = msgspec.json.schema(settings_mod.Settings)
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(schema)).decode() + "\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gateway", description="Self-hosted AI gateway for image generation")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port to listen on (default 8787)")
+    s.add_argument("--config", help="settings file (TOML)", default=os.environ.get("GATEWAY_CONFIG"))
+    s.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
+    s.add_argument("--log-format", choices=("json", "console"), help="log line format (default json)")
+    s.set_defaults(func=_cmd_serve)
+    pl = sub.add_parser("plugins", help="list discovered plugins, their versions and hooks")
+    pl.add_argument("--all", action="store_true", help="include the built-in plugins")
+    pl.add_argument("--json", action="store_true", help="print JSON")
+    pl.add_argument("--config", help="settings file (TOML)", default=os.environ.get("GATEWAY_CONFIG"))
+    pl.set_defaults(func=_cmd_plugins)
+    c = sub.add_parser("config", help="settings file tools")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    ck = csub.add_parser("check", help="validate a settings file and print every error")
+    ck.add_argument("file")
+    ck.set_defaults(func=_cmd_config_check)
+    cs = csub.add_parser("schema", help="print the JSON Schema of the settings file")
+    cs.set_defaults(func=_cmd_config_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (StartupError, settings_mod.SettingsError) as e:
+        print(f"gateway: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

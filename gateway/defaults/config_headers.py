@@ -1,0 +1,81 @@
+"""Stage 2 default: the routing config from ``x-portkey-config`` or the provider headers.
+
+An inline config is parsed and validated once per distinct header value; the
+parsed tree is reused for every later request carrying the same bytes.
+"""
+from __future__ import annotations
+
+import msgspec
+
+from gateway import headers as h
+from gateway import targets
+from gateway.context import RequestContext
+from gateway.errors import ConfigError
+from gateway.targets import Secret, Target
+
+from gateway import hookimpl
+
+
+def _inline(ctx: RequestContext, raw: str) -> Target:
+    cache = ctx.gateway.config_cache
+    node = cache.get(raw)
+    if node is None:
+        try:
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError as e:
+            raise ConfigError(f"Invalid config in x-portkey-config: not valid JSON ({e})", param=h.CONFIG) from None
+        node = targets.parse(data, ctx.gateway.registry)
+        cache.put(raw, node)
+    return node
+
+
+def _from_headers(ctx: RequestContext, base: Target | None) -> Target:
+    """A leaf built from ``x-portkey-provider``, ``Authorization`` and the provider's header group."""
+    headers = ctx.headers
+    name = headers.get(h.PROVIDER)
+    base = base or Target()
+    if name is None and base.provider is None:
+        raise ConfigError(
+            "Either x-portkey-provider or x-portkey-config (with a provider or targets) is required; "
+            f"installed providers: {', '.join(sorted(ctx.gateway.registry.providers)) or 'none'}",
+            param=h.PROVIDER, code="missing_provider",
+        )
+    options = dict(base.options)
+    provider = ctx.gateway.registry.providers.get(name or base.provider)
+    if provider is not None:
+        options.update(provider.options_from_headers(headers))
+    key = base.api_key or h.bearer(headers.get("Authorization"))
+    return msgspec.structs.replace(
+        base, provider=base.provider or name, api_key=Secret(key) if key else None, options=options,
+    )
+
+
+def _apply_header_overrides(ctx: RequestContext, node: Target) -> Target:
+    host = ctx.headers.get(h.CUSTOM_HOST)
+    if host is None:
+        return node
+    return _with_custom_host(node, host)
+
+
+def _with_custom_host(node: Target, host: str) -> Target:
+    # The header wins over the config's custom_host at every level of the tree.
+    children = tuple(_with_custom_host(c, host) for c in node.targets)
+    return msgspec.structs.replace(node, custom_host=host, targets=children)
+
+
+@hookimpl(trylast=True)
+def gateway_resolve_config(ctx: RequestContext) -> Target:
+    raw = ctx.headers.get(h.CONFIG)
+    if raw is not None:
+        raw = raw.strip()
+        if not raw.startswith("{"):
+            raise ConfigError(
+                f"Unknown saved config id {raw[:64]!r} in x-portkey-config: saved configs are not set up",
+                param=h.CONFIG, code="unknown_config",
+            )
+        node = _inline(ctx, raw)
+        if not node.targets and not node.provider and not node.virtual_key:
+            node = _from_headers(ctx, node)
+    else:
+        node = _from_headers(ctx, None)
+    return _apply_header_overrides(ctx, node)

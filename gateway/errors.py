@@ -1,0 +1,109 @@
+"""Gateway errors: each knows its HTTP status and renders as OpenAI's error shape."""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+
+class StartupError(Exception):
+    """The gateway cannot start: bad settings, a broken plugin set.  Printed, never served."""
+
+
+class GatewayError(Exception):
+    """An error answered to the client as ``{"error": {...}, "provider"?}``."""
+
+    status = 500
+    type = "gateway_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        provider: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        self.param = param
+        self.code = code
+        self.provider = provider
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        err = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        out: dict[str, Any] = {"error": err}
+        if self.provider:
+            out["provider"] = self.provider
+        return out
+
+    def encode(self) -> bytes:
+        return _encode(self.body())
+
+
+class BadRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class ConfigError(BadRequest):
+    """A bad ``x-portkey-config`` (or saved config); names the config and the field path."""
+
+
+class AuthError(GatewayError):
+    status = 401
+    type = "authentication_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_content_type"
+
+
+class UpstreamError(GatewayError):
+    """The provider could not be reached, or answered something unusable."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeout(GatewayError):
+    """A per-attempt timeout; the body is Portkey's 408 shape."""
+
+    status = 408
+    type = "timeout_error"
+
+    def __init__(self, timeout_ms: int, provider: str | None = None) -> None:
+        super().__init__(
+            f"Request exceeded the timeout sent in the request: {timeout_ms}ms", provider=None
+        )
+        self.timeout_ms = timeout_ms
+        self.target_provider = provider
+
+
+class ProviderError(GatewayError):
+    """An error answered by the provider, with its status and message kept."""
+
+    type = "provider_error"

@@ -1,0 +1,73 @@
+"""Header names and the filters applied in both directions."""
+from __future__ import annotations
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+PREFIX = "x-portkey-"
+PROVIDER = "x-portkey-provider"
+CONFIG = "x-portkey-config"
+VIRTUAL_KEY = "x-portkey-virtual-key"
+API_KEY = "x-portkey-api-key"
+CUSTOM_HOST = "x-portkey-custom-host"
+TRACE_ID = "x-portkey-trace-id"
+METADATA = "x-portkey-metadata"
+CACHE_FORCE_REFRESH = "x-portkey-cache-force-refresh"
+REQUEST_TIMEOUT = "x-portkey-request-timeout"
+FORWARD_HEADERS = "x-portkey-forward-headers"
+
+RESP_PROVIDER = "x-portkey-provider"
+RESP_LAST_USED = "x-portkey-last-used-option-index"
+RESP_RETRY_COUNT = "x-portkey-retry-attempt-count"
+RESP_CACHE_STATUS = "x-portkey-cache-status"
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+        "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    }
+)
+#: Client headers never sent upstream on passthrough: hop-by-hop, framing the
+#: client session computes, the caller's credentials (provider auth is added by
+#: the provider), and what would reveal the internal network to a provider.
+REQUEST_DROP = HOP_BY_HOP | {
+    "host", "authorization", "expect", "content-length", "forwarded", "x-forwarded-for",
+    "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
+}
+#: Upstream headers never relayed: hop-by-hop and framing (set again by the server).
+RESPONSE_DROP = HOP_BY_HOP | {"content-length", "server", "date"}
+
+
+def passthrough_headers(incoming: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The client's headers as they go upstream on passthrough."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        low = name.lower()
+        if low in REQUEST_DROP or low.startswith(PREFIX):
+            continue
+        out.add(name, value)
+    return out
+
+
+def relay_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The provider's response headers as they go back to the client."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        low = name.lower()
+        if low in RESPONSE_DROP or low.startswith(PREFIX):
+            continue
+        out.add(name, value)
+    return out
+
+
+def bearer(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (or the raw value)."""
+    if not value:
+        return None
+    if value[:7].lower() == "bearer ":
+        value = value[7:]
+    value = value.strip()
+    return value or None
+
+
+def truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,143 @@
+"""Building the plugin manager: built-in defaults, entry points, checks.
+
+There is no module-level plugin manager: :func:`get_plugin_manager` builds a
+fresh one for every app (and every test).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from gateway import hookspecs
+from gateway.errors import StartupError
+
+ENTRYPOINT_GROUP = "gateway"
+
+#: Built-in behaviour, registered exactly like third-party plugins.  Each one is
+#: overridable (``trylast``) unless it is essential.
+DEFAULT_PLUGINS = (
+    "gateway.defaults.auth_keys",
+    "gateway.defaults.config_headers",
+    "gateway.defaults.routing",
+    "gateway.defaults.errors_json",
+    "gateway.defaults.log_canonical",
+)
+#: Without these the gateway cannot answer at all, so they cannot be disabled.
+ESSENTIAL_PLUGINS = frozenset({"gateway.defaults.routing", "gateway.defaults.errors_json"})
+
+
+class GatewayPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also treats unmarked ``gateway_*`` functions as hook
+    implementations (so a misspelled one fails ``check_pending``) and tells
+    listeners when its plugin set changes."""
+
+    def __init__(self) -> None:
+        super().__init__("gateway")
+        self._listeners: list[Any] = []
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith("gateway_"):
+            method = getattr(plugin, name, None)
+            if inspect.isroutine(method):
+                return {}  # type: ignore[typeddict-item]
+        return opts
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        ret = super().register(plugin, name)
+        self._changed()
+        return ret
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        ret = super().unregister(plugin, name)
+        self._changed()
+        return ret
+
+    def on_change(self, listener: Any) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
+
+
+def _duplicate_entrypoints() -> list[str]:
+    seen: dict[str, str] = {}
+    problems = []
+    for ep in importlib.metadata.entry_points(group=ENTRYPOINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if ep.name in seen and seen[ep.name] != dist:
+            problems.append(f"plugin name {ep.name!r} is used by both {seen[ep.name]} and {dist}")
+        seen.setdefault(ep.name, dist)
+    return problems
+
+
+def get_plugin_manager(
+    *,
+    load_entrypoints: bool = True,
+    block: Iterable[str] = (),
+    extra: Iterable[Any] = (),
+) -> GatewayPluginManager:
+    """A new plugin manager: defaults, then entry points, then ``extra`` plugins.
+
+    Later registrations run first (pluggy is LIFO), so a third-party plugin
+    overrides a default, and an explicitly passed plugin overrides both.
+    """
+    pm = GatewayPluginManager()
+    pm.add_hookspecs(hookspecs)
+    for name in block:
+        if name in ESSENTIAL_PLUGINS:
+            raise StartupError(f"plugin {name!r} is essential and cannot be disabled")
+        pm.set_blocked(name)
+    try:
+        for modname in DEFAULT_PLUGINS:
+            if not pm.is_blocked(modname):
+                pm.register(importlib.import_module(modname), name=modname)
+        if load_entrypoints:
+            problems = _duplicate_entrypoints()
+            if problems:
+                raise StartupError("duplicate plugin names: " + "; ".join(problems))
+            try:
+                pm.load_setuptools_entrypoints(ENTRYPOINT_GROUP)
+            except StartupError:
+                raise
+            except Exception as e:
+                raise StartupError(f"a plugin failed to load: {e.__class__.__name__}: {e}") from e
+        for plugin in extra:
+            pm.register(plugin)
+        pm.hook.gateway_addhooks.call_historic(kwargs={"pm": pm})
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        raise StartupError(f"plugin {e.plugin!r}: {e}") from None
+    return pm
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
+    """Name, distribution, version and hooks of every registered plugin."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        hooks = sorted(c.name for c in (pm.get_hookcallers(plugin) or []))
+        out.append(
+            {
+                "name": name,
+                "distribution": dist.project_name if dist else ("gateway" if name.startswith("gateway.") else None),
+                "version": dist.version if dist else (_core_version() if name.startswith("gateway.") else None),
+                "hooks": hooks,
+            }
+        )
+    return out
+
+
+def _core_version() -> str:
+    from gateway import __version__
+
+    return __version__

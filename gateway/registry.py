@@ -1,0 +1,88 @@
+"""Registries of providers and routing strategies, filled once per app at start-up."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from gateway.errors import BadRequest, ConfigError, StartupError
+from gateway.settings import suggest
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pluggy
+
+    from gateway.provider import Provider
+    from gateway.routing import RoutingStrategy
+    from gateway.settings import Settings
+
+
+class Registry:
+    """Providers and strategies by name (the names configs and headers use)."""
+
+    def __init__(self, providers: dict[str, Provider], strategies: dict[str, RoutingStrategy]) -> None:
+        self.providers = providers
+        self.strategies = strategies
+        self._installed_providers = ", ".join(sorted(providers)) or "none"
+
+    def provider(self, name: str) -> Provider:
+        """The provider called ``name``, or a 400 listing the installed ones."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise BadRequest(
+                f"Unknown provider {name!r}{suggest(name, self.providers)}; installed providers: "
+                f"{self._installed_providers}",
+                param="x-portkey-provider",
+                code="unknown_provider",
+            ) from None
+
+    def check_strategy(self, mode: str, where: str) -> None:
+        if mode not in self.strategies:
+            installed = ", ".join(sorted(self.strategies)) or "none"
+            raise ConfigError(
+                f"Invalid config in {where}: unknown strategy mode {mode!r}{suggest(mode, self.strategies)}; "
+                f"installed routing strategies: {installed}",
+                param="x-portkey-config",
+            )
+
+    def strategy(self, mode: str) -> RoutingStrategy:
+        return self.strategies[mode]
+
+
+def build_registry(pm: pluggy.PluginManager, settings: Settings) -> Registry:
+    """Collect ``gateway_register_*`` results; duplicate names are a start-up error."""
+    providers: dict[str, Provider] = {}
+    owners: dict[str, str] = {}
+    provider_classes = _collect(pm, "gateway_register_providers", owners, kind="provider")
+    for name, cls in provider_classes.items():
+        raw = settings.providers.get(name, {})
+        try:
+            provider_settings = msgspec.convert(raw, cls.Settings, strict=False)
+        except msgspec.ValidationError as e:
+            raise StartupError(f"settings [providers.{name}]: {e}") from None
+        providers[name] = cls(provider_settings)
+    for name in settings.providers:
+        if name not in providers:
+            raise StartupError(
+                f"settings [providers.{name}]: provider {name!r} is not installed"
+                f"{suggest(name, providers)}; installed providers: {', '.join(sorted(providers)) or 'none'}"
+            )
+    strategies = {name: cls() for name, cls in _collect(pm, "gateway_register_routing_strategies", {}, "routing strategy").items()}
+    return Registry(providers, strategies)
+
+
+def _collect(pm: pluggy.PluginManager, hook: str, owners: dict[str, str], kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    caller = getattr(pm.hook, hook)
+    for impl in reversed(caller.get_hookimpls()):
+        for cls in impl.function() or ():
+            name = getattr(cls, "name", None)
+            if not name:
+                raise StartupError(f"plugin {impl.plugin_name!r} registered a {kind} without a name: {cls!r}")
+            if name in found and found[name] is not cls:
+                raise StartupError(
+                    f"{kind} {name!r} is registered by both {owners[name]!r} and {impl.plugin_name!r}"
+                )
+            found[name] = cls
+            owners[name] = impl.plugin_name
+    return found

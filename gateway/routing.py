@@ -1,0 +1,123 @@
+"""Running a config tree: strategies (plugins) for inner nodes, the core for leaves."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from gateway import headers as h
+from gateway.errors import BadRequest, GatewayError, UpstreamTimeout
+from gateway.outcome import Outcome
+from gateway.provider import Call
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.context import RequestContext
+    from gateway.targets import Target
+
+
+class CannotServe(BadRequest):
+    """A target that cannot serve this request at all (provider not installed,
+    endpoint not supported).  A fallback skips such a target."""
+
+    code = "target_cannot_serve"
+
+
+class RoutingStrategy:
+    """Base class of routing strategies (``strategy.mode`` values), shipped as plugins."""
+
+    #: The ``strategy.mode`` value.
+    name: ClassVar[str] = ""
+
+    def validate(self, node: Target, source: str) -> None:
+        """Check a node using this strategy; raise ``ConfigError`` naming the path."""
+
+    async def route(self, ctx: RequestContext, node: Target, router: Router) -> Outcome:
+        """Produce the node's outcome, calling ``router.run(ctx, child)`` for children."""
+        raise NotImplementedError
+
+
+class Router:
+    """Walks a resolved config: strategies for nodes with targets, providers for leaves."""
+
+    def __init__(self, registry, chain) -> None:  # noqa: ANN001 - avoid import cycles
+        self.registry = registry
+        self.chain = chain
+
+    async def run(self, ctx: RequestContext, node: Target) -> Outcome:
+        if node.targets:
+            return await self.registry.strategy(node.strategy.mode).route(ctx, node, self)
+        return await self.run_leaf(ctx, node)
+
+    def provider_for(self, ctx: RequestContext, target: Target):  # noqa: ANN201
+        """The leaf's provider, or CannotServe when it is missing or lacks the endpoint."""
+        if not target.provider:
+            raise BadRequest(
+                "No provider: send x-portkey-provider, or name `provider` in x-portkey-config",
+                param=h.PROVIDER, code="missing_provider",
+            )
+        provider = self.registry.providers.get(target.provider)
+        if provider is None:
+            try:
+                self.registry.provider(target.provider)
+            except BadRequest as e:
+                raise CannotServe(e.message, param=e.param, code="unknown_provider") from None
+        if not provider.supports(ctx.endpoint):
+            raise CannotServe(
+                f"Provider {provider.name!r} does not support {ctx.endpoint}", code="unsupported_endpoint",
+                provider=provider.name,
+            )
+        return provider
+
+    async def run_leaf(self, ctx: RequestContext, target: Target, attempt: int = 0) -> Outcome:
+        """One attempt at one leaf: build, cache lookup, transform, send, read."""
+        provider = self.provider_for(ctx, target)
+        ctx.provider = provider.name
+        call = Call(ctx, target, provider, attempt)
+        built = provider.build_request(call)
+        call.upstream = await built if inspect.isawaitable(built) else built
+        if self.chain.has_impls("gateway_cache_lookup"):
+            cached = await self.chain.gateway_cache_lookup(ctx=ctx, call=call)
+            if cached is not None:
+                cached.target_path = target.path
+                return cached
+        if self.chain.has_impls("gateway_transform_request"):
+            await self.chain.gateway_transform_request(ctx=ctx, call=call)
+        timeout_ms = _timeout_ms(ctx, target)
+        t0 = time.perf_counter()
+        try:
+            if timeout_ms is None:
+                outcome = await provider.execute(call)
+            else:
+                async with asyncio.timeout(timeout_ms / 1000.0):
+                    outcome = await provider.execute(call)
+        except TimeoutError:
+            outcome = Outcome.from_error(UpstreamTimeout(timeout_ms), provider=provider.name)
+        except GatewayError as e:
+            outcome = Outcome.from_error(e, provider=provider.name)
+        outcome.target_path = target.path
+        outcome.provider = outcome.provider or provider.name
+        ctx.attempts.append(
+            {"target": target.path, "provider": provider.name, "attempt": attempt, "status": outcome.status,
+             "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
+        )
+        return outcome
+
+
+def _timeout_ms(ctx: RequestContext, target: Target) -> int | None:
+    raw = ctx.headers.get(h.REQUEST_TIMEOUT)
+    if raw is not None:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(
+                f"Invalid x-portkey-request-timeout {raw!r}: expected a positive whole number of milliseconds",
+                param=h.REQUEST_TIMEOUT,
+            ) from None
+        if value <= 0:
+            raise BadRequest(
+                "Invalid x-portkey-request-timeout: expected a positive whole number of milliseconds",
+                param=h.REQUEST_TIMEOUT,
+            )
+        return value
+    return target.request_timeout

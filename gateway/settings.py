@@ -1,0 +1,199 @@
+"""The gateway's own settings: a TOML file, environment overrides, embedded defaults.
+
+Decoded in two phases: the core sections here first, then the sections that
+plugins register (``gateway_register_config_sections``) and per-provider
+settings, once the plugin manager exists.  Every error names its path.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "GATEWAY__"
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Base of every settings struct.
+
+    ``forbid_unknown_fields`` turns a misspelled key into an error at start-up
+    instead of a silently ignored setting; ``frozen`` makes settings safe to
+    share between concurrent requests; ``kw_only`` keeps field order free.
+    """
+
+
+class ServerSettings(Base):
+    """Listening socket and request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    #: Processes sharing the port through SO_REUSEPORT (one per core is typical).
+    workers: int = 1
+    #: Largest request body accepted, in bytes (413 above it).
+    max_body_bytes: int = 64 * 1024 * 1024
+    #: Seconds in-flight requests get to finish after SIGTERM.
+    shutdown_timeout: float = 30.0
+
+
+class UpstreamSettings(Base):
+    """The one HTTP client pool used for every provider call."""
+
+    #: Seconds to establish a TCP/TLS connection to a provider.
+    connect_timeout: float = 10.0
+    #: Seconds a provider may stay silent (no byte received) before the call fails.
+    #: Image models often answer only after minutes, so this is long by default;
+    #: use ``request_timeout`` in a config or ``x-portkey-request-timeout`` for a
+    #: per-request bound.
+    read_timeout: float = 600.0
+    #: Open connections across all providers.
+    max_connections: int = 1024
+    #: Open connections to one host (0 = no per-host limit).
+    max_connections_per_host: int = 0
+    #: Seconds a DNS answer is reused.
+    dns_cache_ttl: int = 300
+
+
+class SecuritySettings(Base):
+    """Who may call the gateway and where it may send requests."""
+
+    #: Hosts a custom host may name even though they are private or loopback.
+    trusted_hosts: list[str] = msgspec.field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    #: When not empty, every request must carry one of these in ``x-portkey-api-key``.
+    gateway_keys: list[str] = msgspec.field(default_factory=list)
+
+
+class LoggingSettings(Base):
+    """The structured request log."""
+
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class PluginSettings(Base):
+    """Which plugins load."""
+
+    #: Discover installed plugins through the ``gateway`` entry-point group.
+    entrypoints: bool = True
+    #: Plugin names (entry-point names) not to load.
+    disable: list[str] = msgspec.field(default_factory=list)
+
+
+class ProviderSettings(Base):
+    """Settings every provider accepts under ``[providers.<name>]``."""
+
+    #: Replaces the provider's default API base URL (a trusted, operator-set value).
+    base_url: str | None = None
+
+
+class Settings(Base):
+    """The whole settings file."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
+    #: Per-provider settings, ``[providers.openai] base_url = ...``.
+    providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    #: Sections owned by plugins (validated in phase two).
+    sections: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+CORE_SECTIONS = frozenset(Settings.__struct_fields__) - {"sections"}
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; ``str()`` is a line per problem."""
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML settings file into a plain dict."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SettingsError(f"cannot read settings file {path}: {e.strerror}") from None
+    try:
+        return msgspec.toml.decode(data)
+    except msgspec.DecodeError as e:
+        raise SettingsError(f"{path}: not valid TOML: {e}") from None
+
+
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Merge ``GATEWAY__SECTION__KEY=value`` variables into ``raw`` (a new dict).
+
+    Values are read as JSON when they parse (numbers, booleans, lists) and as
+    plain strings otherwise.
+    """
+    environ = os.environ if environ is None else environ
+    out = _deep_copy(raw)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
+        if not keys:
+            continue
+        try:
+            parsed: Any = msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            parsed = value
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"environment variable {name}: {k} is not a section")
+        node[keys[-1]] = parsed
+    return out
+
+
+def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) -> Settings:
+    """Validate ``raw`` into :class:`Settings`; plugin ``sections`` are validated too.
+
+    With ``sections=None`` unknown top-level keys are kept aside unchecked (phase one).
+    """
+    core = {k: v for k, v in raw.items() if k in CORE_SECTIONS}
+    rest = {k: v for k, v in raw.items() if k not in CORE_SECTIONS}
+    errors: list[str] = []
+    try:
+        settings = msgspec.convert(core, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise SettingsError(f"settings: {e}") from None
+    decoded: dict[str, Any] = {}
+    if sections is not None:
+        for key, value in rest.items():
+            typ = sections.get(key)
+            if typ is None:
+                errors.append(f"unknown settings section [{key}]{_suggest(key, [*CORE_SECTIONS, *sections])}")
+                continue
+            try:
+                decoded[key] = msgspec.convert(value, typ, strict=False)
+            except msgspec.ValidationError as e:
+                errors.append(f"settings [{key}]: {e}")
+        for key, typ in sections.items():
+            if key not in decoded and key not in rest:
+                try:
+                    decoded[key] = msgspec.convert({}, typ)
+                except msgspec.ValidationError as e:
+                    errors.append(f"settings [{key}]: {e}")
+    else:
+        decoded = dict(rest)
+    if errors:
+        raise SettingsError("\n".join(errors))
+    return msgspec.structs.replace(settings, sections=decoded)
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def suggest(word: str, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` or an empty string."""
+    return _suggest(word, choices)

@@ -1,0 +1,80 @@
+"""Everything one running app holds: settings, plugins, registries, the HTTP client."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gateway import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.chain import Chain
+    from gateway.plugins import GatewayPluginManager
+    from gateway.registry import Registry
+    from gateway.routing import Router
+    from gateway.settings import Settings
+
+
+class LRU(OrderedDict):
+    """A small bounded mapping (parsed config headers by their exact value)."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            self.move_to_end(key)
+            return self[key]
+        except KeyError:
+            return default
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
+class GatewayState:
+    """The per-app object request handlers and plugins reach through ``ctx.gateway``."""
+
+    def __init__(
+        self, settings: Settings, pm: GatewayPluginManager, registry: Registry, chain: Chain, router: Router
+    ) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.registry = registry
+        self.chain = chain
+        self.router = router
+        self.trusted_hosts = frozenset(x.lower() for x in settings.security.trusted_hosts)
+        self.config_cache = LRU(1024)
+        self.ready = False
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The one upstream HTTP client of this app (created at start-up)."""
+        if self._session is None:
+            raise RuntimeError("the gateway's HTTP client exists only while the app runs")
+        return self._session
+
+    def open_session(self) -> aiohttp.ClientSession:
+        up = self.settings.upstream
+        connector = aiohttp.TCPConnector(
+            limit=up.max_connections, limit_per_host=up.max_connections_per_host, ttl_dns_cache=up.dns_cache_ttl,
+        )
+        # total=None: a generation may take minutes; sock_read bounds silence instead.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=up.connect_timeout, sock_read=up.read_timeout)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout,
+            # A shared cookie jar would hand one caller's provider cookies to the next.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=True, trust_env=False, headers={"User-Agent": f"gateway/{__version__}"},
+        )
+        return self._session
+
+    async def close_session(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,209 @@
+"""The Config object (``x-portkey-config``): parsing, validation and inheritance.
+
+A config is a tree of nodes.  A node with ``targets`` is routed by the
+strategy its ``strategy.mode`` names (a plugin); a node with ``provider`` (or
+``virtual_key``) is a leaf the core sends to a provider.  Parsing resolves
+inheritance once, so every :class:`Target` carries its effective settings.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.registry import Registry
+
+
+class Secret(str):
+    """A string that never shows itself in ``repr`` (so never in a log or traceback)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+class _Lenient(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class RetryConfig(_Lenient, forbid_unknown_fields=True):
+    attempts: int = 0
+    on_status_codes: list[int] | None = None
+    use_retry_after_header: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.attempts <= 10:
+            raise ValueError("`attempts` must be between 0 and 10")
+
+
+class CacheConfig(_Lenient, forbid_unknown_fields=True):
+    mode: str = "simple"
+    max_age: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("simple", "semantic"):
+            raise ValueError(f"cache mode must be 'simple' or 'semantic', not {self.mode!r}")
+        if self.max_age is not None and self.max_age < 0:
+            raise ValueError("`max_age` must not be negative")
+
+
+class StrategyConfig(_Lenient):
+    """``strategy``; the strategy plugin validates its own fields further."""
+
+    mode: str
+    on_status_codes: list[int] | None = None
+    conditions: list[dict[str, Any]] | None = None
+    default: str | None = None
+
+
+class NodeFields(_Lenient):
+    """The fields the core knows on every node; others are provider options."""
+
+    name: str | None = None
+    provider: str | None = None
+    api_key: str | None = None
+    virtual_key: str | None = None
+    strategy: StrategyConfig | None = None
+    targets: list[dict[str, Any]] | None = None
+    weight: float = 1.0
+    override_params: dict[str, Any] | None = None
+    retry: RetryConfig | None = None
+    request_timeout: int | None = None
+    cache: CacheConfig | None = None
+    custom_host: str | None = None
+    forward_headers: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError("`weight` must not be negative")
+        if self.request_timeout is not None and self.request_timeout <= 0:
+            raise ValueError("`request_timeout` must be a positive number of milliseconds")
+
+
+NODE_FIELDS = frozenset(NodeFields.__struct_fields__)
+#: Keys the hosted product accepts that have no meaning here; accepted and ignored
+#: so that configs written for it work unchanged.
+IGNORED_FIELDS = frozenset(
+    {
+        "before_request_hooks", "after_request_hooks", "input_guardrails", "output_guardrails",
+        "default_input_guardrails", "default_output_guardrails", "strict_open_ai_compliance",
+        "cache_namespace", "id", "type",
+    }
+)
+
+
+class Target(msgspec.Struct, kw_only=True):
+    """One node of a resolved config, with inherited settings already applied."""
+
+    path: str = "config"
+    name: str | None = None
+    provider: str | None = None
+    api_key: Secret | None = None
+    virtual_key: str | None = None
+    strategy: StrategyConfig | None = None
+    targets: tuple[Target, ...] = ()
+    weight: float = 1.0
+    override_params: dict[str, Any] | None = None
+    retry: RetryConfig | None = None
+    request_timeout: int | None = None
+    cache: CacheConfig | None = None
+    custom_host: str | None = None
+    forward_headers: list[str] | None = None
+    #: Provider options (``resource_name``, ``aws_region``, ...), checked by the provider.
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.targets
+
+
+def _json_path(path: str) -> str:
+    return "$" + path[len("config"):]
+
+
+def parse(raw: Any, registry: Registry | None = None, *, source: str = "x-portkey-config") -> Target:
+    """Validate a decoded config and resolve inheritance; raise ConfigError naming the path."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Invalid config in {source}: expected a JSON object", param=source)
+    return _node(raw, "config", None, registry, source)
+
+
+def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry | None, source: str) -> Target:
+    core = {}
+    options = {}
+    for k, v in raw.items():
+        if k in NODE_FIELDS:
+            core[k] = v
+        elif k not in IGNORED_FIELDS:
+            options[k] = v
+    try:
+        f = msgspec.convert(core, NodeFields)
+    except msgspec.ValidationError as e:
+        msg = str(e)
+        where = _json_path(path)
+        if " - at `$" in msg:
+            msg, _, at = msg.rpartition(" - at `$")
+            where = where + at.rstrip("`")
+        raise ConfigError(f"Invalid config in {source}: {msg} - at `{where}`", param=source) from None
+
+    where = _json_path(path)
+    if f.targets is not None and (f.provider or f.virtual_key):
+        raise ConfigError(
+            f"Invalid config in {source}: a node has either `targets` or `provider`, not both - at `{where}`",
+            param=source,
+        )
+    if f.targets is not None:
+        if f.strategy is None:
+            raise ConfigError(
+                f"Invalid config in {source}: a node with `targets` needs `strategy.mode` - at `{where}`",
+                param=source,
+            )
+        if not f.targets:
+            raise ConfigError(f"Invalid config in {source}: `targets` is empty - at `{where}.targets`", param=source)
+        if registry is not None:
+            registry.check_strategy(f.strategy.mode, f"{source} at `{where}.strategy.mode`")
+    elif not (f.provider or f.virtual_key) and parent is not None:
+        # The root may leave the provider to the x-portkey-provider header.
+        raise ConfigError(
+            f"Invalid config in {source}: a target needs `provider` (or `virtual_key`) or `targets` - at `{where}`",
+            param=source,
+        )
+    if options and f.targets is not None:
+        bad = sorted(options)[0]
+        raise ConfigError(f"Invalid config in {source}: unknown field `{bad}` - at `{where}`", param=source)
+
+    override = f.override_params
+    if parent is not None and parent.override_params:
+        override = {**parent.override_params, **(override or {})}
+    node = Target(
+        path=path,
+        name=f.name,
+        provider=f.provider,
+        api_key=Secret(f.api_key) if f.api_key is not None else None,
+        virtual_key=f.virtual_key,
+        strategy=f.strategy,
+        weight=f.weight,
+        override_params=override,
+        retry=f.retry if f.retry is not None else (parent.retry if parent else None),
+        request_timeout=f.request_timeout if f.request_timeout is not None else (parent.request_timeout if parent else None),
+        cache=f.cache if f.cache is not None else (parent.cache if parent else None),
+        custom_host=f.custom_host if f.custom_host is not None else (parent.custom_host if parent else None),
+        forward_headers=f.forward_headers if f.forward_headers is not None else (parent.forward_headers if parent else None),
+        options=options,
+    )
+    if f.targets is not None:
+        children = []
+        for i, child in enumerate(f.targets):
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"Invalid config in {source}: expected an object - at `{where}.targets[{i}]`", param=source
+                )
+            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source))
+        node.targets = tuple(children)
+        if registry is not None:
+            registry.strategy(f.strategy.mode).validate(node, source)
+    return node

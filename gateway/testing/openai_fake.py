@@ -1,0 +1,91 @@
+"""A fake of OpenAI's images API that checks requests as OpenAI documents them.
+
+``install(upstream, prefix="/v1")`` answers ``POST {prefix}/images/generations``
+on a :class:`~gateway.testing.FakeUpstream`: a Bearer key is required, the body
+must be JSON with a ``prompt``, ``n`` and ``size`` are checked per model, and
+the answer is OpenAI's shape (``url`` or ``b64_json``, ``revised_prompt`` for
+dall-e-3, ``usage`` for gpt-image).  Errors use OpenAI's error body.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from gateway.testing import FakeUpstream, Recorded
+
+#: A 1x1 PNG.
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+SIZES = {
+    "dall-e-2": {"256x256", "512x512", "1024x1024"},
+    "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
+    "gpt-image-1": {"1024x1024", "1536x1024", "1024x1536", "auto"},
+}
+MAX_N = {"dall-e-2": 10, "dall-e-3": 1, "gpt-image-1": 10}
+
+
+def error(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
+          code: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.json_response(body, status=status)
+
+
+def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapiprodscus.blob.core.windows.net/private/img"):
+    async def handle(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or len(auth) <= 7:
+            return error(401, "You didn't provide an API key.", param=None, code=None)
+        if not request.content_type == "application/json":
+            return error(400, "Invalid content type; expected application/json")
+        try:
+            body: dict[str, Any] = msgspec.json.decode(rec.body)
+        except msgspec.DecodeError:
+            return error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            return error(400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
+        if "content_policy" in body["prompt"]:
+            return error(400, "Your request was rejected as a result of our safety system.",
+                         code="content_policy_violation")
+        model = body.get("model", "dall-e-2")
+        if model not in SIZES:
+            return error(404, f"The model '{model}' does not exist.", code="model_not_found")
+        n = body.get("n", 1)
+        if not isinstance(n, int) or not 1 <= n <= MAX_N[model]:
+            return error(400, f"Invalid 'n': must be between 1 and {MAX_N[model]}.", param="n", code="invalid_value")
+        size = body.get("size", "1024x1024")
+        if size not in SIZES[model]:
+            return error(400, f"Invalid value: '{size}'. Supported values are: {sorted(SIZES[model])}.",
+                         param="size", code="invalid_value")
+        fmt = body.get("response_format", "url")
+        if model.startswith("gpt-image") and "response_format" in body:
+            return error(400, "Unknown parameter: 'response_format'.", param="response_format",
+                         code="unknown_parameter")
+        data = []
+        for i in range(n):
+            item: dict[str, Any]
+            if model.startswith("gpt-image") or fmt == "b64_json":
+                item = {"b64_json": base64.b64encode(image).decode()}
+            else:
+                item = {"url": f"{url_base}-{i}.png?sig=abc"}
+            if model == "dall-e-3":
+                item["revised_prompt"] = "A revised " + body["prompt"]
+            data.append(item)
+        out: dict[str, Any] = {"created": int(time.time()), "data": data}
+        if model.startswith("gpt-image"):
+            out["usage"] = {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}
+            for key in ("background", "output_format", "quality", "size"):
+                if key in body:
+                    out[key] = body[key]
+        return web.json_response(out, headers={"x-request-id": "req_fake", "openai-processing-ms": "12"})
+
+    return handle
+
+
+def install(upstream: FakeUpstream, prefix: str = "/v1", **kw: Any) -> FakeUpstream:
+    """Serve OpenAI's generations endpoint on ``upstream`` under ``prefix``."""
+    return upstream.on("POST", f"{prefix}/images/generations", make_handler(**kw))
