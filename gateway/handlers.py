@@ -74,6 +74,7 @@ async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamR
     try:
         try:
             ctx.principal = await chain.gateway_authenticate(ctx=ctx)
+            ctx.metadata  # validates x-portkey-metadata up front: a bad one is a 400 before any work
             await _read_body(ctx, gw)
             ctx.config = await chain.gateway_resolve_config(ctx=ctx)
             if ctx.config is None:

@@ -261,7 +261,8 @@ class Provider:
             headers["Content-Length"] = str(ctx.request.content_length)
         # Without this aiohttp would ask for gzip on the client's behalf and the
         # relayed bytes would arrive encoded to a client that never asked.
-        headers.setdefault("Accept-Encoding", "identity")
+        if not headers.get("Accept-Encoding"):
+            headers["Accept-Encoding"] = "identity"
         return UpstreamRequest(
             ctx.request.method, self.proxy_url(call, ctx.path, ctx.request.query_string), headers,
             body=ctx.body_stream, decompress=False,

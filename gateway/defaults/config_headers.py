@@ -5,15 +5,18 @@ parsed tree is reused for every later request carrying the same bytes.
 """
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from gateway import headers as h
-from gateway import targets
+from gateway import hookimpl, targets
 from gateway.context import RequestContext
 from gateway.errors import ConfigError
 from gateway.targets import Secret, Target
 
-from gateway import hookimpl
+#: What a saved config id looks like (``pc-abc123``); anything else is parsed as JSON.
+_SAVED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
 def _inline(ctx: RequestContext, raw: str) -> Target:
@@ -68,7 +71,7 @@ def gateway_resolve_config(ctx: RequestContext) -> Target:
     raw = ctx.headers.get(h.CONFIG)
     if raw is not None:
         raw = raw.strip()
-        if not raw.startswith("{"):
+        if _SAVED_ID.match(raw):
             raise ConfigError(
                 f"Unknown saved config id {raw[:64]!r} in x-portkey-config: saved configs are not set up",
                 param=h.CONFIG, code="unknown_config",

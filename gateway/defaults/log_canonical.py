@@ -29,6 +29,11 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
         "target": ctx.target_path,
         "cache": ctx.cache_status or "DISABLED",
     }
+    if ctx.request.headers.get("x-portkey-metadata"):
+        try:
+            fields["metadata"] = ctx.metadata
+        except Exception:  # a malformed header is already the request's error
+            pass
     if len(ctx.attempts) > 1:
         fields["path_taken"] = [a["target"] for a in ctx.attempts]
     if ctx.error:

@@ -1,0 +1,252 @@
+"""Every error the gateway makes: OpenAI's JSON shape, the right status, no upstream call."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from gateway.testing import Reply, openai_fake
+
+H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test", "Content-Type": "application/json"}
+
+
+def assert_error_shape(body: dict) -> dict:
+    assert set(body) <= {"error", "provider"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["message"]
+    return body["error"]
+
+
+async def error_of(resp: aiohttp.ClientResponse, status: int) -> dict:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    assert resp.headers["x-portkey-trace-id"]
+    return assert_error_shape(await resp.json())
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "needle"),
+    [
+        (b'{"prompt": "x"', "invalid_json", "Malformed JSON"),
+        (b"[1, 2]", "invalid_body", "must be a JSON object"),
+        (b'"a string"', "invalid_body", "must be a JSON object"),
+        (b"{}", "missing_required_parameter", "prompt"),
+        (b'{"prompt": "   "}', "missing_required_parameter", "prompt"),
+        (b'{"prompt": 5}', "invalid_parameter", "prompt"),
+        (b'{"prompt": "x", "n": "two"}', "invalid_parameter", "n"),
+        (b"", "invalid_body", "empty"),
+    ],
+)
+async def test_bad_bodies(gateway_client, fake_upstream, body, code, needle):  # noqa: ANN001
+    resp = await gateway_client.post("/v1/images/generations", data=body, headers=H)
+    err = await error_of(resp, 400)
+    assert err["code"] == code
+    assert needle in err["message"]
+    assert fake_upstream.requests == []
+
+
+async def test_unknown_provider_lists_installed(gateway_client, fake_upstream):  # noqa: ANN001
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-provider": "opena"})
+    err = await error_of(resp, 400)
+    assert "'opena'" in err["message"] and "did you mean 'openai'" in err["message"]
+    assert "installed providers: openai" in err["message"]
+    assert fake_upstream.requests == []
+
+
+async def test_no_provider_at_all(gateway_client):  # noqa: ANN001
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"})
+    err = await error_of(resp, 400)
+    assert "x-portkey-provider" in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "needle"),
+    [
+        ("x-portkey-config", "{not json", "not valid JSON"),
+        ("x-portkey-config", '{"provider": "openai", "weight": "heavy"}', "$.weight"),
+        ("x-portkey-config", '{"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai"}]}', "unknown strategy mode 'fallback'"),
+        ("x-portkey-config", '{"provider": "openai", "cache": {"mode": "fuzzy"}}', "$.cache"),
+        ("x-portkey-config", '{"provider": "openai", "retry": {"attempts": 99}}', "$.retry"),
+        ("x-portkey-config", "pc-unknown-id", "pc-unknown-id"),
+        ("x-portkey-config", "[1]", "expected a JSON object"),
+        ("x-portkey-metadata", "{oops", "x-portkey-metadata"),
+        ("x-portkey-metadata", '{"a": 1}', "x-portkey-metadata"),
+        ("x-portkey-metadata", '["a"]', "x-portkey-metadata"),
+        ("x-portkey-request-timeout", "soon", "x-portkey-request-timeout"),
+        ("x-portkey-request-timeout", "-5", "x-portkey-request-timeout"),
+    ],
+)
+async def test_bad_headers(gateway_client, fake_upstream, header, value, needle):  # noqa: ANN001
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, header: value})
+    err = await error_of(resp, 400)
+    assert needle in err["message"]
+    assert fake_upstream.requests == []
+
+
+async def test_unknown_provider_option_in_config(gateway_client, fake_upstream):  # noqa: ANN001
+    cfg = '{"provider": "openai", "api_key": "sk-c", "resource_nme": "x"}'
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    err = await error_of(resp, 400)
+    assert "resource_nme" in err["message"] and "openai" in err["message"]
+    assert fake_upstream.requests == []
+
+
+async def test_unsupported_content_type(gateway_client, fake_upstream):  # noqa: ANN001
+    resp = await gateway_client.post(
+        "/v1/images/generations", data=b"prompt=x", headers={**H, "Content-Type": "application/x-www-form-urlencoded"}
+    )
+    err = await error_of(resp, 415)
+    assert "application/x-www-form-urlencoded" in err["message"]
+    assert fake_upstream.requests == []
+
+
+@pytest.fixture
+def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
+    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}, "server": {"max_body_bytes": 4096}}
+
+
+async def test_body_over_limit_is_413(gateway_client, fake_upstream):  # noqa: ANN001
+    big = b'{"prompt": "' + b"a" * 5000 + b'"}'
+    resp = await gateway_client.post("/v1/images/generations", data=big, headers=H)
+    err = await error_of(resp, 413)
+    assert "4096" in err["message"]
+    # passthrough: declared length over the limit, and a chunked body that grows past it
+    resp = await gateway_client.post("/v1/images/variations", data=b"x" * 5000, headers=H)
+    await error_of(resp, 413)
+
+    async def chunks():  # noqa: ANN202
+        for _ in range(10):
+            yield b"y" * 1000
+
+    fake_upstream.on("POST", "/v1/uploads", Reply(json={"ok": True}))
+    resp = await gateway_client.post("/v1/uploads", data=chunks(), headers=H)
+    assert resp.status in (413, 502)
+    assert all(len(r.body) <= 4096 for r in fake_upstream.requests)
+
+
+async def test_upstream_unreachable_is_502(aiohttp_client, gateway_plugins):  # noqa: ANN001
+    from gateway.app import create_app
+
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens here now
+    app = create_app({"providers": {"openai": {"base_url": f"http://127.0.0.1:{port}/v1"}}}, plugins=gateway_plugins,
+                     load_entrypoints=False)
+    client = await aiohttp_client(app)
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    err = await error_of(resp, 502)
+    assert f"127.0.0.1:{port}" in err["message"]
+    assert err["code"] == "upstream_unreachable"
+
+
+async def test_upstream_reset_before_answer_is_502(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", "/v1/images/generations", Reply(reset="before"))
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    err = await error_of(resp, 502)
+    assert "openai" in err["message"]
+
+
+async def test_upstream_reset_mid_response_breaks_the_client_response(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
+    body = b'{"created": 1, "data": [{"b64_json": "' + b"A" * 200_000 + b'"}]}'
+    fake_upstream.on("POST", "/v1/images/generations", Reply(body=body, content_type="application/json", reset="mid"))
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    assert resp.status == 200  # headers were already relayed
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+    await asyncio.sleep(0.05)
+    line = log_capture.events("request.finished")[-1]
+    assert line["status"] == 502 and "reset" in line["error"]
+    assert line["bytes_out"] < len(body)
+
+
+async def test_provider_error_keeps_status_and_message(gateway_client, fake_upstream):  # noqa: ANN001
+    openai_fake.install(fake_upstream)
+    resp = await gateway_client.post(
+        "/v1/images/generations", json={"prompt": "x", "model": "dall-e-9"}, headers=H
+    )
+    body = await resp.json()
+    err = await error_of(resp, 404)
+    assert err["message"] == "openai error: The model 'dall-e-9' does not exist."
+    assert err["code"] == "model_not_found" and err["type"] == "invalid_request_error"
+    assert body["provider"] == "openai"
+    assert resp.headers["x-portkey-provider"] == "openai"
+
+
+async def test_provider_error_that_is_not_json(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", "/v1/images/generations", Reply(503, body=b"upstream overloaded", content_type="text/plain"))
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    err = await error_of(resp, 503)
+    assert err["message"] == "openai error: HTTP 503: upstream overloaded"
+
+
+async def test_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": []}, delay=2))
+    resp = await gateway_client.post(
+        "/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-request-timeout": "150"}
+    )
+    assert resp.status == 408
+    assert await resp.json() == {
+        "error": {"message": "Request exceeded the timeout sent in the request: 150ms", "type": "timeout_error",
+                  "param": None, "code": None}
+    }
+
+
+async def test_config_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": []}, delay=2))
+    cfg = '{"provider": "openai", "api_key": "sk-c", "request_timeout": 120}'
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    assert resp.status == 408
+    assert "120ms" in (await resp.json())["error"]["message"]
+
+
+async def test_client_disconnect_cancels_upstream_call(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
+    fake_upstream.on("POST", "/v1/images/generations", Reply(hang=True))
+    task = asyncio.ensure_future(gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H))
+    for _ in range(100):
+        if fake_upstream.requests:
+            break
+        await asyncio.sleep(0.01)
+    assert fake_upstream.requests
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(200):
+        if fake_upstream.cancelled:
+            break
+        await asyncio.sleep(0.01)
+    assert fake_upstream.cancelled == 1
+    for _ in range(100):
+        if log_capture.events("request.finished"):
+            break
+        await asyncio.sleep(0.01)
+    assert log_capture.events("request.finished")[-1]["status"] == 499
+
+
+async def test_gateway_key_required_when_configured(aiohttp_client, gateway_plugins, fake_upstream):  # noqa: ANN001
+    from gateway.app import create_app
+
+    openai_fake.install(fake_upstream)
+    app = create_app(
+        {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}},
+         "security": {"gateway_keys": ["gk-one", "gk-two"]}},
+        plugins=gateway_plugins, load_entrypoints=False,
+    )
+    client = await aiohttp_client(app)
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    assert (await error_of(resp, 401))["code"] == "missing_api_key"
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "nope"})
+    assert (await error_of(resp, 401))["code"] == "invalid_api_key"
+    assert fake_upstream.requests == []
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "gk-two"})
+    assert resp.status == 200
+    assert "gk-two" not in str(fake_upstream.last.headers)
+
+
+async def test_healthz_and_readyz_need_no_auth(gateway_client):  # noqa: ANN001
+    assert (await gateway_client.get("/healthz")).status == 200
+    resp = await gateway_client.get("/readyz")
+    assert resp.status == 200 and (await resp.json())["status"] == "ready"
