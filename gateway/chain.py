@@ -91,6 +91,17 @@ class HookDriver:
                 results.append(res)
         return None if self.firstresult else results
 
+    async def notify(self, **kwargs: Any) -> None:
+        """Call every implementation; one that raises is logged and the rest still run."""
+        for impl in self.impls:
+            try:
+                res = impl.function(*[kwargs[a] for a in impl.argnames])
+                if impl.is_async or inspect.isawaitable(res):
+                    await res
+            except Exception as e:
+                _log.error("plugin.error", plugin=impl.plugin_name, hook=self.name,
+                           error=f"{e.__class__.__name__}: {e}")
+
     def call_sync(self, **kwargs: Any) -> list[Any]:
         """Collect results of sync-only implementations (used by ``gateway_log_fields``)."""
         results = []
@@ -138,5 +149,5 @@ class Chain:
     gateway_cache_lookup: Callable[..., Any]
     gateway_transform_request: Callable[..., Any]
     gateway_log_fields: HookDriver
-    gateway_request_finished: Callable[..., Any]
+    gateway_request_finished: HookDriver
     gateway_handle_error: Callable[..., Any]

@@ -173,6 +173,8 @@ async def _respond(ctx: RequestContext, outcome: Outcome) -> web.StreamResponse:
     headers = outcome.headers
     headers.update(_gateway_headers(ctx, outcome))
     if outcome.relay is None:
+        if "Content-Type" not in headers:
+            headers["Content-Type"] = "application/json"
         ctx.status = outcome.status
         ctx.bytes_out = len(outcome.body or b"")
         return web.Response(status=outcome.status, body=outcome.body, headers=headers)
@@ -230,9 +232,10 @@ async def _finish(ctx: RequestContext, gw: GatewayState) -> None:
         fields: dict = {}
         for extra in chain.gateway_log_fields.call_sync(ctx=ctx):
             fields.update(extra)
-        await chain.gateway_request_finished(ctx=ctx, fields=fields)
     except Exception as e:  # logging must never break an answered request
         _log.error("log.failed", error=f"{e.__class__.__name__}: {e}")
+        fields = {"trace_id": ctx.trace_id, "status": ctx.status}
+    await chain.gateway_request_finished.notify(ctx=ctx, fields=fields)
 
 
 __all__ = ["images_generations", "passthrough", "healthz", "readyz", "UpstreamError"]

@@ -109,12 +109,23 @@ def get_plugin_manager(
             except Exception as e:
                 raise StartupError(f"a plugin failed to load: {e.__class__.__name__}: {e}") from e
         for plugin in extra:
-            pm.register(plugin)
+            if not pm.is_registered(plugin):  # already loaded through its entry point
+                pm.register(plugin, name=_plugin_name(pm, plugin))
         pm.hook.gateway_addhooks.call_historic(kwargs={"pm": pm})
         pm.check_pending()
     except pluggy.PluginValidationError as e:
         raise StartupError(f"plugin {e.plugin!r}: {e}") from None
     return pm
+
+
+def _plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
+    """A readable unique name for a plugin passed in directly (module or object)."""
+    base = getattr(plugin, "__name__", None) or f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    name, n = base, 1
+    while pm.has_plugin(name):
+        n += 1
+        name = f"{base}#{n}"
+    return name
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:

@@ -1,0 +1,373 @@
+"""One test per hook (tests/test_meta.py checks that each hook has one).
+
+Each test plugs a small plugin into a real app and drives real requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import web
+
+import gateway_openai
+from gateway import hookimpl, hookspec
+from gateway.app import create_app
+from gateway.errors import AuthError, StartupError
+from gateway.openai_compatible import OpenAICompatibleProvider
+from gateway.outcome import Outcome
+from gateway.routing import RoutingStrategy
+from gateway.testing import Reply, openai_fake
+from gateway.targets import Target
+
+H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"}
+
+
+async def client_for(aiohttp_client, fake_upstream, *plugins, settings=None):  # noqa: ANN001, ANN201
+    openai_fake.install(fake_upstream)
+    raw = {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}, **(settings or {})}
+    app = create_app(raw, plugins=[gateway_openai, *plugins], load_entrypoints=False)
+    return await aiohttp_client(app), app
+
+
+def test_hook_gateway_addhooks():
+    spec_mod = types.ModuleType("extra_specs")
+
+    @hookspec
+    def gateway_extra_thing(value: int) -> int:
+        """Mode: collected.  Async: no.  Returns: an int."""
+
+    spec_mod.gateway_extra_thing = gateway_extra_thing
+
+    class Adds:
+        @hookimpl
+        def gateway_addhooks(self, pm):  # noqa: ANN001
+            pm.add_hookspecs(spec_mod)
+
+    class Uses:
+        @hookimpl
+        def gateway_extra_thing(self, value):  # noqa: ANN001
+            return value * 2
+
+    app = create_app({}, plugins=[Adds(), Uses()], load_entrypoints=False)
+    from gateway.keys import GATEWAY
+
+    assert app[GATEWAY].pm.hook.gateway_extra_thing(value=21) == [42]
+
+
+class TinyProvider(OpenAICompatibleProvider):
+    """A whole OpenAI-compatible provider: a name and a base URL."""
+
+    name = "tiny"
+    default_base_url = "https://api.tiny.example/v1"
+
+
+async def test_hook_gateway_register_providers(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Plugin:
+        @hookimpl
+        def gateway_register_providers(self):
+            return [TinyProvider]
+
+    openai_fake.install(fake_upstream)
+    app = create_app({"providers": {"tiny": {"base_url": fake_upstream.url + "/v1"}}}, plugins=[Plugin()],
+                     load_entrypoints=False)
+    client = await aiohttp_client(app)
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"},
+                             headers={"x-portkey-provider": "tiny", "Authorization": "Bearer sk-tiny"})
+    assert resp.status == 200
+    assert resp.headers["x-portkey-provider"] == "tiny"
+    assert fake_upstream.last.headers["Authorization"] == "Bearer sk-tiny"
+
+
+class FirstStrategy(RoutingStrategy):
+    """Tries targets in order, returns the first 2xx (a tiny fallback)."""
+
+    name = "first-ok"
+
+    async def route(self, ctx, node, router):  # noqa: ANN001, ANN201
+        outcome = None
+        for child in node.targets:
+            if outcome is not None:
+                outcome.release()
+            outcome = await router.run(ctx, child)
+            if outcome.ok:
+                break
+        return outcome
+
+
+async def test_hook_gateway_register_routing_strategies(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Plugin:
+        @hookimpl
+        def gateway_register_routing_strategies(self):
+            return [FirstStrategy]
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Plugin())
+    cfg = msgspec.json.encode({
+        "strategy": {"mode": "first-ok"},
+        "targets": [
+            {"provider": "openai", "api_key": "sk-a", "override_params": {"model": "no-such-model"}},
+            {"provider": "openai", "api_key": "sk-b"},
+        ],
+    }).decode()
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    assert resp.status == 200
+    assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert [r.headers["Authorization"] for r in fake_upstream.requests] == ["Bearer sk-a", "Bearer sk-b"]
+
+
+class WidgetSettings(msgspec.Struct, forbid_unknown_fields=True):
+    size: int = 3
+
+
+def test_hook_gateway_register_config_sections():
+    seen = {}
+
+    class Plugin:
+        @hookimpl
+        def gateway_register_config_sections(self):
+            return {"widget": WidgetSettings}
+
+        @hookimpl
+        def gateway_configure(self, settings):  # noqa: ANN001
+            seen["widget"] = settings.sections["widget"]
+
+    create_app({"widget": {"size": 7}}, plugins=[Plugin()], load_entrypoints=False)
+    assert seen["widget"] == WidgetSettings(size=7)
+    with pytest.raises(StartupError, match=r"\[widget\].*size"):
+        create_app({"widget": {"size": "big"}}, plugins=[Plugin()], load_entrypoints=False)
+    with pytest.raises(StartupError, match="did you mean 'widget'"):
+        create_app({"widgt": {}}, plugins=[Plugin()], load_entrypoints=False)
+
+
+def test_hook_gateway_configure():
+    calls = []
+
+    class Plugin:
+        @hookimpl
+        def gateway_configure(self, settings, registry):  # noqa: ANN001
+            calls.append((settings.server.port, sorted(registry.providers)))
+
+    create_app({"server": {"port": 9999}}, plugins=[gateway_openai, Plugin()], load_entrypoints=False)
+    assert calls == [(9999, ["openai"])]
+
+
+async def test_hook_gateway_lifespan(aiohttp_client):  # noqa: ANN001
+    events = []
+
+    class Plugin:
+        @hookimpl
+        def gateway_lifespan(self, app):  # noqa: ANN001
+            @asynccontextmanager
+            async def cm():  # noqa: ANN202
+                events.append("start")
+                yield
+                events.append("stop")
+
+            return cm()
+
+    app = create_app({}, plugins=[Plugin()], load_entrypoints=False)
+    client = await aiohttp_client(app)
+    assert events == ["start"]
+    await client.close()
+    assert events == ["start", "stop"]
+
+
+async def test_hook_gateway_authenticate(aiohttp_client, fake_upstream, log_capture):  # noqa: ANN001
+    class TeamAuth:
+        @hookimpl
+        def gateway_authenticate(self, ctx):  # noqa: ANN001
+            team = ctx.headers.get("x-team")
+            if team == "banned":
+                raise AuthError("team banned", status=403)
+            return f"team:{team}" if team else None
+
+    class LogPrincipal:
+        @hookimpl
+        def gateway_log_fields(self, ctx):  # noqa: ANN001
+            return {"principal": ctx.principal}
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, TeamAuth(), LogPrincipal())
+    assert (await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-team": "red"})).status == 200
+    assert log_capture.events("request.finished")[-1]["principal"] == "team:red"
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-team": "banned"})
+    assert resp.status == 403 and (await resp.json())["error"]["message"] == "team banned"
+    # None falls through to the built-in (open, no gateway keys set)
+    assert (await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)).status == 200
+    assert log_capture.events("request.finished")[-1]["principal"] == "anonymous"
+
+
+async def test_hook_gateway_resolve_config(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Tenants:
+        @hookimpl
+        def gateway_resolve_config(self, ctx):  # noqa: ANN001
+            if ctx.headers.get("x-tenant") == "acme":
+                from gateway.targets import Secret
+
+                return Target(provider="openai", api_key=Secret("sk-acme"), override_params={"model": "dall-e-3"})
+            return None
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Tenants())
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-tenant": "acme"})
+    assert resp.status == 200
+    assert fake_upstream.last.headers["Authorization"] == "Bearer sk-acme"
+    assert fake_upstream.last.json()["model"] == "dall-e-3"
+
+
+async def test_hook_gateway_route(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Maintenance:
+        @hookimpl(tryfirst=True)
+        def gateway_route(self, ctx):  # noqa: ANN001
+            if ctx.metadata.get("mode") == "maintenance":
+                return Outcome(503, body=b'{"maintenance": true}', provider="none")
+            return None
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Maintenance())
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"},
+                             headers={**H, "x-portkey-metadata": '{"mode": "maintenance"}'})
+    assert resp.status == 503 and await resp.json() == {"maintenance": True}
+    assert fake_upstream.requests == []
+    assert (await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)).status == 200
+
+
+async def test_hook_gateway_cache_lookup(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Canned:
+        @hookimpl
+        def gateway_cache_lookup(self, ctx, call):  # noqa: ANN001
+            if b"cached" in call.upstream.body:
+                ctx.cache_status = "HIT"
+                return Outcome(200, body=b'{"created": 1, "data": [{"url": "https://c/1.png"}]}')
+            ctx.cache_status = "MISS"
+            return None
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Canned())
+    resp = await client.post("/v1/images/generations", json={"prompt": "cached"}, headers=H)
+    assert resp.headers["x-portkey-cache-status"] == "HIT"
+    assert (await resp.json())["data"][0]["url"] == "https://c/1.png"
+    assert fake_upstream.requests == []
+    resp = await client.post("/v1/images/generations", json={"prompt": "fresh"}, headers=H)
+    assert resp.headers["x-portkey-cache-status"] == "MISS" and len(fake_upstream.requests) == 1
+
+
+async def test_hook_gateway_transform_request(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Tagger:
+        @hookimpl
+        async def gateway_transform_request(self, ctx, call):  # noqa: ANN001
+            await asyncio.sleep(0)
+            call.upstream.headers["X-Request-Tag"] = ctx.trace_id
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Tagger())
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-trace-id": "t-9"})
+    assert resp.status == 200
+    assert fake_upstream.last.headers["X-Request-Tag"] == "t-9"
+
+
+async def test_hook_gateway_log_fields(aiohttp_client, fake_upstream, log_capture):  # noqa: ANN001
+    class Extra:
+        @hookimpl
+        def gateway_log_fields(self, ctx):  # noqa: ANN001
+            return {"prompt_chars": len(ctx.params.get("prompt", ""))}
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Extra())
+    await client.post("/v1/images/generations", json={"prompt": "four"},
+                      headers={**H, "x-portkey-metadata": '{"team": "a"}'})
+    line = log_capture.events("request.finished")[-1]
+    assert line["prompt_chars"] == 4
+    assert line["metadata"] == {"team": "a"}
+    for key in ("trace_id", "method", "path", "provider", "model", "status", "ms", "upstream_ms", "bytes_in",
+                "bytes_out", "attempts"):
+        assert key in line
+    assert line["provider"] == "openai" and line["status"] == 200 and line["attempts"] == 1
+    assert line["bytes_out"] > 0 and line["bytes_in"] == len(b'{"prompt": "four"}')
+
+
+async def test_hook_gateway_request_finished(aiohttp_client, fake_upstream):  # noqa: ANN001
+    seen: list[dict[str, Any]] = []
+
+    class Accounting:
+        @hookimpl
+        async def gateway_request_finished(self, ctx, fields):  # noqa: ANN001
+            seen.append({"status": fields["status"], "provider": ctx.provider})
+
+    class Broken:
+        @hookimpl
+        def gateway_request_finished(self, ctx):  # noqa: ANN001
+            raise RuntimeError("boom")
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Accounting(), Broken())
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    assert resp.status == 200
+    assert seen == [{"status": 200, "provider": "openai"}]
+
+
+async def test_hook_gateway_handle_error(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Plain:
+        @hookimpl
+        def gateway_handle_error(self, ctx, error):  # noqa: ANN001
+            if ctx.headers.get("accept") == "text/plain":
+                return web.Response(status=error.status, text=f"error: {error.message}")
+            return None
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Plain())
+    resp = await client.post("/v1/images/generations", data=b"[]", headers={**H, "accept": "text/plain",
+                                                                           "Content-Type": "application/json"})
+    assert resp.status == 400 and (await resp.text()).startswith("error: Request body must be")
+    assert resp.headers["x-portkey-trace-id"]
+    resp = await client.post("/v1/images/generations", data=b"[]", headers={**H, "Content-Type": "application/json"})
+    assert resp.content_type == "application/json"
+
+
+async def test_a_failing_plugin_is_a_clean_500(aiohttp_client, fake_upstream, log_capture):  # noqa: ANN001
+    class Buggy:
+        @hookimpl
+        def gateway_transform_request(self, ctx, call):  # noqa: ANN001
+            raise KeyError("oops")
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Buggy())
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    assert resp.status == 500
+    body = await resp.json()
+    assert body["error"]["code"] == "plugin_error" and "Traceback" not in str(body)
+    assert "Buggy" in body["error"]["message"] or "plugin" in body["error"]["message"]
+    assert log_capture.events("plugin.error")
+
+
+def test_driver_agrees_with_pluggy_on_order_and_results():
+    """The async driver walks pluggy's own lists: same order, same first result."""
+    from gateway.keys import GATEWAY
+
+    order: list[str] = []
+
+    def make(name: str, result: Any, **opts: Any):  # noqa: ANN202
+        class P:
+            @hookimpl(**opts)
+            def gateway_log_fields(self, ctx):  # noqa: ANN001
+                order.append(name)
+                return {name: result}
+
+            @hookimpl(**opts)
+            def gateway_authenticate(self, ctx):  # noqa: ANN001
+                order.append(name)
+                return result
+
+        P.__name__ = name
+        return P()
+
+    plugins = [make("a", None), make("b", "B", tryfirst=True), make("c", "C"), make("d", None, trylast=True)]
+    # Leave out the built-ins that need a real request, so only these plugins answer.
+    disable = {"plugins": {"disable": ["gateway.defaults.log_canonical", "gateway.defaults.auth_keys"]}}
+    app = create_app(disable, plugins=plugins, load_entrypoints=False)
+    state = app[GATEWAY]
+    ctx = types.SimpleNamespace()
+    for hook in ("gateway_authenticate", "gateway_log_fields"):
+        order.clear()
+        via_pluggy = getattr(state.pm.hook, hook)(ctx=ctx)
+        pluggy_order = list(order)
+        order.clear()
+        via_driver = asyncio.run(getattr(state.chain, hook)(ctx=ctx))
+        assert order == pluggy_order
+        assert via_driver == via_pluggy
+    assert order == ["b", "c", "a", "d"]
