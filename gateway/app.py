@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import handlers
+from gateway import handlers, saved
 from gateway import settings as settings_mod
 from gateway.chain import Chain
 from gateway.errors import StartupError
@@ -57,6 +57,11 @@ def create_app(
     chain = Chain(pm)
     pm.on_change(chain.rebuild)
     state = GatewayState(settings, pm, registry, chain, Router(registry, chain))
+    errors: list[str] = []
+    state.virtual_keys = saved.load_virtual_keys(settings.virtual_keys, registry, errors=errors)
+    state.saved_configs = saved.load_saved_configs(settings.configs, registry, state.virtual_keys, errors=errors)
+    if errors:
+        raise StartupError("\n".join(errors))
     pm.hook.gateway_configure.call_historic(kwargs={"settings": settings, "registry": registry})
 
     app = web.Application(client_max_size=settings.server.max_body_bytes, handler_args={"max_field_size": 65536})

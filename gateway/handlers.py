@@ -21,12 +21,14 @@ from gateway.errors import (
 )
 from gateway.keys import CTX, GATEWAY
 from gateway.outcome import Outcome
+from gateway.routing import may_resend
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.state import GatewayState
 
 _log = structlog.get_logger("gateway")
 
+_RETRY_AFTER = ("retry-after", "retry-after-ms", "x-ms-retry-after-ms")
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -79,6 +81,9 @@ async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamR
             ctx.config = await chain.gateway_resolve_config(ctx=ctx)
             if ctx.config is None:
                 raise BadRequest("No routing config could be resolved for this request")
+            if ctx.body_stream is not None and may_resend(ctx.config):
+                # A retry or another target must send the same bytes again.
+                ctx.body_stream = await _read_all(ctx, ctx.body_stream)
             outcome = await chain.gateway_route(ctx=ctx)
             response = await _respond(ctx, outcome)
         except GatewayError as e:
@@ -154,6 +159,12 @@ async def _limited(ctx: RequestContext, stream: aiohttp.StreamReader, limit: int
         yield chunk
 
 
+async def _read_all(ctx: RequestContext, stream) -> bytes:  # noqa: ANN001
+    if isinstance(stream, aiohttp.StreamReader):
+        return await stream.read()
+    return b"".join([chunk async for chunk in stream])
+
+
 def _gateway_headers(ctx: RequestContext, outcome: Outcome | None) -> dict[str, str]:
     out = {h.TRACE_ID: ctx.trace_id}
     if outcome is not None:
@@ -222,6 +233,10 @@ async def _error_response(ctx: RequestContext, error: GatewayError, outcome: Out
         resp.headers[name] = value
     for name, value in error.headers.items():
         resp.headers[name] = value
+    if outcome is not None:
+        for name in _RETRY_AFTER:
+            if name in outcome.headers:
+                resp.headers[name] = outcome.headers[name]
     ctx.bytes_out = resp.content_length or 0
     return resp
 

@@ -287,7 +287,9 @@ class Provider:
         finally:
             resp.release()
         err = self.error_from_response(resp.status, body, resp.content_type)
-        return Outcome.from_error(err, provider=self.name)
+        outcome = Outcome.from_error(err, provider=self.name)
+        outcome.headers = h.relay_headers(resp.headers)
+        return outcome
 
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:
         """The provider's error as a gateway error with the provider's status and message.

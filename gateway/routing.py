@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import inspect
 import time
 from typing import TYPE_CHECKING, ClassVar
+
+import msgspec
 
 from gateway import headers as h
 from gateway.errors import BadRequest, GatewayError, UpstreamTimeout
@@ -49,6 +53,19 @@ class Router:
             return await self.registry.strategy(node.strategy.mode).route(ctx, node, self)
         return await self.run_leaf(ctx, node)
 
+    def resolve_virtual_key(self, ctx: RequestContext, target: Target) -> Target:
+        """A leaf naming ``virtual_key`` gets the key's provider, secret and options."""
+        if target.virtual_key is None:
+            return target
+        vk = ctx.gateway.virtual_keys.get(target.virtual_key)
+        if vk is None:
+            raise CannotServe(f"Unknown virtual key {target.virtual_key!r}", param=h.VIRTUAL_KEY,
+                              code="unknown_virtual_key")
+        return msgspec.structs.replace(
+            target, provider=target.provider or vk.provider, api_key=target.api_key or vk.api_key,
+            options={**vk.options, **target.options},
+        )
+
     def provider_for(self, ctx: RequestContext, target: Target):  # noqa: ANN201
         """The leaf's provider, or CannotServe when it is missing or lacks the endpoint."""
         if not target.provider:
@@ -69,8 +86,41 @@ class Router:
             )
         return provider
 
-    async def run_leaf(self, ctx: RequestContext, target: Target, attempt: int = 0) -> Outcome:
+    async def run_leaf(self, ctx: RequestContext, target: Target) -> Outcome:
+        """A leaf with its retries: ``retry.attempts`` more tries on a retriable status,
+        waiting 1 s, 2 s, 4 s, ... or what the provider's Retry-After headers ask."""
+        retry = target.retry
+        attempts = retry.attempts if retry is not None else 0
+        codes = DEFAULT_RETRY_CODES
+        if retry is not None and retry.on_status_codes is not None:
+            codes = frozenset(retry.on_status_codes)
+        retry_after_budget = MAX_RETRY_AFTER_S
+        tries = 0
+        while True:
+            outcome = await self.attempt(ctx, target, tries)
+            if tries >= attempts or outcome.status not in codes:
+                break
+            delay = float(2**tries)
+            if retry is not None and retry.use_retry_after_header:
+                asked = retry_after_seconds(outcome.headers)
+                if asked is not None:
+                    if asked >= retry_after_budget:
+                        # The provider wants a longer pause than the budget allows: give up now.
+                        tries = -1
+                        break
+                    retry_after_budget -= asked
+                    delay = asked
+            outcome.release()
+            await ctx.gateway.sleep(delay)
+            tries += 1
+        if tries != -1 and attempts and outcome.status in codes:
+            tries = -1  # retries exhausted, still failing
+        ctx.retry_count = tries
+        return outcome
+
+    async def attempt(self, ctx: RequestContext, target: Target, attempt: int = 0) -> Outcome:
         """One attempt at one leaf: build, cache lookup, transform, send, read."""
+        target = self.resolve_virtual_key(ctx, target)
         provider = self.provider_for(ctx, target)
         ctx.provider = provider.name
         call = Call(ctx, target, provider, attempt)
@@ -102,6 +152,44 @@ class Router:
              "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
         )
         return outcome
+
+
+def may_resend(node: Target) -> bool:
+    """Whether running ``node`` can send the request body more than once."""
+    if node.targets:
+        return True
+    return node.retry is not None and node.retry.attempts > 0
+
+
+DEFAULT_RETRY_CODES = frozenset({429, 500, 502, 503, 504})
+#: Total seconds of Retry-After waits one leaf may spend.
+MAX_RETRY_AFTER_S = 60.0
+
+
+def retry_after_seconds(headers) -> float | None:  # noqa: ANN001
+    """Seconds the provider asked to wait: ``retry-after-ms``, ``x-ms-retry-after-ms``,
+    then ``retry-after`` (seconds or an HTTP date)."""
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) / 1000.0)
+            except ValueError:
+                pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
 def _timeout_ms(ctx: RequestContext, target: Target) -> int | None:

@@ -98,6 +98,10 @@ class Settings(Base):
     plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
     #: Per-provider settings, ``[providers.openai] base_url = ...``.
     providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    #: Provider credentials by name (``x-portkey-virtual-key``, a target's ``virtual_key``).
+    virtual_keys: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    #: Routing configs by id (``x-portkey-config: <id>``).
+    configs: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     #: Sections owned by plugins (validated in phase two).
     sections: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -130,7 +134,9 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str] | None = None) -> 
     """
     environ = os.environ if environ is None else environ
     out = _deep_copy(raw)
-    for name, value in environ.items():
+    # Sorted, so a whole-section variable (GATEWAY__SERVER) is applied before the
+    # keys inside it (GATEWAY__SERVER__PORT) whatever the environment's order.
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
         keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]

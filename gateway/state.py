@@ -1,7 +1,9 @@
 """Everything one running app holds: settings, plugins, registries, the HTTP client."""
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -49,6 +51,11 @@ class GatewayState:
         self.router = router
         self.trusted_hosts = frozenset(x.lower() for x in settings.security.trusted_hosts)
         self.config_cache = LRU(1024)
+        #: Named provider credentials and saved configs (filled by create_app).
+        self.virtual_keys: dict[str, Any] = {}
+        self.saved_configs: dict[str, Any] = {}
+        #: How retries wait; tests swap in a recorder so they never sleep.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.ready = False
         self._session: aiohttp.ClientSession | None = None
 

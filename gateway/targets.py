@@ -7,11 +7,13 @@ inheritance once, so every :class:`Target` carries its effective settings.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from gateway.errors import ConfigError
+from gateway.settings import suggest
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.registry import Registry
@@ -125,14 +127,19 @@ def _json_path(path: str) -> str:
     return "$" + path[len("config"):]
 
 
-def parse(raw: Any, registry: Registry | None = None, *, source: str = "x-portkey-config") -> Target:
-    """Validate a decoded config and resolve inheritance; raise ConfigError naming the path."""
+def parse(raw: Any, registry: Registry | None = None, *, source: str = "x-portkey-config",
+          virtual_keys: Mapping[str, Any] | None = None) -> Target:
+    """Validate a decoded config and resolve inheritance; raise ConfigError naming the path.
+
+    With ``virtual_keys``, a ``virtual_key`` that is not among them is an error too.
+    """
     if not isinstance(raw, dict):
-        raise ConfigError(f"Invalid config in {source}: expected a JSON object", param=source)
-    return _node(raw, "config", None, registry, source)
+        raise ConfigError(f"Invalid config in {source}: expected a JSON object", param="x-portkey-config")
+    return _node(raw, "config", None, registry, source, virtual_keys)
 
 
-def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry | None, source: str) -> Target:
+def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry | None, source: str,
+          virtual_keys: Mapping[str, Any] | None) -> Target:
     core = {}
     options = {}
     for k, v in raw.items():
@@ -148,33 +155,39 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
         if " - at `$" in msg:
             msg, _, at = msg.rpartition(" - at `$")
             where = where + at.rstrip("`")
-        raise ConfigError(f"Invalid config in {source}: {msg} - at `{where}`", param=source) from None
+        raise ConfigError(f"Invalid config in {source}: {msg} - at `{where}`", param="x-portkey-config") from None
 
     where = _json_path(path)
     if f.targets is not None and (f.provider or f.virtual_key):
         raise ConfigError(
             f"Invalid config in {source}: a node has either `targets` or `provider`, not both - at `{where}`",
-            param=source,
+            param="x-portkey-config",
         )
     if f.targets is not None:
         if f.strategy is None:
             raise ConfigError(
                 f"Invalid config in {source}: a node with `targets` needs `strategy.mode` - at `{where}`",
-                param=source,
+                param="x-portkey-config",
             )
         if not f.targets:
-            raise ConfigError(f"Invalid config in {source}: `targets` is empty - at `{where}.targets`", param=source)
+            raise ConfigError(f"Invalid config in {source}: `targets` is empty - at `{where}.targets`", param="x-portkey-config")
         if registry is not None:
             registry.check_strategy(f.strategy.mode, f"{source} at `{where}.strategy.mode`")
     elif not (f.provider or f.virtual_key) and parent is not None:
         # The root may leave the provider to the x-portkey-provider header.
         raise ConfigError(
             f"Invalid config in {source}: a target needs `provider` (or `virtual_key`) or `targets` - at `{where}`",
-            param=source,
+            param="x-portkey-config",
+        )
+    if virtual_keys is not None and f.virtual_key is not None and f.virtual_key not in virtual_keys:
+        raise ConfigError(
+            f"Invalid config in {source}: unknown virtual key {f.virtual_key!r}"
+            f"{suggest(f.virtual_key, virtual_keys)} - at `{where}.virtual_key`",
+            param="x-portkey-config", code="unknown_virtual_key",
         )
     if options and f.targets is not None:
         bad = sorted(options)[0]
-        raise ConfigError(f"Invalid config in {source}: unknown field `{bad}` - at `{where}`", param=source)
+        raise ConfigError(f"Invalid config in {source}: unknown field `{bad}` - at `{where}`", param="x-portkey-config")
 
     override = f.override_params
     if parent is not None and parent.override_params:
@@ -200,9 +213,9 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
         for i, child in enumerate(f.targets):
             if not isinstance(child, dict):
                 raise ConfigError(
-                    f"Invalid config in {source}: expected an object - at `{where}.targets[{i}]`", param=source
+                    f"Invalid config in {source}: expected an object - at `{where}.targets[{i}]`", param="x-portkey-config"
                 )
-            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source))
+            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys))
         node.targets = tuple(children)
         if registry is not None:
             registry.strategy(f.strategy.mode).validate(node, source)

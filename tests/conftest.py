@@ -1,15 +1,23 @@
-"""Shared fixtures: the OpenAI plugin registered, its base URL on a fake upstream."""
+"""Shared fixtures: the first-party plugins registered, its base URL on a fake upstream."""
 from __future__ import annotations
 
 from typing import Any
 
 import gateway_openai
+import gateway_route_conditional
+import gateway_route_fallback
+import gateway_route_loadbalance
+import gateway_route_single
 import pytest
+
+FIRST_PARTY = [
+    gateway_openai, gateway_route_single, gateway_route_fallback, gateway_route_loadbalance, gateway_route_conditional,
+]
 
 
 @pytest.fixture
 def gateway_plugins() -> list[Any]:
-    return [gateway_openai]
+    return list(FIRST_PARTY)
 
 
 @pytest.fixture

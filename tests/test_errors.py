@@ -65,7 +65,9 @@ async def test_no_provider_at_all(gateway_client):  # noqa: ANN001
     [
         ("x-portkey-config", "{not json", "not valid JSON"),
         ("x-portkey-config", '{"provider": "openai", "weight": "heavy"}', "$.weight"),
-        ("x-portkey-config", '{"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai"}]}', "unknown strategy mode 'fallback'"),
+        ("x-portkey-config", '{"strategy": {"mode": "fallbak"}, "targets": [{"provider": "openai"}]}', "did you mean 'fallback'"),
+        ("x-portkey-config", '{"strategy": {"mode": "fallback"}, "targets": [{"weight": 1}]}', "$.targets[0]"),
+        ("x-portkey-config", '{"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "openai", "weight": 0}]}', "weight is 0"),
         ("x-portkey-config", '{"provider": "openai", "cache": {"mode": "fuzzy"}}', "$.cache"),
         ("x-portkey-config", '{"provider": "openai", "retry": {"attempts": 99}}', "$.retry"),
         ("x-portkey-config", "pc-unknown-id", "pc-unknown-id"),

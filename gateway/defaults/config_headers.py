@@ -13,6 +13,7 @@ from gateway import headers as h
 from gateway import hookimpl, targets
 from gateway.context import RequestContext
 from gateway.errors import ConfigError
+from gateway.settings import suggest
 from gateway.targets import Secret, Target
 
 #: What a saved config id looks like (``pc-abc123``); anything else is parsed as JSON.
@@ -27,7 +28,7 @@ def _inline(ctx: RequestContext, raw: str) -> Target:
             data = msgspec.json.decode(raw)
         except msgspec.DecodeError as e:
             raise ConfigError(f"Invalid config in x-portkey-config: not valid JSON ({e})", param=h.CONFIG) from None
-        node = targets.parse(data, ctx.gateway.registry)
+        node = targets.parse(data, ctx.gateway.registry, virtual_keys=ctx.gateway.virtual_keys)
         cache.put(raw, node)
     return node
 
@@ -37,6 +38,15 @@ def _from_headers(ctx: RequestContext, base: Target | None) -> Target:
     headers = ctx.headers
     name = headers.get(h.PROVIDER)
     base = base or Target()
+    vk_name = headers.get(h.VIRTUAL_KEY)
+    if vk_name is not None and base.provider is None and base.virtual_key is None:
+        if vk_name not in ctx.gateway.virtual_keys:
+            raise ConfigError(
+                f"Unknown virtual key {vk_name!r} in x-portkey-virtual-key"
+                f"{suggest(vk_name, ctx.gateway.virtual_keys)}",
+                param=h.VIRTUAL_KEY, code="unknown_virtual_key",
+            )
+        return msgspec.structs.replace(base, virtual_key=vk_name)
     if name is None and base.provider is None:
         raise ConfigError(
             "Either x-portkey-provider or x-portkey-config (with a provider or targets) is required; "
@@ -72,11 +82,16 @@ def gateway_resolve_config(ctx: RequestContext) -> Target:
     if raw is not None:
         raw = raw.strip()
         if _SAVED_ID.match(raw):
-            raise ConfigError(
-                f"Unknown saved config id {raw[:64]!r} in x-portkey-config: saved configs are not set up",
-                param=h.CONFIG, code="unknown_config",
-            )
-        node = _inline(ctx, raw)
+            node = ctx.gateway.saved_configs.get(raw)
+            if node is None:
+                known = ctx.gateway.saved_configs
+                raise ConfigError(
+                    f"Unknown saved config id {raw[:64]!r} in x-portkey-config{suggest(raw, known)}; "
+                    f"saved configs: {', '.join(sorted(known)) or 'none'}",
+                    param=h.CONFIG, code="unknown_config",
+                )
+        else:
+            node = _inline(ctx, raw)
         if not node.targets and not node.provider and not node.virtual_key:
             node = _from_headers(ctx, node)
     else:

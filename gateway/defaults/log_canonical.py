@@ -35,7 +35,9 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
         except Exception:  # a malformed header is already the request's error
             pass
     if len(ctx.attempts) > 1:
+        # Every attempt, so a retried (and maybe twice billed) generation is visible.
         fields["path_taken"] = [a["target"] for a in ctx.attempts]
+        fields["tries"] = ctx.attempts
     if ctx.error:
         fields["error"] = ctx.error
     return fields

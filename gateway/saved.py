@@ -1,0 +1,99 @@
+"""Virtual keys and saved configs from the settings file, resolved once at start-up.
+
+``[virtual_keys.<name>]`` holds a provider, its secret (from an environment
+variable or a file; an inline ``api_key`` works but is discouraged) and
+provider options.  ``[configs.<id>]`` holds a Config object callers select
+with ``x-portkey-config: <id>``.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from gateway import targets
+from gateway.errors import GatewayError
+from gateway.settings import suggest
+from gateway.targets import Secret, Target
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.registry import Registry
+
+_KEY_FIELDS = frozenset({"provider", "api_key", "api_key_env", "api_key_file"})
+
+
+class VirtualKey(msgspec.Struct, frozen=True):
+    """A named provider credential."""
+
+    name: str
+    provider: str
+    api_key: Secret | None
+    options: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"VirtualKey({self.name!r}, provider={self.provider!r})"
+
+
+def load_virtual_keys(raw: Mapping[str, Any], registry: Registry, environ: Mapping[str, str] | None = None,
+                      errors: list[str] | None = None) -> dict[str, VirtualKey]:
+    """Validate ``[virtual_keys.*]``; problems are appended to ``errors``."""
+    environ = os.environ if environ is None else environ
+    errors = [] if errors is None else errors
+    out = {}
+    for name, spec in raw.items():
+        where = f"settings [virtual_keys.{name}]"
+        if not isinstance(spec, dict):
+            errors.append(f"{where}: expected a table")
+            continue
+        provider_name = spec.get("provider")
+        if not isinstance(provider_name, str):
+            errors.append(f"{where}: `provider` is required")
+            continue
+        provider = registry.providers.get(provider_name)
+        if provider is None:
+            errors.append(f"{where}: provider {provider_name!r} is not installed{suggest(provider_name, registry.providers)}")
+            continue
+        sources = [k for k in ("api_key", "api_key_env", "api_key_file") if spec.get(k) is not None]
+        if len(sources) > 1:
+            errors.append(f"{where}: set only one of api_key, api_key_env, api_key_file")
+            continue
+        key: str | None = None
+        if sources == ["api_key"]:
+            key = str(spec["api_key"])
+        elif sources == ["api_key_env"]:
+            key = environ.get(str(spec["api_key_env"]))
+            if not key:
+                errors.append(f"{where}: environment variable {spec['api_key_env']} is not set")
+                continue
+        elif sources == ["api_key_file"]:
+            try:
+                with open(spec["api_key_file"], encoding="utf-8") as f:
+                    key = f.read().strip()
+            except OSError as e:
+                errors.append(f"{where}: cannot read api_key_file {spec['api_key_file']}: {e.strerror}")
+                continue
+        options = {k: v for k, v in spec.items() if k not in _KEY_FIELDS}
+        try:
+            provider.parse_options(Target(path="config", options=options))
+        except GatewayError as e:
+            errors.append(f"{where}: {e.message.split(' - at ')[0]}")
+            continue
+        out[name] = VirtualKey(name, provider_name, Secret(key) if key else None, options)
+    return out
+
+
+def load_saved_configs(raw: Mapping[str, Any], registry: Registry, virtual_keys: Mapping[str, VirtualKey],
+                       errors: list[str] | None = None) -> dict[str, Target]:
+    """Validate ``[configs.*]`` with the same rules as an inline config."""
+    errors = [] if errors is None else errors
+    out = {}
+    for cid, cfg in raw.items():
+        try:
+            node = targets.parse(cfg, registry, source=f"saved config {cid!r}", virtual_keys=virtual_keys)
+        except GatewayError as e:
+            errors.append(f"settings [configs.{cid}]: {e.message}")
+            continue
+        out[cid] = node
+    return out
