@@ -1,0 +1,195 @@
+"""Saved configs and virtual keys from the gateway's settings file; the seed cookbook config."""
+from __future__ import annotations
+
+import base64
+import time
+import types
+
+import msgspec
+import openai
+import pytest
+from aiohttp import web
+from portkey_ai import createHeaders
+
+from gateway import hookimpl
+from gateway.app import create_app
+from gateway.errors import StartupError
+from gateway.keys import GATEWAY
+from gateway.outcome import Outcome
+from gateway.provider import Provider, UpstreamRequest
+from gateway.settings import read_file
+from gateway.testing import Recorded, Reply, openai_fake
+
+GEN = "/v1/images/generations"
+
+
+@pytest.fixture
+def settings_file(tmp_path, fake_upstream, monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-from-env")
+    (tmp_path / "key").write_text("sk-from-file\n")
+    path = tmp_path / "gateway.toml"
+    path.write_text(f"""
+[providers.openai]
+base_url = "{fake_upstream.url}/v1"
+
+[virtual_keys.openai-prod]
+provider = "openai"
+api_key_env = "TEST_OPENAI_KEY"
+openai_organization = "org-prod"
+
+[virtual_keys.openai-backup]
+provider = "openai"
+api_key_file = "{tmp_path / 'key'}"
+
+[configs.pc-images]
+strategy = {{ mode = "fallback" }}
+targets = [
+  {{ virtual_key = "openai-prod", override_params = {{ model = "dall-e-3" }} }},
+  {{ virtual_key = "openai-backup" }},
+]
+""")
+    return path
+
+
+@pytest.fixture
+def gateway_settings(settings_file):  # noqa: ANN001, ANN201
+    return read_file(settings_file)
+
+
+async def test_virtual_key_header(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
+    openai_fake.install(fake_upstream)
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-virtual-key": "openai-prod"})
+    assert resp.status == 200
+    sent = fake_upstream.last.headers
+    assert sent["Authorization"] == "Bearer sk-from-env" and sent["OpenAI-Organization"] == "org-prod"
+    assert resp.headers["x-portkey-provider"] == "openai"
+    assert "sk-from-env" not in log_capture.text
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-virtual-key": "openai-prd"})
+    assert resp.status == 400
+    assert "did you mean 'openai-prod'" in (await resp.json())["error"]["message"]
+
+
+async def test_saved_config_by_id(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "down"}}), Reply(json={"created": 1, "data": []}))
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-config": "pc-images"})
+    assert resp.status == 200
+    first, second = fake_upstream.requests
+    assert first.headers["Authorization"] == "Bearer sk-from-env" and first.json()["model"] == "dall-e-3"
+    assert second.headers["Authorization"] == "Bearer sk-from-file" and "model" not in second.json()
+    assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-config": "pc-imagez"})
+    assert resp.status == 400
+    msg = (await resp.json())["error"]["message"]
+    assert "pc-imagez" in msg and "pc-images" in msg
+
+
+async def test_inline_config_naming_a_virtual_key(gateway_client, fake_upstream):  # noqa: ANN001
+    openai_fake.install(fake_upstream)
+    config = {"virtual_key": "openai-backup", "override_params": {"model": "dall-e-2"}}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-config": msgspec.json.encode(config).decode()})
+    assert resp.status == 200 and fake_upstream.last.headers["Authorization"] == "Bearer sk-from-file"
+    config = {"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "nope"}]}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-config": msgspec.json.encode(config).decode()})
+    assert resp.status == 400
+    assert "unknown virtual key 'nope' - at `$.targets[0].virtual_key`" in (await resp.json())["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[virtual_keys.k]\nprovider = "openai"\napi_key_env = "NOT_SET_ANYWHERE_X"\n', "NOT_SET_ANYWHERE_X is not set"),
+        ('[virtual_keys.k]\nprovider = "opena"\napi_key = "x"\n', "did you mean 'openai'"),
+        ('[virtual_keys.k]\nprovider = "openai"\napi_key = "x"\nresource_nme = "r"\n', "resource_nme"),
+        ('[virtual_keys.k]\nprovider = "openai"\napi_key_file = "/no/such/file"\n', "cannot read api_key_file"),
+        ('[configs.c]\nstrategy = { mode = "fallbak" }\ntargets = [{ provider = "openai" }]\n', "[configs.c]"),
+        ('[configs.c]\nvirtual_key = "missing"\n', "unknown virtual key 'missing'"),
+    ],
+)
+def test_bad_saved_settings_stop_startup(tmp_path, toml, needle):  # noqa: ANN001
+    import gateway_openai
+    import gateway_route_fallback
+
+    path = tmp_path / "g.toml"
+    path.write_text(toml)
+    with pytest.raises(StartupError) as info:
+        create_app(read_file(path), plugins=[gateway_openai, gateway_route_fallback], load_entrypoints=False)
+    assert needle in str(info.value)
+    assert "sk-" not in str(info.value)
+
+
+class StabilityV1(Provider):
+    """Enough of Stability's v1 text-to-image API for the seed config (the full
+    provider is its own plugin)."""
+
+    name = "stability-ai"
+    default_base_url = "https://api.stability.ai"
+
+    def build_generation(self, call):  # noqa: ANN001, ANN201
+        p = call.params
+        w, h = (int(x) for x in p.get("size", "1024x1024").split("x"))
+        body = {"text_prompts": [{"text": p["prompt"]}], "samples": p.get("n", 1), "width": w, "height": h}
+        return UpstreamRequest("POST", f"{call.base_url}/v1/generation/{p['model']}/text-to-image",
+                               {"Authorization": f"Bearer {call.api_key}", "Accept": "application/json",
+                                "Content-Type": "application/json"}, msgspec.json.encode(body))
+
+    async def execute(self, call):  # noqa: ANN001, ANN201
+        resp = await call.send()
+        body = msgspec.json.decode(await call.read_body(resp))
+        data = [{"b64_json": a["base64"]} for a in body["artifacts"]]
+        out = {"created": int(time.time()), "data": data, "provider": self.name}
+        return Outcome(resp.status, body=msgspec.json.encode(out), provider=self.name)
+
+
+async def stability_handler(request: web.Request, rec: Recorded) -> web.Response:
+    assert request.headers["Authorization"] == "Bearer sk-stability"
+    body = rec.json()
+    assert body["text_prompts"][0]["text"]
+    art = [{"base64": base64.b64encode(openai_fake.PNG_1X1).decode(), "seed": 1, "finishReason": "SUCCESS"}]
+    return web.json_response({"artifacts": art * body["samples"]})
+
+
+async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_upstream):  # noqa: ANN001
+    import gateway_openai
+    import gateway_route_fallback
+    import gateway_route_loadbalance
+
+    class StabilityPlugin:
+        @hookimpl
+        def gateway_register_providers(self):
+            return [StabilityV1]
+
+    fake_upstream.on("POST", "/v1/generation/stable-diffusion-v1-6/text-to-image", stability_handler)
+    fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "dall-e-3 down"}}), openai_fake.make_handler())
+    app = create_app(
+        {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}, "stability-ai": {"base_url": fake_upstream.url}}},
+        plugins=[gateway_openai, gateway_route_fallback, gateway_route_loadbalance, StabilityPlugin()],
+        load_entrypoints=False,
+    )
+    # First draw lands on stability-ai, the second on openai dall-e-3.
+    app[GATEWAY].registry.strategies["loadbalance"].rng = types.SimpleNamespace(random=iter([0.9, 0.1]).__next__)
+    server = await aiohttp_server(app)
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {"strategy": {"mode": "loadbalance"}, "targets": [
+                {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-3"}},
+                {"provider": "stability-ai", "api_key": "sk-stability",
+                 "override_params": {"model": "stable-diffusion-v1-6"}},
+            ]},
+            {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-2"}},
+        ],
+    }
+    client = openai.AsyncOpenAI(api_key="unused", base_url=str(server.make_url("/v1")), max_retries=0,
+                                default_headers=createHeaders(config=config))
+    async with client:
+        first = await client.images.with_raw_response.generate(prompt="a fox", size="512x512")
+        second = await client.images.with_raw_response.generate(prompt="a fox", size="512x512")
+    assert first.headers["x-portkey-provider"] == "stability-ai"
+    assert first.headers["x-portkey-last-used-option-index"] == "config.targets[0].targets[1]"
+    assert base64.b64decode(first.parse().data[0].b64_json) == openai_fake.PNG_1X1
+    assert second.headers["x-portkey-provider"] == "openai"
+    assert second.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert second.parse().data[0].url
+    models = [r.json().get("model") for r in fake_upstream.requests if r.path == GEN]
+    assert models == ["dall-e-3", "dall-e-2"]
+    assert all(r.headers["Authorization"] != "Bearer unused" for r in fake_upstream.requests)
