@@ -17,17 +17,22 @@ def _raw_settings(path: str | None) -> dict[str, Any]:
     return settings_mod.apply_env(raw)
 
 
+def _override(raw: dict[str, Any], section: str, key: str, value: Any) -> None:
+    """Set ``raw[section][key]`` from a command-line flag; a section that is not a
+    table is left for validation to report (instead of a TypeError traceback)."""
+    if value is None:
+        return
+    node = raw.setdefault(section, {})
+    if isinstance(node, dict):
+        node[key] = value
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     raw = _raw_settings(args.config)
-    server = raw.setdefault("server", {})
-    if args.host is not None:
-        server["host"] = args.host
-    if args.port is not None:
-        server["port"] = args.port
-    if args.workers is not None:
-        server["workers"] = args.workers
-    if args.log_format is not None:
-        raw.setdefault("logging", {})["format"] = args.log_format
+    _override(raw, "server", "host", args.host)
+    _override(raw, "server", "port", args.port)
+    _override(raw, "server", "workers", args.workers)
+    _override(raw, "logging", "format", args.log_format)
     # Validate everything once in the parent so errors are printed once, clearly.
     from gateway.app import create_app
     from gateway.keys import GATEWAY
@@ -70,6 +75,11 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 def _cmd_config_schema(args: argparse.Namespace) -> int:
     schema = msgspec.json.schema(settings_mod.Settings)
+    # ``sections`` is where plugin sections land after decoding, not a key of the
+    # file; the file's other top-level tables are those plugin sections.
+    root = schema["$defs"]["Settings"]
+    root["properties"].pop("sections", None)
+    root["additionalProperties"] = {"type": "object"}
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(schema)).decode() + "\n")
     return 0
 

@@ -15,6 +15,7 @@ import pluggy
 
 from gateway import hookspecs
 from gateway.errors import StartupError
+from gateway.settings import suggest
 
 ENTRYPOINT_GROUP = "gateway"
 
@@ -90,6 +91,14 @@ def get_plugin_manager(
     """
     pm = GatewayPluginManager()
     pm.add_hookspecs(hookspecs)
+    block = list(block)
+    if block:
+        known = {*DEFAULT_PLUGINS, *(ep.name for ep in importlib.metadata.entry_points(group=ENTRYPOINT_GROUP))}
+        for name in block:
+            if name not in known:
+                raise StartupError(
+                    f"plugins.disable names {name!r}, which is not an installed plugin{suggest(name, known)}"
+                )
     for name in block:
         if name in ESSENTIAL_PLUGINS:
             raise StartupError(f"plugin {name!r} is essential and cannot be disabled")
@@ -114,7 +123,9 @@ def get_plugin_manager(
         pm.hook.gateway_addhooks.call_historic(kwargs={"pm": pm})
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        raise StartupError(f"plugin {e.plugin!r}: {e}") from None
+        # pluggy's message spans several lines; a start-up error is one line.
+        detail = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise StartupError(f"plugin {_registered_name(pm, e.plugin)!r}: {detail}") from None
     return pm
 
 
@@ -125,6 +136,14 @@ def _plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
     while pm.has_plugin(name):
         n += 1
         name = f"{base}#{n}"
+    return name
+
+
+def _registered_name(pm: pluggy.PluginManager, plugin: Any) -> str:
+    """The name a plugin is registered under, for an error message."""
+    name = pm.get_name(plugin)
+    if name is None or name == str(id(plugin)):  # not registered, or pluggy's id-based name
+        name = getattr(plugin, "__name__", None) or repr(plugin)
     return name
 
 

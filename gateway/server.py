@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.errors import StartupError
 from gateway.logging import configure_logging
 
 
@@ -38,12 +39,24 @@ def run_worker(raw: Mapping[str, Any], reuse_port: bool) -> None:
     host, port = settings.server.host, settings.server.port
     log.info("gateway.started", host=host, port=port, pid=os.getpid(),
              providers=sorted(app[GATEWAY].registry.providers))
-    web.run_app(
-        app, host=host, port=port, reuse_port=reuse_port or None, handler_cancellation=True,
-        shutdown_timeout=settings.server.shutdown_timeout, access_log=None, print=None,
-        loop=_new_loop(), handle_signals=True,
-    )
+    try:
+        web.run_app(
+            app, host=host, port=port, reuse_port=reuse_port or None, handler_cancellation=True,
+            shutdown_timeout=settings.server.shutdown_timeout, access_log=None, print=None,
+            loop=_new_loop(), handle_signals=True,
+        )
+    except OSError as e:  # address in use, not permitted, unknown host name
+        raise StartupError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     log.info("gateway.stopped", pid=os.getpid())
+
+
+def _worker_main(raw: Mapping[str, Any], reuse_port: bool) -> None:
+    """A worker process: a start-up error is one line on stderr and exit code 2."""
+    try:
+        run_worker(raw, reuse_port)
+    except StartupError as e:
+        print(f"gateway: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def serve(raw: Mapping[str, Any], workers: int) -> int:
@@ -55,19 +68,30 @@ def serve(raw: Mapping[str, Any], workers: int) -> int:
         print("gateway: --workers needs SO_REUSEPORT, which this platform lacks", file=sys.stderr)
         return 2
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(dict(raw), True), daemon=False) for _ in range(workers)]
-    for p in procs:
-        p.start()
+    procs = [ctx.Process(target=_worker_main, args=(dict(raw), True), daemon=False) for _ in range(workers)]
+
+    stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
         for p in procs:
-            if p.is_alive() and p.pid:
+            if p.pid and p.is_alive():
                 os.kill(p.pid, signal.SIGTERM)
 
+    # Before the workers start, so a SIGTERM during start-up cannot orphan them.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        if stopping:
+            break
+        p.start()
+    if stopping:  # a signal that came while a worker was being started may have missed it
+        forward(signal.SIGTERM, None)
     code = 0
     for p in procs:
+        if p.pid is None:  # never started: stopped during start-up
+            continue
         p.join()
         code = code or (p.exitcode or 0)
     return code

@@ -170,7 +170,15 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
     try:
         settings = msgspec.convert(core, Settings, strict=False)
     except msgspec.ValidationError as e:
-        raise SettingsError(f"settings: {e}") from None
+        # Check section by section so every bad section is reported, not just the first.
+        for key, value in core.items():
+            try:
+                msgspec.convert({key: value}, Settings, strict=False)
+            except msgspec.ValidationError as err:
+                errors.append(f"settings: {err}")
+        settings = None
+        if not errors:
+            errors.append(f"settings: {e}")
     decoded: dict[str, Any] = {}
     if sections is not None:
         for key, value in rest.items():
@@ -192,6 +200,7 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
         decoded = dict(rest)
     if errors:
         raise SettingsError("\n".join(errors))
+    assert settings is not None
     return msgspec.structs.replace(settings, sections=decoded)
 
 

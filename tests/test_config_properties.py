@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.app import create_app
@@ -117,6 +117,8 @@ junk = st.one_of(st.text(max_size=20), st.lists(scalars, max_size=3).map(lambda 
        metadata=st.dictionaries(st.sampled_from(["t", "u"]), st.text(st.characters(min_codepoint=32, max_codepoint=126),
                                                                       max_size=3), max_size=2))
 def test_any_config_is_answered_or_refused_cleanly(servers, config, metadata):  # noqa: ANN001
+    # HTTP clients refuse header values with outer white space, so such values never arrive.
+    assume(config.strip() == config and config)
     if any(ord(c) < 32 or ord(c) > 126 for c in config):
         config = config.encode("unicode_escape").decode("ascii")  # header values are latin-1 text
     headers = {"x-portkey-config": config, "x-portkey-metadata": msgspec.json.encode(metadata).decode(),

@@ -70,7 +70,7 @@ async def test_no_provider_at_all(gateway_client):  # noqa: ANN001
         ("x-portkey-config", '{"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "openai", "weight": 0}]}', "weight is 0"),
         ("x-portkey-config", '{"provider": "openai", "cache": {"mode": "fuzzy"}}', "$.cache"),
         ("x-portkey-config", '{"provider": "openai", "retry": {"attempts": 99}}', "$.retry"),
-        ("x-portkey-config", "pc-unknown-id", "pc-unknown-id"),
+        ("x-portkey-config", "pc-unknown-id", "Unknown saved config id"),
         ("x-portkey-config", "[1]", "expected a JSON object"),
         ("x-portkey-metadata", "{oops", "x-portkey-metadata"),
         ("x-portkey-metadata", '{"a": 1}', "x-portkey-metadata"),

@@ -85,9 +85,10 @@ def gateway_resolve_config(ctx: RequestContext) -> Target:
             node = ctx.gateway.saved_configs.get(raw)
             if node is None:
                 known = ctx.gateway.saved_configs
+                # The value is not echoed: a key pasted into the wrong header must not reach logs.
                 raise ConfigError(
-                    f"Unknown saved config id {raw[:64]!r} in x-portkey-config{suggest(raw, known)}; "
-                    f"saved configs: {', '.join(sorted(known)) or 'none'}",
+                    "Unknown saved config id in x-portkey-config (not JSON, and no saved config has that id)"
+                    f"{suggest(raw, known)}; saved configs: {', '.join(sorted(known)) or 'none'}",
                     param=h.CONFIG, code="unknown_config",
                 )
         else:
