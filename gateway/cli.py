@@ -74,12 +74,10 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_schema(args: argparse.Namespace) -> int:
-    schema = msgspec.json.schema(settings_mod.Settings)
-    # ``sections`` is where plugin sections land after decoding, not a key of the
-    # file; the file's other top-level tables are those plugin sections.
-    root = schema["$defs"]["Settings"]
-    root["properties"].pop("sections", None)
-    root["additionalProperties"] = {"type": "object"}
+    from gateway.app import build_plugin_manager
+    from gateway.schema import settings_schema
+
+    schema = settings_schema(build_plugin_manager(_raw_settings(None)))
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(schema)).decode() + "\n")
     return 0
 

@@ -178,9 +178,11 @@ def test_config_schema_is_json_schema(tmp_path: Path) -> None:
     assert root["type"] == "object"
     for section in ("server", "upstream", "security", "logging", "plugins", "providers"):
         assert section in root["properties"]
-    # Only keys a settings file may hold: ``sections`` is internal; plugin sections are tables.
+    # Only keys a settings file may hold: ``sections`` is internal; plugin sections are listed.
     assert "sections" not in root["properties"]
-    assert root["additionalProperties"] == {"type": "object"}
+    assert root["additionalProperties"] is False
+    assert "openai" in root["properties"]["providers"]["properties"]
+    assert root["properties"]["configs"]["additionalProperties"] == {"$ref": "#/$defs/NodeFields"}
     server = defs["ServerSettings"]
     assert server["additionalProperties"] is False
     assert server["properties"]["port"] == {"type": "integer", "default": 8787}
@@ -313,3 +315,32 @@ def test_plugin_that_fails_to_import(tmp_path: Path) -> None:
     make_dist(site, "acme-broken", "0.1", {"broken": "acme_broken"}, {"acme_broken": "import not_a_module_xyz\n"})
     proc = run("plugins", cwd=tmp_path, PYTHONPATH=str(site))
     assert_clean_failure(proc, "a plugin failed to load", "not_a_module_xyz")
+
+
+def test_config_check_prints_every_saved_config_error_with_its_path(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "routes.toml", """
+[virtual_keys.prod]
+provider = "openai"
+api_key_env = "GATEWAY_TEST_UNSET_KEY"
+
+[configs.pc-one]
+strategy = { mode = "fallback" }
+targets = [ { provider = "openai", api_key = "k", weight = "heavy" } ]
+
+[configs.pc-two]
+strategy = { mode = "loadbalance" }
+targets = [ { provider = "openai", api_key = "k", weight = 0 } ]
+""")
+    proc = run("config", "check", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    err = proc.stderr
+    assert "[virtual_keys.prod]: environment variable GATEWAY_TEST_UNSET_KEY is not set" in err
+    assert "[configs.pc-one]" in err and "$.targets[0].weight" in err
+    assert "[configs.pc-two]" in err and "weight is 0" in err
+    good = write(tmp_path, "good.toml", """
+[configs.pc-ok]
+strategy = { mode = "fallback" }
+targets = [ { provider = "openai", api_key = "k" }, { provider = "openai", api_key = "k2" } ]
+""")
+    proc = run("config", "check", str(good), cwd=tmp_path)
+    assert proc.returncode == 0 and "ok" in proc.stdout

@@ -265,3 +265,26 @@ def test_plugins_disable_typo_is_a_startup_error():
 
     with pytest.raises(StartupError, match="did you mean 'route-fallback'"):
         create_app({"plugins": {"disable": ["route-fallbak"]}}, load_entrypoints=False)
+
+
+def test_schema_includes_plugin_sections_and_the_config_object():
+    from gateway import hookimpl
+    from gateway.plugins import get_plugin_manager
+    from gateway.schema import settings_schema
+
+    class Quota(msgspec.Struct, forbid_unknown_fields=True):
+        limit: int = 10
+
+    class Plugin:
+        @hookimpl
+        def gateway_register_config_sections(self):
+            return {"quota": Quota}
+
+    schema = settings_schema(get_plugin_manager(load_entrypoints=False, extra=[gateway_openai, Plugin()]))
+    props = schema["$defs"]["Settings"]["properties"]
+    assert props["quota"] == {"$ref": "#/$defs/Quota"}
+    assert schema["$defs"]["Quota"]["properties"]["limit"]["type"] == "integer"
+    assert props["configs"]["additionalProperties"] == {"$ref": "#/$defs/NodeFields"}
+    node = schema["$defs"]["NodeFields"]
+    assert node["properties"]["targets"]["items"] == {"$ref": "#/$defs/NodeFields"}
+    assert props["virtual_keys"]["additionalProperties"]["properties"]["provider"]["enum"] == ["openai"]

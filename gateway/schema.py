@@ -1,0 +1,56 @@
+"""The JSON Schema of the settings file, with what installed plugins add to it."""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.settings import Settings
+from gateway.targets import NodeFields
+
+
+def settings_schema(pm: Any) -> dict[str, Any]:
+    """JSON Schema (2020-12) of the whole settings file for this plugin set."""
+    sections: dict[str, type] = {}
+    for contributed in pm.hook.gateway_register_config_sections():
+        sections.update(contributed)
+    providers: dict[str, Any] = {}
+    for classes in pm.hook.gateway_register_providers():
+        for cls in classes:
+            providers[cls.name] = cls
+    types = [Settings, NodeFields, *sections.values(), *(p.Settings for p in providers.values())]
+    schemas, defs = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+    root = defs[Settings.__name__]
+    props = root["properties"]
+    # ``sections`` is where plugin sections land after decoding, not a key of the file.
+    props.pop("sections", None)
+    for name, schema in zip(sections, schemas[2 : 2 + len(sections)]):
+        props[name] = schema
+    provider_schemas = schemas[2 + len(sections):]
+    props["providers"] = {
+        "type": "object",
+        "properties": dict(zip(providers, provider_schemas)),
+        "additionalProperties": False,
+    }
+    # A config node: core fields, nested targets, and provider options beside them.
+    node = defs[NodeFields.__name__]
+    node["properties"]["targets"] = {"type": "array", "items": {"$ref": f"#/$defs/{NodeFields.__name__}"}}
+    node["additionalProperties"] = True
+    node["title"] = "Config"
+    props["configs"] = {"type": "object", "additionalProperties": {"$ref": f"#/$defs/{NodeFields.__name__}"}}
+    props["virtual_keys"] = {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "required": ["provider"],
+            "properties": {
+                "provider": {"enum": sorted(providers)} if providers else {"type": "string"},
+                "api_key": {"type": "string"},
+                "api_key_env": {"type": "string", "description": "environment variable holding the key"},
+                "api_key_file": {"type": "string", "description": "file holding the key"},
+            },
+            "additionalProperties": True,
+        },
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"#/$defs/{Settings.__name__}",
+            "$defs": defs}
