@@ -5,7 +5,6 @@ Each test plugs a small plugin into a real app and drives real requests.
 from __future__ import annotations
 
 import asyncio
-import sys
 import types
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +20,7 @@ from gateway.errors import AuthError, StartupError
 from gateway.openai_compatible import OpenAICompatibleProvider
 from gateway.outcome import Outcome
 from gateway.routing import RoutingStrategy
-from gateway.testing import Reply, openai_fake
+from gateway.testing import openai_fake
 from gateway.targets import Target
 
 H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"}

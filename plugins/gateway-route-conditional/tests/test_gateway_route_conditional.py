@@ -1,14 +1,13 @@
-"""The 'conditional' strategy plugin: installed, registered, and refused once disabled."""
+"""The 'conditional' strategy plugin: the strategy contract, then its own behaviour."""
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 import gateway_openai
 import gateway_route_conditional
-from gateway.app import create_app
-from gateway.keys import GATEWAY
+from gateway_route_conditional import query
 from gateway.testing import Reply
+from gateway.testing.contracts import StrategyPluginContract
 
 OK = {"created": 1, "data": [{"url": "https://img/1.png"}]}
 
@@ -23,29 +22,14 @@ def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
     return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
+class TestContract(StrategyPluginContract):
+    mode = "conditional"
+    entrypoint = "route-conditional"
+    strategy_fields = {"conditions": [{"query": {"metadata.x": "1"}, "then": "b"}], "default": "a"}
+
+
 def config(**strategy) -> dict[str, str]:  # noqa: ANN003
-    node = {"strategy": {"mode": "conditional", **strategy},
-            "targets": [{"name": "a", "provider": "openai", "api_key": "sk-a"},
-                        {"name": "b", "provider": "openai", "api_key": "sk-b"}]}
-    return {"x-portkey-config": msgspec.json.encode(node).decode()}
-
-
-@pytest.mark.gateway_entrypoints
-def test_plugin_is_installed(gateway_app):  # noqa: ANN001
-    assert "conditional" in gateway_app[GATEWAY].registry.strategies
-    names = [name for name, _ in gateway_app[GATEWAY].pm.list_name_plugin()]
-    assert "route-conditional" in names
-
-
-async def test_disabled_plugin_makes_configs_using_it_a_400(aiohttp_client, fake_upstream):  # noqa: ANN001
-    app = create_app({"plugins": {"disable": ["route-conditional"]},
-                      "providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}}, load_entrypoints=True)
-    client = await aiohttp_client(app)
-    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=config())
-    assert resp.status == 400
-    assert "unknown strategy mode 'conditional'" in (await resp.json())["error"]["message"]
-    assert fake_upstream.requests == []
-from gateway_route_conditional import query  # noqa: E402
+    return TestContract().config_header(**strategy)
 
 
 @pytest.mark.parametrize(
