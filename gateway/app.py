@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import handlers, saved
+from gateway.cache.service import CacheService
 from gateway import settings as settings_mod
 from gateway.chain import Chain
 from gateway.errors import StartupError
@@ -81,14 +82,24 @@ def create_app(
 def _lifespan(state: GatewayState):  # noqa: ANN202
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         state.open_session()
+        state.cache = _open_cache(state)
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
+            await state.drain()
+            if state.cache is not None:
+                await state.cache.close()
             await state.close_session()
 
     return ctx
+
+
+def _open_cache(state: GatewayState) -> CacheService:
+    cfg = state.settings.cache
+    backend = state.registry.cache_backends[cfg.backend].from_settings(state.settings)
+    return CacheService(backend, op_timeout=cfg.op_timeout, lock_timeout=cfg.lock_timeout)
 
 
 def _wrap(cm: Any):  # noqa: ANN202

@@ -28,6 +28,7 @@ REQUEST_HOOKS = (
     "gateway_resolve_config",
     "gateway_route",
     "gateway_cache_lookup",
+    "gateway_cache_store",
     "gateway_transform_request",
     "gateway_log_fields",
     "gateway_request_finished",
@@ -147,6 +148,7 @@ class Chain:
     gateway_resolve_config: Callable[..., Any]
     gateway_route: Callable[..., Any]
     gateway_cache_lookup: Callable[..., Any]
+    gateway_cache_store: HookDriver
     gateway_transform_request: Callable[..., Any]
     gateway_log_fields: HookDriver
     gateway_request_finished: HookDriver

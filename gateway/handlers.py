@@ -21,7 +21,7 @@ from gateway.errors import (
 )
 from gateway.keys import CTX, GATEWAY
 from gateway.outcome import Outcome
-from gateway.routing import may_resend
+from gateway.routing import needs_body_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.state import GatewayState
@@ -81,8 +81,8 @@ async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamR
             ctx.config = await chain.gateway_resolve_config(ctx=ctx)
             if ctx.config is None:
                 raise BadRequest("No routing config could be resolved for this request")
-            if ctx.body_stream is not None and may_resend(ctx.config):
-                # A retry or another target must send the same bytes again.
+            if ctx.body_stream is not None and needs_body_bytes(ctx.config, gw.settings.cache.default is not None):
+                # A retry or another target sends the same bytes again; a cache key reads them.
                 ctx.body_stream = await _read_all(ctx, ctx.body_stream)
             outcome = await chain.gateway_route(ctx=ctx)
             response = await _respond(ctx, outcome)
@@ -188,6 +188,8 @@ async def _respond(ctx: RequestContext, outcome: Outcome) -> web.StreamResponse:
             headers["Content-Type"] = "application/json"
         ctx.status = outcome.status
         ctx.bytes_out = len(outcome.body or b"")
+        if outcome.cache is not None and outcome.body is not None:
+            _store_later(ctx, outcome, outcome.body)
         return web.Response(status=outcome.status, body=outcome.body, headers=headers)
     return await _relay(ctx, outcome, headers)
 
@@ -202,10 +204,18 @@ async def _relay(ctx: RequestContext, outcome: Outcome, headers) -> web.StreamRe
         ctx.status = outcome.status
         await resp.prepare(ctx.request)
         sent = 0
+        # A miss this request leads keeps a copy of what it relays, for the cache.
+        keep: list[bytes] | None = [] if outcome.cache is not None else None
+        limit = ctx.gateway.settings.cache.max_entry_bytes
         try:
             async for chunk, _ in upstream.content.iter_chunks():
                 await resp.write(chunk)
                 sent += len(chunk)
+                if keep is not None:
+                    if sent > limit:
+                        keep = None
+                    else:
+                        keep.append(chunk)
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
             # Headers are gone already: the only honest signal left is to cut the
             # connection, so the client sees a broken response, not a short one.
@@ -218,9 +228,31 @@ async def _relay(ctx: RequestContext, outcome: Outcome, headers) -> web.StreamRe
             return resp
         ctx.bytes_out = sent
         await resp.write_eof()
+        if keep is not None:
+            _store_later(ctx, outcome, b"".join(keep))
         return resp
     finally:
         upstream.release()
+
+
+def _store_later(ctx: RequestContext, outcome: Outcome, body: bytes) -> None:
+    """Store a complete answer in a task the app tracks; the client does not wait."""
+    pending = outcome.cache
+    held = ctx.extra.get("cache.held")
+    if held is not None and held.get(pending.key):
+        held[pending.key] = False  # the store task releases it now, not the request's end
+        release = True
+    else:
+        release = False
+
+    async def store() -> None:
+        try:
+            await ctx.gateway.chain.gateway_cache_store.notify(ctx=ctx, pending=pending, outcome=outcome, body=body)
+        finally:
+            if release and ctx.gateway.cache is not None:
+                await ctx.gateway.cache.release(pending.key)
+
+    ctx.gateway.spawn(store())
 
 
 async def _error_response(ctx: RequestContext, error: GatewayError, outcome: Outcome | None = None) -> web.StreamResponse:

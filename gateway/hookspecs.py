@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from aiohttp import web
 
+    from gateway.cache.backend import CacheBackend
+    from gateway.cache.service import Pending
     from gateway.context import RequestContext
     from gateway.errors import GatewayError
     from gateway.outcome import Outcome
@@ -67,6 +69,15 @@ def gateway_register_routing_strategies() -> list[type[RoutingStrategy]]:
 
     Mode: collected; every strategy ``name`` must be unique.  Async: no.
     Returns: a list of RoutingStrategy subclasses.
+    """
+
+
+@hookspec
+def gateway_register_cache_backends() -> list[type[CacheBackend]]:
+    """Return :class:`gateway.cache.backend.CacheBackend` classes (``cache.backend`` values).
+
+    Mode: collected; every backend ``name`` must be unique.  Async: no.
+    Returns: a list of CacheBackend subclasses.
     """
 
 
@@ -142,6 +153,17 @@ def gateway_cache_lookup(ctx: RequestContext, call: Call) -> Outcome | None:
     request (so the key can include the provider-shaped request) and before
     it is sent.  Mode: first result.  Async: yes.  Returns: an Outcome to
     serve instead of calling upstream, or None.  Set ``ctx.cache_status``.
+    """
+
+
+@hookspec
+def gateway_cache_store(ctx: RequestContext, pending: Pending, outcome: Outcome, body: bytes) -> None:
+    """Stage 3b, cache store: a miss this request led has a complete 2xx answer.
+
+    Called after the answer was sent to the client, in a task the app tracks
+    (so the client never waits for it), with the whole body.  Mode: collected.
+    Async: yes.  Returns: nothing.  The single-flight lock is released after
+    every implementation ran.
     """
 
 

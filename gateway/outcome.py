@@ -1,7 +1,7 @@
 """What one routed request produced, before it is written to the client."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
@@ -19,7 +19,7 @@ class Outcome:
     gateway or provider error rendered by the error hook.
     """
 
-    __slots__ = ("status", "headers", "body", "relay", "error", "provider", "target_path")
+    __slots__ = ("status", "headers", "body", "relay", "error", "provider", "target_path", "cache")
 
     def __init__(
         self,
@@ -38,6 +38,8 @@ class Outcome:
         self.error = error
         self.provider = provider
         self.target_path = target_path
+        #: A cache miss this answer fills (set by the router from the call).
+        self.cache: Any = None
 
     @classmethod
     def from_error(cls, error: GatewayError, provider: str | None = None) -> Outcome:

@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "gateway.defaults.auth_keys",
     "gateway.defaults.config_headers",
     "gateway.defaults.routing",
+    "gateway.defaults.cache",
     "gateway.defaults.errors_json",
     "gateway.defaults.log_canonical",
 )

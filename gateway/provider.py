@@ -88,7 +88,7 @@ class UpstreamRequest:
 class Call:
     """One attempt at one leaf target: what a provider builds its request from."""
 
-    __slots__ = ("ctx", "target", "provider", "upstream", "base_url", "options", "attempt", "_decompressed")
+    __slots__ = ("ctx", "target", "provider", "upstream", "base_url", "options", "attempt", "cache", "_decompressed")
 
     def __init__(self, ctx: RequestContext, target: Target, provider: Provider, attempt: int = 0) -> None:
         self.ctx = ctx
@@ -96,6 +96,8 @@ class Call:
         self.provider = provider
         self.attempt = attempt
         self.upstream: UpstreamRequest | None = None
+        #: Set by the cache lookup on a miss this call leads (gateway.cache.service.Pending).
+        self.cache: Any = None
         self._decompressed = True
         self.options = provider.parse_options(target)
         if target.custom_host:

@@ -19,9 +19,11 @@ if TYPE_CHECKING:  # pragma: no cover
 class Registry:
     """Providers and strategies by name (the names configs and headers use)."""
 
-    def __init__(self, providers: dict[str, Provider], strategies: dict[str, RoutingStrategy]) -> None:
+    def __init__(self, providers: dict[str, Provider], strategies: dict[str, RoutingStrategy],
+                 cache_backends: dict[str, Any] | None = None) -> None:
         self.providers = providers
         self.strategies = strategies
+        self.cache_backends = cache_backends or {}
         self._installed_providers = ", ".join(sorted(providers)) or "none"
 
     def provider(self, name: str) -> Provider:
@@ -68,7 +70,13 @@ def build_registry(pm: pluggy.PluginManager, settings: Settings) -> Registry:
                 f"{suggest(name, providers)}; installed providers: {', '.join(sorted(providers)) or 'none'}"
             )
     strategies = {name: cls() for name, cls in _collect(pm, "gateway_register_routing_strategies", {}, "routing strategy").items()}
-    return Registry(providers, strategies)
+    backends = _collect(pm, "gateway_register_cache_backends", {}, "cache backend")
+    if settings.cache.backend not in backends:
+        raise StartupError(
+            f"settings [cache] backend: {settings.cache.backend!r} is not installed{suggest(settings.cache.backend, backends)}; "
+            f"installed cache backends: {', '.join(sorted(backends)) or 'none'}"
+        )
+    return Registry(providers, strategies, backends)
 
 
 def _collect(pm: pluggy.PluginManager, hook: str, owners: dict[str, str], kind: str) -> dict[str, Any]:

@@ -147,6 +147,8 @@ class Router:
             outcome = Outcome.from_error(e, provider=provider.name)
         outcome.target_path = target.path
         outcome.provider = outcome.provider or provider.name
+        if call.cache is not None and outcome.ok:
+            outcome.cache = call.cache
         ctx.attempts.append(
             {"target": target.path, "provider": provider.name, "attempt": attempt, "status": outcome.status,
              "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
@@ -154,11 +156,12 @@ class Router:
         return outcome
 
 
-def may_resend(node: Target) -> bool:
-    """Whether running ``node`` can send the request body more than once."""
-    if node.targets:
+def needs_body_bytes(node: Target, cache_default: bool) -> bool:
+    """Whether running ``node`` needs the request body whole: to send it more than
+    once (retries, several targets), or to key a cache entry on it."""
+    if node.targets or cache_default:
         return True
-    return node.retry is not None and node.retry.attempts > 0
+    return (node.retry is not None and node.retry.attempts > 0) or node.cache is not None
 
 
 DEFAULT_RETRY_CODES = frozenset({429, 500, 502, 503, 504})

@@ -81,6 +81,34 @@ class PluginSettings(Base):
     disable: list[str] = msgspec.field(default_factory=list)
 
 
+class CacheDefault(Base):
+    """The cache a target gets when its config names none."""
+
+    mode: Literal["simple"] = "simple"
+    max_age: int | None = None
+
+
+class CacheSettings(Base):
+    """The response cache (per target: ``cache: {mode: "simple", max_age: <s>}`` in a config)."""
+
+    #: A registered cache backend: ``memory`` (built in) or ``redis`` (plugin gateway-cache-redis).
+    backend: str = "memory"
+    #: Where the ``redis`` backend connects (``redis://[:password@]host:port/db``).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Bytes the ``memory`` backend holds before the least recently used entries go.
+    memory_max_bytes: int = 256 * 1024 * 1024
+    #: Largest response body stored.
+    max_entry_bytes: int = 32 * 1024 * 1024
+    #: Seconds an entry lives when its config gives no ``max_age``.
+    default_max_age: int = 86400
+    #: When set, targets without a ``cache`` config are cached like this.
+    default: CacheDefault | None = None
+    #: Seconds one backend call may take before the request goes on without the cache.
+    op_timeout: float = 0.5
+    #: Seconds identical requests wait for the one in flight before calling upstream themselves.
+    lock_timeout: float = 600.0
+
+
 class ProviderSettings(Base):
     """Settings every provider accepts under ``[providers.<name>]``."""
 
@@ -96,6 +124,7 @@ class Settings(Base):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     #: Per-provider settings, ``[providers.openai] base_url = ...``.
     providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     #: Provider credentials by name (``x-portkey-virtual-key``, a target's ``virtual_key``).

@@ -57,6 +57,10 @@ class GatewayState:
         #: How retries wait; tests swap in a recorder so they never sleep.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.ready = False
+        #: The response cache (created at start-up; None when no backend is set).
+        self.cache: Any = None
+        #: Work that outlives a request (cache stores); drained at shutdown.
+        self.tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -80,6 +84,17 @@ class GatewayState:
             auto_decompress=True, trust_env=False, headers={"User-Agent": f"gateway/{__version__}"},
         )
         return self._session
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` in a task the app keeps until it ends (and awaits at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
 
     async def close_session(self) -> None:
         if self._session is not None:

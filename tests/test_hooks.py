@@ -370,3 +370,46 @@ def test_driver_agrees_with_pluggy_on_order_and_results():
         assert order == pluggy_order
         assert via_driver == via_pluggy
     assert order == ["b", "c", "a", "d"]
+
+
+def test_hook_gateway_register_cache_backends():
+    from gateway.cache.backend import BoundedMemoryCache, CacheBackend
+
+    class Tiny(CacheBackend):
+        name = "tiny"
+
+        @classmethod
+        def from_settings(cls, settings):  # noqa: ANN001, ANN206
+            return BoundedMemoryCache(1000)
+
+    class Plugin:
+        @hookimpl
+        def gateway_register_cache_backends(self):
+            return [Tiny]
+
+    app = create_app({"cache": {"backend": "tiny"}}, plugins=[Plugin()], load_entrypoints=False)
+    from gateway.keys import GATEWAY
+
+    assert app[GATEWAY].registry.cache_backends["tiny"] is Tiny
+    with pytest.raises(StartupError, match="did you mean 'tiny'"):
+        create_app({"cache": {"backend": "tinny"}}, plugins=[Plugin()], load_entrypoints=False)
+
+
+async def test_hook_gateway_cache_store(aiohttp_client, fake_upstream):  # noqa: ANN001
+    stored = []
+
+    class Audit:
+        @hookimpl
+        async def gateway_cache_store(self, ctx, pending, outcome, body):  # noqa: ANN001
+            stored.append((pending.max_age, outcome.status, len(body)))
+
+    client, app = await client_for(aiohttp_client, fake_upstream, Audit())
+    cfg = msgspec.json.encode({"provider": "openai", "api_key": "k", "cache": {"mode": "simple", "max_age": 30}}).decode()
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    body = await resp.read()
+    from gateway.keys import GATEWAY
+
+    await app[GATEWAY].drain()
+    assert stored == [(30, 200, len(body))]
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    assert resp.headers["x-portkey-cache-status"] == "HIT"

@@ -1,0 +1,1 @@
+"""The image-aware response cache: backends, keys, and the service the chain uses."""
