@@ -71,6 +71,10 @@ class CacheService:
         try:
             async with asyncio.timeout(self.op_timeout):
                 result = await getattr(self.backend, method)(*args, **kwargs)
+        except ValueError:
+            if method != "add":
+                raise
+            result = False  # aiocache's "the key exists" from add(): the lock is held elsewhere
         except (asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as e:  # any backend failure: serve without the cache
@@ -129,8 +133,6 @@ class CacheService:
         try:
             if await self._call("add", "l:" + key, token, ttl=self.lock_timeout):
                 return True
-        except ValueError:  # aiocache: the lock is held elsewhere
-            pass
         except Unavailable:
             return True
         # Another instance leads: wait for its entry, or for its lock to go.

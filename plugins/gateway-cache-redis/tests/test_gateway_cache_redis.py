@@ -1,0 +1,210 @@
+"""The Redis cache backend against a real redis-server, with two real gateway processes sharing it."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+
+from gateway.testing import Reply
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed (.ci/run installs it)")
+GATEWAY_BIN = str(Path(sys.executable).with_name("gateway"))
+GEN = "/v1/images/generations"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisProcess]:
+    r = RedisProcess()
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+class GatewayProcess:
+    def __init__(self, config: Path) -> None:
+        self.port = free_port()
+        self.log = config.with_suffix(f".{self.port}.log")
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [GATEWAY_BIN, "serve", "--port", str(self.port), "--config", str(config)],
+            stdout=self._out, stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(self.url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError("gateway did not start: " + self.log.read_text())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._out.close()
+
+    def lines(self) -> list[dict]:
+        out = []
+        for line in self.log.read_bytes().splitlines():
+            try:
+                out.append(msgspec.json.decode(line))
+            except msgspec.DecodeError:
+                pass
+        return out
+
+
+@pytest.fixture
+async def pair(tmp_path, redis, fake_upstream) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess, aiohttp.ClientSession]]:  # noqa: ANN001
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[providers.openai]
+base_url = "{fake_upstream.url}/v1"
+
+[cache]
+backend = "redis"
+redis_url = "{redis.url}"
+op_timeout = 0.3
+""")
+    a, b = GatewayProcess(config), GatewayProcess(config)
+    session = aiohttp.ClientSession()
+    try:
+        await a.ready(session)
+        await b.ready(session)
+        yield a, b, session
+    finally:
+        await session.close()
+        a.stop()
+        b.stop()
+
+
+CFG = {"x-portkey-config": msgspec.json.encode(
+    {"provider": "openai", "api_key": "sk-shared", "cache": {"mode": "simple", "max_age": 120}}).decode()}
+
+
+async def post(session: aiohttp.ClientSession, gw: GatewayProcess, prompt: str, **headers: str) -> tuple[str, dict]:
+    async with session.post(gw.url + GEN, json={"prompt": prompt}, headers={**CFG, **headers}) as resp:
+        assert resp.status == 200, await resp.text()
+        return resp.headers["x-portkey-cache-status"], await resp.json()
+
+
+async def until_hit(session, gw, prompt) -> dict:  # noqa: ANN001
+    """The store runs just after the answer is sent: wait for it to land."""
+    for _ in range(50):
+        status, body = await post(session, gw, prompt)
+        if status == "HIT":
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError("never a HIT")
+
+
+async def test_a_miss_on_one_instance_is_a_hit_on_the_other(pair, fake_upstream):  # noqa: ANN001
+    a, b, session = pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "QUJD" * 400_000}]}))
+    status, first = await post(session, a, "shared fox")
+    assert status == "MISS"
+    assert await until_hit(session, b, "shared fox") == first
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_force_refresh_on_one_is_what_the_other_serves_next(pair, fake_upstream):  # noqa: ANN001
+    a, b, session = pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": []}), Reply(json={"created": 2, "data": []}))
+    await post(session, a, "refresh me")
+    await until_hit(session, a, "refresh me")
+    status, body = await post(session, b, "refresh me", **{"x-portkey-cache-force-refresh": "true"})
+    assert status == "REFRESH" and body["created"] == 2
+    for _ in range(50):
+        status, body = await post(session, a, "refresh me")
+        if body["created"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert status == "HIT" and body["created"] == 2
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_concurrent_identical_requests_across_instances_make_one_call(pair, fake_upstream):  # noqa: ANN001
+    a, b, session = pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 7, "data": [{"url": "https://x/1.png"}]}, delay=0.6))
+    results = await asyncio.gather(*[post(session, gw, "stampede") for gw in (a, b) * 5])
+    assert len(fake_upstream.requests) == 1, ([s for s, _ in results], [l for l in a.lines() + b.lines() if l.get("event") != "request.finished"])
+    assert all(body["created"] == 7 for _, body in results)
+    assert sorted(s for s, _ in results).count("MISS") == 1
+
+
+async def test_redis_outage_serves_without_cache_and_recovers(pair, redis, fake_upstream):  # noqa: ANN001
+    a, b, session = pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": []}))
+    redis.stop()
+    statuses = [(await post(session, a, f"outage {i}"))[0] for i in range(5)]
+    assert set(statuses) == {"DISABLED"}
+    unavailable = [line for line in a.lines() if line.get("event") == "cache.unavailable"]
+    assert len(unavailable) == 1  # once per outage, not per request
+    redis.start()
+    await asyncio.sleep(5.5)  # the gateway tries Redis again after a few seconds
+    status, _ = await post(session, a, "after the outage")
+    assert status == "MISS"
+    await until_hit(session, b, "after the outage")
+    assert any(line.get("event") == "cache.recovered" for line in a.lines())
+    assert all(line.get("status") != 500 for line in a.lines() + b.lines())
