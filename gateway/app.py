@@ -74,6 +74,7 @@ def create_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_post("/v1/images/generations", handlers.images_generations)
+    app.router.add_get("/v1/images/files/{image_id}", handlers.image_file)
     app.router.add_route("*", "/v1/{tail:.*}", handlers.passthrough)
     app.on_shutdown.append(_not_ready)
     return app
@@ -83,12 +84,15 @@ def _lifespan(state: GatewayState):  # noqa: ANN202
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         state.open_session()
         state.cache = _open_cache(state)
+        state.images = state.registry.image_stores[state.settings.images.store].from_state(state)
+        await state.images.start()
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
             await state.drain()
+            await state.images.close()
             if state.cache is not None:
                 await state.cache.close()
             await state.close_session()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 IMAGES_GENERATIONS = "images.generations"
 PROXY = "proxy"
+IMAGES_FILES = "images.files"
 
 _decode_dict = msgspec.json.Decoder(dict).decode
 _decode_metadata = msgspec.json.Decoder(dict[str, str]).decode

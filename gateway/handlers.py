@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -11,10 +13,12 @@ from aiohttp import web
 
 from gateway import headers as h
 from gateway.chain import PluginError
-from gateway.context import IMAGES_GENERATIONS, PROXY, RequestContext
+from gateway.cache.service import Unavailable
+from gateway.context import IMAGES_FILES, IMAGES_GENERATIONS, PROXY, RequestContext
 from gateway.errors import (
     BadRequest,
     GatewayError,
+    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     UpstreamError,
@@ -54,6 +58,43 @@ async def images_generations(request: web.Request) -> web.StreamResponse:
 
 async def passthrough(request: web.Request) -> web.StreamResponse:
     return await _handle(request, PROXY, "/" + request.match_info["tail"])
+
+
+async def image_file(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/images/files/{id}``: an image the gateway stored, under the same auth as the rest."""
+    gw: GatewayState = request.app[GATEWAY]
+    ctx = RequestContext(request, gw, IMAGES_FILES, request.path[len("/v1"):])
+    try:
+        try:
+            ctx.principal = await gw.chain.gateway_authenticate(ctx=ctx)
+            try:
+                image = await gw.images.get(request.match_info["image_id"])
+            except Unavailable:
+                raise UpstreamError("The image store is unavailable", status=503, code="image_store_unavailable") from None
+            if image is None:
+                raise NotFound("No such image (it may have expired)", code="image_not_found")
+            headers = {h.TRACE_ID: ctx.trace_id, "Content-Type": image.content_type,
+                       "Cache-Control": f"private, max-age={max(0, int(image.expires - time.time()))}"}
+            ctx.status = 200
+            if image.path is not None:
+                resp: web.StreamResponse = web.FileResponse(image.path, headers=headers)
+                ctx.bytes_out = os.path.getsize(image.path)
+            else:
+                resp = web.Response(body=image.data, headers=headers)
+                ctx.bytes_out = len(image.data or b"")
+            return resp
+        except GatewayError as e:
+            return await _error_response(ctx, e)
+    finally:
+        await _finish(ctx, gw)
+
+
+def image_url(ctx: RequestContext, image_id: str) -> str:
+    """The absolute URL of a stored image, as the caller can reach it."""
+    base = ctx.gateway.settings.images.public_url
+    if not base:
+        base = f"{ctx.request.scheme}://{ctx.request.host}"
+    return f"{base.rstrip('/')}/v1/images/files/{image_id}"
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.cache.service import Pending
     from gateway.context import RequestContext
     from gateway.errors import GatewayError
+    from gateway.images.store import ImageStore
     from gateway.outcome import Outcome
     from gateway.plugins import GatewayPluginManager
     from gateway.provider import Call, Provider
@@ -78,6 +79,15 @@ def gateway_register_cache_backends() -> list[type[CacheBackend]]:
 
     Mode: collected; every backend ``name`` must be unique.  Async: no.
     Returns: a list of CacheBackend subclasses.
+    """
+
+
+@hookspec
+def gateway_register_image_stores() -> list[type[ImageStore]]:
+    """Return :class:`gateway.images.store.ImageStore` classes (``images.store`` values).
+
+    Mode: collected; every store ``name`` must be unique.  Async: no.
+    Returns: a list of ImageStore subclasses.
     """
 
 

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "gateway.defaults.config_headers",
     "gateway.defaults.routing",
     "gateway.defaults.cache",
+    "gateway.defaults.images",
     "gateway.defaults.errors_json",
     "gateway.defaults.log_canonical",
 )

@@ -20,10 +20,11 @@ class Registry:
     """Providers and strategies by name (the names configs and headers use)."""
 
     def __init__(self, providers: dict[str, Provider], strategies: dict[str, RoutingStrategy],
-                 cache_backends: dict[str, Any] | None = None) -> None:
+                 cache_backends: dict[str, Any] | None = None, image_stores: dict[str, Any] | None = None) -> None:
         self.providers = providers
         self.strategies = strategies
         self.cache_backends = cache_backends or {}
+        self.image_stores = image_stores or {}
         self._installed_providers = ", ".join(sorted(providers)) or "none"
 
     def provider(self, name: str) -> Provider:
@@ -76,7 +77,13 @@ def build_registry(pm: pluggy.PluginManager, settings: Settings) -> Registry:
             f"settings [cache] backend: {settings.cache.backend!r} is not installed{suggest(settings.cache.backend, backends)}; "
             f"installed cache backends: {', '.join(sorted(backends)) or 'none'}"
         )
-    return Registry(providers, strategies, backends)
+    stores = _collect(pm, "gateway_register_image_stores", {}, "image store")
+    if settings.images.store not in stores:
+        raise StartupError(
+            f"settings [images] store: {settings.images.store!r} is not installed{suggest(settings.images.store, stores)}; "
+            f"installed image stores: {', '.join(sorted(stores)) or 'none'}"
+        )
+    return Registry(providers, strategies, backends, stores)
 
 
 def _collect(pm: pluggy.PluginManager, hook: str, owners: dict[str, str], kind: str) -> dict[str, Any]:

@@ -109,6 +109,25 @@ class CacheSettings(Base):
     lock_timeout: float = 600.0
 
 
+class ImagesSettings(Base):
+    """Images the gateway stores and serves at ``/v1/images/files/{id}``."""
+
+    #: A registered image store: ``local`` (a directory on this instance) or
+    #: ``cache`` (the cache backend; with Redis every instance serves every image).
+    store: str = "local"
+    #: Directory of the ``local`` store.
+    directory: str = msgspec.field(default_factory=lambda: os.path.join(os.environ.get("TMPDIR", "/tmp"), "gateway-images"))
+    #: Bytes the ``local`` store keeps before the oldest images go.
+    max_bytes: int = 1024 * 1024 * 1024
+    #: Seconds a stored image lives (at least as long as a cache entry pointing at it).
+    ttl: int = 86400
+    #: Seconds between clean-ups of the ``local`` store.
+    sweep_interval: float = 60.0
+    #: Base of the URLs handed out (``https://gateway.example.com``); by default
+    #: the scheme and Host of the request that made the image.
+    public_url: str | None = None
+
+
 class ProviderSettings(Base):
     """Settings every provider accepts under ``[providers.<name>]``."""
 
@@ -125,6 +144,7 @@ class Settings(Base):
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    images: ImagesSettings = msgspec.field(default_factory=ImagesSettings)
     #: Per-provider settings, ``[providers.openai] base_url = ...``.
     providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     #: Provider credentials by name (``x-portkey-virtual-key``, a target's ``virtual_key``).

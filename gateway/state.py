@@ -59,6 +59,8 @@ class GatewayState:
         self.ready = False
         #: The response cache (created at start-up; None when no backend is set).
         self.cache: Any = None
+        #: The image store behind /v1/images/files/{id} (created at start-up).
+        self.images: Any = None
         #: Work that outlives a request (cache stores); drained at shutdown.
         self.tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None

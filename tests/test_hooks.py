@@ -5,6 +5,7 @@ Each test plugs a small plugin into a real app and drives real requests.
 from __future__ import annotations
 
 import asyncio
+import time
 import types
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,7 @@ import gateway_openai
 from gateway import hookimpl, hookspec
 from gateway.app import create_app
 from gateway.errors import AuthError, StartupError
+from gateway.images.store import ImageStore, StoredImage, new_id
 from gateway.openai_compatible import OpenAICompatibleProvider
 from gateway.outcome import Outcome
 from gateway.routing import RoutingStrategy
@@ -405,11 +407,35 @@ async def test_hook_gateway_cache_store(aiohttp_client, fake_upstream):  # noqa:
 
     client, app = await client_for(aiohttp_client, fake_upstream, Audit())
     cfg = msgspec.json.encode({"provider": "openai", "api_key": "k", "cache": {"mode": "simple", "max_age": 30}}).decode()
-    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    gen = {"prompt": "x", "response_format": "b64_json"}
+    resp = await client.post("/v1/images/generations", json=gen, headers={"x-portkey-config": cfg})
     body = await resp.read()
     from gateway.keys import GATEWAY
 
     await app[GATEWAY].drain()
     assert stored == [(30, 200, len(body))]
-    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
+    resp = await client.post("/v1/images/generations", json=gen, headers={"x-portkey-config": cfg})
     assert resp.headers["x-portkey-cache-status"] == "HIT"
+
+
+class _Nothing(ImageStore):  # an image store that always has the same image
+    name = "nothing"
+
+    @classmethod
+    def from_state(cls, state):  # noqa: ANN001, ANN206
+        return cls()
+
+    async def get(self, image_id):  # noqa: ANN001, ANN201
+        return StoredImage("image/png", time.time() + 5, data=b"always-this")
+
+
+async def test_hook_gateway_register_image_stores(aiohttp_client):  # noqa: ANN001
+    class Plugin:
+        @hookimpl
+        def gateway_register_image_stores(self):
+            return [_Nothing]
+
+    app = create_app({"images": {"store": "nothing"}}, plugins=[Plugin()], load_entrypoints=False)
+    client = await aiohttp_client(app)
+    resp = await client.get(f"/v1/images/files/{new_id()}")
+    assert resp.status == 200 and await resp.read() == b"always-this"

@@ -89,6 +89,13 @@ class CacheService:
             _log.info("cache.recovered", backend=type(self.backend).__name__)
         return result
 
+    async def get(self, key: str) -> bytes | None:
+        """A raw value (for other users of the backend, such as the image store)."""
+        return await self._call("get", key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        await self._call("set", key, value, ttl=ttl)
+
     @property
     def available(self) -> bool:
         return not (self._outage and time.monotonic() < self._down_until)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+import msgspec
+
 from gateway import hookimpl
 from gateway.cache.backend import MemoryBackend
 from gateway.cache.keys import cache_key
-from gateway.cache.service import Pending, Unavailable
-from gateway.context import RequestContext
+from gateway.cache.service import BLOB_GRACE, Pending, Unavailable
+from gateway.context import IMAGES_GENERATIONS, RequestContext
 from gateway.headers import CACHE_FORCE_REFRESH, truthy
 from gateway.outcome import Outcome
 from gateway.provider import Call
@@ -73,9 +76,43 @@ async def gateway_cache_store(ctx: RequestContext, pending: Pending, outcome: Ou
     if service is None or len(body) > ctx.gateway.settings.cache.max_entry_bytes:
         return
     try:
+        if ctx.endpoint == IMAGES_GENERATIONS and b'"url"' in body:
+            body = await _keep_url_images(ctx, body, pending.max_age + BLOB_GRACE)
+            if body is None:
+                return
         await service.store(pending, outcome, body)
     except Unavailable:
         pass
+
+
+async def _keep_url_images(ctx: RequestContext, body: bytes, ttl: int) -> bytes | None:
+    """Provider image URLs expire (OpenAI's after an hour); a cached answer must not
+    hand them out later.  Fetch each image into the image store and point the
+    entry at the gateway's own URL, which lives as long as the entry.  None when
+    an image cannot be fetched: then nothing is cached."""
+    from gateway.handlers import image_url
+
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    items = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(url, str):
+            continue
+        try:
+            async with ctx.gateway.session.get(url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                if resp.status != 200:
+                    return None
+                data = await resp.read()
+                ctype = resp.headers.get("Content-Type", "image/png")
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        item["url"] = image_url(ctx, await ctx.gateway.images.put(data, ctype, ttl))
+    return msgspec.json.encode(doc)
 
 
 @hookimpl(trylast=True)

@@ -186,7 +186,7 @@ async def test_force_refresh_on_one_is_what_the_other_serves_next(pair, fake_ups
 
 async def test_concurrent_identical_requests_across_instances_make_one_call(pair, fake_upstream):  # noqa: ANN001
     a, b, session = pair
-    fake_upstream.on("POST", GEN, Reply(json={"created": 7, "data": [{"url": "https://x/1.png"}]}, delay=0.6))
+    fake_upstream.on("POST", GEN, Reply(json={"created": 7, "data": [{"b64_json": "aW1n"}]}, delay=0.6))
     results = await asyncio.gather(*[post(session, gw, "stampede") for gw in (a, b) * 5])
     assert len(fake_upstream.requests) == 1, ([s for s, _ in results], [l for l in a.lines() + b.lines() if l.get("event") != "request.finished"])
     assert all(body["created"] == 7 for _, body in results)
