@@ -304,6 +304,7 @@ def test_compose_runs_two_gateways_redis_and_nginx() -> None:
         assert f"./gateway.example.toml:{CONFIG_PATH}:ro" in svc["volumes"]
         assert env["GATEWAY__CACHE__BACKEND"] == "redis"
         assert env["GATEWAY__CACHE__REDIS_URL"] == "redis://redis:6379/0"
+        assert env["GATEWAY__IMAGES__STORE"] == "cache"
         assert "OPENAI_API_KEY" in env
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert seconds(svc["stop_grace_period"]) > example_settings().server.shutdown_timeout
