@@ -132,6 +132,9 @@ async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamR
         except PluginError as e:
             _log.error("plugin.error", plugin=e.plugin, hook=e.hook, error=str(e.__cause__))
             response = await _error_response(ctx, GatewayError(f"Internal error in plugin {e.plugin!r}", code="plugin_error"))
+        except Exception:  # a bug: logged with its traceback, answered as JSON without one
+            _log.exception("request.crashed", trace_id=ctx.trace_id)
+            response = await _error_response(ctx, GatewayError("Internal gateway error", code="internal_error"))
         return response
     except asyncio.CancelledError:
         ctx.status = 499

@@ -252,3 +252,21 @@ async def test_healthz_and_readyz_need_no_auth(gateway_client):  # noqa: ANN001
     assert (await gateway_client.get("/healthz")).status == 200
     resp = await gateway_client.get("/readyz")
     assert resp.status == 200 and (await resp.json())["status"] == "ready"
+
+
+async def test_a_bug_is_a_json_500_without_traceback(aiohttp_client, gateway_plugins, fake_upstream, log_capture):  # noqa: ANN001
+    from gateway import hookimpl
+    from gateway.app import create_app
+
+    class Broken:
+        @hookimpl(tryfirst=True)
+        def gateway_route(self, ctx):  # noqa: ANN001
+            return "not an outcome"  # the core trips over this
+
+    app = create_app({}, plugins=[*gateway_plugins, Broken()], load_entrypoints=False)
+    client = await aiohttp_client(app)
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    err = await error_of(resp, 500)
+    assert err["code"] == "internal_error" and "Traceback" not in await resp.text()
+    crashed = log_capture.events("request.crashed")
+    assert crashed and crashed[0]["exception"]
