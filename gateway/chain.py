@@ -75,7 +75,7 @@ class HookDriver:
             t0 = time.perf_counter() if self.trace else 0.0
             try:
                 res = impl.function(*[kwargs[a] for a in impl.argnames])
-                if impl.is_async or inspect.isawaitable(res):
+                if impl.is_async:
                     res = await res
             except (GatewayError, PluginError):
                 raise

@@ -1,7 +1,7 @@
 """Per-request state shared by every stage of the hook chain."""
 from __future__ import annotations
 
-import os
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,8 @@ class RequestContext:
         self.endpoint = endpoint
         #: The path below ``/v1`` (``/images/generations``, ``/v2beta/stable-image/...``).
         self.path = path
-        self.trace_id: str = request.headers.get(h.TRACE_ID) or os.urandom(16).hex()
+        # A trace id needs to be unique, not secret: no syscall for it.
+        self.trace_id: str = request.headers.get(h.TRACE_ID) or f"{random.getrandbits(128):032x}"
         self.started = time.perf_counter()
         self.principal: Any = None
         self.config: Target | None = None

@@ -142,6 +142,9 @@ async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamR
         raise
     finally:
         await _finish(ctx, gw)
+        # Break the request <-> context cycle so the request is freed by reference
+        # counting, not by the (much costlier) cycle collector.
+        del request[CTX]
 
 
 async def _read_body(ctx: RequestContext, gw: GatewayState) -> None:
