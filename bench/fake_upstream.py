@@ -1,0 +1,187 @@
+"""A fast fake OpenAI upstream for the benchmark: raw asyncio HTTP/1.1 on loopback.
+
+It has to cost far less CPU than the gateway so that the benchmark measures the
+gateway, not the fake, so it is a hand-written keep-alive HTTP/1.1 server
+with every answer prebuilt at start-up (no framework, no per-request
+encoding).  Routes, any method:
+
+* ``/v1/images/generations``: a ~200-byte JSON answer with an image ``url``,
+  or, when the request body mentions ``b64_json``, a ~1.5 MB answer
+  ``{"created": .., "data": [{"b64_json": "<base64>"}]}``;
+* ``/v1/passthrough-png``: 1 MiB of ``image/png`` bytes (what a native
+  provider endpoint relayed by passthrough would answer);
+* anything else: 404.
+
+Run ``python fake_upstream.py [--port N]``: the first line printed on stdout
+is the port it listens on.  uvloop is used when installed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+
+GENERATIONS = "/v1/images/generations"
+PASSTHROUGH_PNG = "/v1/passthrough-png"
+CREATED = 1_700_000_000
+#: 1,125,000 raw bytes encode to exactly 1,500,000 base64 characters.
+B64_RAW_BYTES = 1_125_000
+PNG_BYTES = 1024 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _response(body: bytes, content_type: str, status: str = "200 OK") -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "x-request-id: req_bench\r\n"
+        "openai-processing-ms: 12\r\n"
+        "\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def small_json_body() -> bytes:
+    """About 200 bytes: what dall-e-3 answers with ``response_format=url``."""
+    item = {
+        "url": "https://oaidalleapiprodscus.blob.core.windows.net/private/org-bench/user-bench/"
+               "img-0123456789abcdef.png?st=2025-01-01T00%3A00%3A00Z&sig=abc123",
+        "revised_prompt": "A fox",
+    }
+    return json.dumps({"created": CREATED, "data": [item]}, separators=(",", ":")).encode()
+
+
+def b64_json_body() -> bytes:
+    """About 1.5 MB: one image as ``b64_json`` (random bytes, so incompressible)."""
+    raw = PNG_SIGNATURE + os.urandom(B64_RAW_BYTES - len(PNG_SIGNATURE))
+    b64 = base64.b64encode(raw).decode("ascii")
+    return json.dumps({"created": CREATED, "data": [{"b64_json": b64}]}, separators=(",", ":")).encode()
+
+
+def png_body() -> bytes:
+    """1 MiB of PNG-looking bytes."""
+    return PNG_SIGNATURE + os.urandom(PNG_BYTES - len(PNG_SIGNATURE))
+
+
+class Answers:
+    """Every answer the fake gives, encoded once."""
+
+    def __init__(self) -> None:
+        self.small = _response(small_json_body(), "application/json")
+        self.b64 = _response(b64_json_body(), "application/json")
+        self.png = _response(png_body(), "image/png")
+        self.not_found = _response(b'{"error":{"message":"not found"}}', "application/json", "404 Not Found")
+
+    def pick(self, path: str, body: bytes) -> bytes:
+        """The answer for a request to ``path`` with ``body``."""
+        if path == GENERATIONS:
+            return self.b64 if b"b64_json" in body else self.small
+        if path == PASSTHROUGH_PNG:
+            return self.png
+        return self.not_found
+
+
+def _dechunk(buf: bytearray, pos: int) -> tuple[int, bytes]:
+    """Decode a chunked body starting at ``pos``: (end offset, body), or (-1, b"") if incomplete."""
+    out = bytearray()
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return -1, b""
+        size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
+        pos = eol + 2
+        if size == 0:
+            # No trailers: a bare CRLF; with trailers: up to the blank line.
+            if buf[pos:pos + 2] == b"\r\n":
+                return pos + 2, bytes(out)
+            end = buf.find(b"\r\n\r\n", pos)
+            return (-1, b"") if end < 0 else (end + 4, bytes(out))
+        if len(buf) < pos + size + 2:
+            return -1, b""
+        out += buf[pos:pos + size]
+        pos += size + 2
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One keep-alive client connection: parse requests, write prebuilt answers."""
+
+    def __init__(self, answers: Answers) -> None:
+        self.answers = answers
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        """Answer every complete request in the buffer (pipelining works too)."""
+        self.buf += data
+        while self.transport is not None:
+            head_end = self.buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            lines = bytes(self.buf[:head_end]).decode("latin-1").split("\r\n")
+            _method, target, _version = lines[0].split(" ", 2)
+            length, chunked, close = 0, False, False
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "transfer-encoding":
+                    chunked = "chunked" in value.lower()
+                elif name == "connection":
+                    close = value.strip().lower() == "close"
+            start = head_end + 4
+            if chunked:
+                end, body = _dechunk(self.buf, start)
+                if end < 0:
+                    return
+            else:
+                end = start + length
+                if len(self.buf) < end:
+                    return
+                body = bytes(self.buf[start:end])
+            del self.buf[:end]
+            self.transport.write(self.answers.pick(target.split("?", 1)[0], body))
+            if close:
+                self.transport.close()
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+async def serve(host: str, port: int) -> None:
+    """Listen, print the port, serve until killed."""
+    answers = Answers()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: HttpProtocol(answers), host, port, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
+    args = p.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(args.host, args.port))
+    else:
+        uvloop.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(0)

@@ -1,0 +1,344 @@
+"""The gateway benchmark: ``python bench/run.py`` (or ``make bench``).
+
+Starts a fast fake OpenAI upstream and the gateway (``gateway serve``, full
+hook chain and the per-request JSON log on, log sent to /dev/null), pins the
+gateway to one core and the upstream plus wrk to another, then for every
+scenario in :mod:`scenarios` measures through the gateway and straight to the
+upstream: requests/s, p50/p99 latency, the gateway's CPU time per request
+(utime + stime from /proc/<pid>/stat around the run, divided by the requests
+wrk completed) and the gateway's RSS before, during and after the run.
+
+Each gateway run is repeated (``--repeat``) and the run with the median CPU
+per request is reported.  Each run waits for both cores to be idle first, and
+a run during which other processes took a share of the gateway's core is
+measured again.  ``--reference`` also measures a minimal
+aiohttp forwarder (``reference_forwarder.py``) on the same core, the floor the
+gateway is compared with.  Prints markdown tables and writes
+``bench/results/latest.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import processes
+import procstat
+import report
+import wrkrun
+from scenarios import SCENARIOS, Scenario
+
+HERE = Path(__file__).resolve().parent
+#: Share of the gateway's core used by other processes above which a run is retried.
+INTERFERENCE_MAX = 0.10
+RETRIES = 1
+#: Busy share of an idle core below which the machine counts as quiet enough to start a run.
+QUIET_MAX = 0.05
+
+
+@dataclass
+class Served:
+    """A server under test (the gateway, or the reference forwarder), pinned to the measured core."""
+
+    name: str
+    proc: subprocess.Popen
+    url: str
+
+
+class Bench:
+    """One benchmark session: the processes, the wrk scripts, the settings."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, wrk: str) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.wrk = wrk
+        cpus = processes.usable_cpus()
+        if len(cpus) >= 2:
+            self.gateway_cpu, self.load_cpu = cpus[0], cpus[1]
+            self.softirq_pid = procstat.softirq_thread(self.gateway_cpu)
+        else:
+            print("bench: fewer than 2 usable cores: nothing is pinned, figures are not comparable",
+                  file=sys.stderr)
+            self.gateway_cpu = self.load_cpu = self.softirq_pid = None
+        self.upstream: subprocess.Popen | None = None
+        self.upstream_url = ""
+        self.served: list[Served] = []
+        self.redis: subprocess.Popen | None = None
+
+    # -- processes ---------------------------------------------------------------
+    def start(self) -> None:
+        """Start the upstream and the servers under test; wait until they are ready."""
+        self.upstream, up_port = processes.start_upstream(self.load_cpu)
+        self.upstream_url = f"http://{processes.HOST}:{up_port}"
+        if self.args.redis:
+            # The cache scenarios then hit Redis instead of the memory backend.
+            self.redis, redis_port = processes.start_redis(self.load_cpu)
+            self.args.env.update({"GATEWAY__CACHE__BACKEND": "redis",
+                                  "GATEWAY__CACHE__REDIS_URL": f"redis://{processes.HOST}:{redis_port}/0"})
+        port = processes.free_port()
+        config = processes.write_config(self.workdir / "gateway.toml", port, up_port)
+        with open(self.workdir / "gateway.stderr", "wb") as stderr:
+            gateway = processes.start_gateway(config, self.gateway_cpu, stderr, self.args.env)
+        self.served.append(Served("gateway", gateway, f"http://{processes.HOST}:{port}"))
+        if self.args.reference:
+            port = processes.free_port()
+            with open(self.workdir / "reference.stderr", "wb") as stderr:
+                fwd = processes.start_forwarder(self.upstream_url, port, self.gateway_cpu, stderr, self.args.env)
+            self.served.append(Served("reference", fwd, f"http://{processes.HOST}:{port}"))
+        for s in self.served:
+            processes.wait_ready(s.url + "/readyz", s.proc)
+
+    def stop(self) -> None:
+        """Stop everything this session started."""
+        for proc in [s.proc for s in self.served] + [self.upstream, self.redis]:
+            if proc is not None:
+                processes.stop(proc)
+
+    def stderr_tails(self) -> str:
+        """The end of each server's stderr, for error reports."""
+        out = []
+        for name in ("gateway", "reference"):
+            path = self.workdir / f"{name}.stderr"
+            text = path.read_text(errors="replace")[-4000:] if path.exists() else ""
+            if text.strip():
+                out.append(f"{name} stderr:\n{text}")
+        return "\n".join(out)
+
+    # -- measuring ---------------------------------------------------------------
+    def check(self, sc: Scenario, served: Served) -> None:
+        """One request each way: the same successful answer through ``served`` as from the upstream."""
+        got = processes.fetch(served.url + sc.path, sc.method, sc.headers, sc.body)
+        direct = processes.fetch(self.upstream_url + sc.path, sc.method, sc.headers, sc.body)
+        for where, (status, ctype, body) in ((served.name, got), ("upstream", direct)):
+            if status != 200 or not ctype.startswith(sc.content_type) or len(body) < sc.min_bytes:
+                raise RuntimeError(f"{sc.name}: {where} answered {status} {ctype} with {len(body)} bytes: "
+                                   f"{body[:300]!r}")
+        if got[2] != direct[2]:
+            raise RuntimeError(f"{sc.name}: the {served.name}'s body differs from the upstream's")
+
+    def _counters(self, pid: int) -> dict[str, float]:
+        """Cumulative CPU seconds of everything a run is judged by."""
+        assert self.upstream is not None
+        out = {"server": procstat.cpu_seconds(pid), "upstream": procstat.cpu_seconds(self.upstream.pid),
+               "wall": time.monotonic()}
+        if self.gateway_cpu is not None:
+            out["core_busy"], out["core_total"] = procstat.core_seconds(self.gateway_cpu)
+            out["load_busy"], out["load_total"] = procstat.core_seconds(self.load_cpu)
+        if self.softirq_pid is not None:
+            out["softirq"] = procstat.cpu_seconds(self.softirq_pid)
+        return out
+
+    def run_once(self, sc: Scenario, script: Path, served: Served) -> dict[str, Any]:
+        """One measured run through ``served``."""
+        pid = served.proc.pid
+        rss_before = procstat.rss_kb(pid)
+        samples = [rss_before]
+        c0 = self._counters(pid)
+        res = wrkrun.run(self.wrk, served.url + sc.path, script, connections=sc.connections,
+                         seconds=self.args.duration, cpu=self.load_cpu,
+                         sample=lambda: samples.append(procstat.rss_kb(pid)))
+        c1 = self._counters(pid)
+        mem = procstat.memory_kb(pid)
+        samples.append(mem["rss"])
+        if res.requests == 0 or res.failed:
+            raise RuntimeError(f"{sc.name}: {served.name}: {res.requests} requests, errors {res.errors}")
+        d = {k: c1[k] - c0[k] for k in c0}
+        wall, n = d["wall"], res.requests
+        cpu_ms = d["server"] * 1000 / n
+        run = {
+            **_latency(res),
+            "cpu_ms_per_req": cpu_ms,
+            "capacity_rps": 1000 / cpu_ms if cpu_ms else 0.0,
+            "cpu_util": d["server"] / wall,
+            "upstream_cpu_util": d["upstream"] / wall,
+            "rss_before_kb": rss_before, "rss_after_kb": mem["rss"], "rss_max_kb": max(samples),
+            "hwm_kb": mem["hwm"],
+        }
+        if "core_total" in d:
+            softirq = d.get("softirq", 0.0)
+            run["gateway_core_busy"] = d["core_busy"] / d["core_total"]
+            run["load_core_busy"] = d["load_busy"] / d["load_total"]
+            run["softirq_ms_per_req"] = softirq * 1000 / n
+            run["interference"] = max(0.0, (d["core_busy"] - d["server"] - softirq) / d["core_total"])
+        return run
+
+    def warm_up(self, sc: Scenario, script: Path, served: Served) -> None:
+        """Check the answer, then load ``served`` unmeasured for ``--warmup`` seconds."""
+        self.check(sc, served)
+        if self.args.warmup > 0:
+            wrkrun.run(self.wrk, served.url + sc.path, script, connections=sc.connections,
+                       seconds=self.args.warmup, cpu=self.load_cpu)
+
+    def wait_for_quiet(self) -> None:
+        """Between runs nothing of ours works, so busy cores mean other processes:
+        wait (up to ``--quiet-wait`` seconds) until both cores are nearly idle."""
+        if self.gateway_cpu is None or self.args.quiet_wait <= 0:
+            return
+        deadline = time.monotonic() + self.args.quiet_wait
+        while True:
+            before = [procstat.core_seconds(c) for c in (self.gateway_cpu, self.load_cpu)]
+            time.sleep(0.5)
+            after = [procstat.core_seconds(c) for c in (self.gateway_cpu, self.load_cpu)]
+            busy = max((b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+                       for (b0, t0), (b1, t1) in zip(before, after, strict=True))
+            if busy <= QUIET_MAX or time.monotonic() >= deadline:
+                return
+
+    def run_clean(self, sc: Scenario, script: Path, served: Served) -> dict[str, Any]:
+        """A measured run, measured again (once) if other processes crowded the core meanwhile."""
+        for attempt in range(RETRIES + 1):
+            self.wait_for_quiet()
+            run = self.run_once(sc, script, served)
+            if run.get("interference", 0.0) <= INTERFERENCE_MAX:
+                break
+            print(f"bench: {sc.name}/{served.name}: other processes took {run['interference']:.0%} of the "
+                  "measured core" + ("; measuring again" if attempt < RETRIES else "; keeping it"), file=sys.stderr)
+        return run
+
+    def measure(self, sc: Scenario) -> dict[str, Any]:
+        """A scenario: warm-up, then ``--repeat`` rounds of one run per server under test
+        (interleaved, so drift hits them alike), then one run straight to the upstream."""
+        script = wrkrun.write_script(self.workdir, sc.name, sc.method, sc.headers, sc.body)
+        row: dict[str, Any] = {
+            "name": sc.name, "title": sc.title, "connections": sc.connections,
+            "cpu_ms_target": sc.cpu_ms_target, "added_p50_ms_target": sc.added_p50_ms_target,
+            "gateway": None, "reference": None, "direct": None, "added_p50_ms": None,
+        }
+        for served in self.served:
+            self.warm_up(sc, script, served)
+        runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in self.served}
+        for _ in range(self.args.repeat):
+            for served in self.served:
+                runs[served.name].append(self.run_clean(sc, script, served))
+        for name, done in runs.items():
+            row[name] = _summary(done)
+        if not self.args.no_direct:
+            direct = wrkrun.run(self.wrk, self.upstream_url + sc.path, script, connections=sc.connections,
+                                seconds=self.args.duration, cpu=self.load_cpu)
+            row["direct"] = _latency(direct)
+            row["added_p50_ms"] = row["gateway"]["p50_ms"] - direct.p50_ms
+        if self.args.profile:
+            self.profile(sc, script)
+        return row
+
+    def profile(self, sc: Scenario, script: Path) -> None:
+        """An extra, unmeasured run with py-spy sampling the gateway (collapsed stacks)."""
+        gateway = self.served[0]
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(py_spy).exists():
+            print("bench: --profile needs py-spy (pip install py-spy into the venv); skipped", file=sys.stderr)
+            return
+        out = self.args.profile / f"{sc.name}.txt"
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        cmd = processes.pinned([py_spy, "record", "--pid", str(gateway.proc.pid), "--rate", "250",
+                                "--nonblocking", "--format", "raw", "-o", str(out),
+                                "-d", str(max(1, round(self.args.duration)))], self.load_cpu)
+        spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wrkrun.run(self.wrk, gateway.url + sc.path, script, connections=sc.connections,
+                   seconds=self.args.duration, cpu=self.load_cpu)
+        spy.wait()
+        print(f"bench: profile of {sc.name} in {out} (python bench/hotspots.py {out})", file=sys.stderr)
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median CPU per request, with memory over all runs and every run kept."""
+    median = sorted(runs, key=lambda r: r["cpu_ms_per_req"])[len(runs) // 2]
+    return {
+        **median,
+        "rss_before_kb": runs[0]["rss_before_kb"], "rss_after_kb": runs[-1]["rss_after_kb"],
+        "rss_max_kb": max(r["rss_max_kb"] for r in runs), "hwm_kb": runs[-1]["hwm_kb"],
+        "cpu_ms_per_req_runs": [r["cpu_ms_per_req"] for r in runs],
+        "runs": runs,
+    }
+
+
+def _latency(res: wrkrun.WrkResult) -> dict[str, Any]:
+    return {
+        "requests": res.requests, "seconds": round(res.seconds, 3), "rps": res.rps,
+        "p50_ms": res.p50_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms, "mean_ms": res.mean_ms,
+        "max_ms": res.max_ms, "mb_per_s": res.bytes_read / res.seconds / 1e6 if res.seconds else 0.0,
+        "errors": res.errors,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    names = [s.name for s in SCENARIOS]
+    p = argparse.ArgumentParser(description="Benchmark the gateway against a fake upstream with wrk.")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (default 10)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="measured runs per scenario and server; the median is reported (default 3)")
+    p.add_argument("--warmup", type=float, default=2.0,
+                   help="seconds of unmeasured load before each scenario (default 2)")
+    p.add_argument("--only", action="append", choices=names, metavar="NAME",
+                   help=f"run only this scenario (repeatable): {', '.join(names)}")
+    p.add_argument("--quiet-wait", type=float, default=30.0, metavar="SECONDS",
+                   help="before each run, wait up to this long for other processes to leave both cores (default 30)")
+    p.add_argument("--no-direct", action="store_true", help="skip the straight-to-upstream baseline runs")
+    p.add_argument("--reference", action="store_true",
+                   help="also measure the minimal aiohttp forwarder (reference_forwarder.py) on the same core")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="after each scenario, one more run under py-spy; collapsed stacks go to DIR/<scenario>.txt")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment variable for the servers under test (repeatable), e.g. "
+                        "GATEWAY__UPSTREAM__MAX_CONNECTIONS=64 or MALLOC_ARENA_MAX=2")
+    p.add_argument("--redis", action="store_true",
+                   help="start a redis-server (on the load core) and give the gateway the Redis cache backend")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json", help="JSON results file")
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if any("=" not in e for e in args.env):
+        p.error("--env takes KEY=VALUE")
+    args.env = dict(e.split("=", 1) for e in args.env)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 on success, 1 when a server or a run failed."""
+    args = parse_args(argv)
+    wrk = wrkrun.ensure_wrk()
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    started = time.monotonic()
+    # Before the servers start: the code they load is the code this records.
+    environment = report.environment(wrkrun.version(wrk), HERE.parent)
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        bench = Bench(args, Path(tmp), wrk)
+        try:
+            bench.start()
+            idle = procstat.memory_kb(bench.served[0].proc.pid)
+            rows = []
+            for sc in chosen:
+                print(f"bench: {sc.title} ...", file=sys.stderr, flush=True)
+                rows.append(bench.measure(sc))
+        except RuntimeError as e:
+            print(f"bench: {e}", file=sys.stderr)
+            tails = bench.stderr_tails()
+            if tails:
+                print(tails, file=sys.stderr)
+            return 1
+        finally:
+            bench.stop()
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "bench_seconds": round(time.monotonic() - started, 1),
+        "settings": {"duration_s": args.duration, "repeat": args.repeat, "warmup_s": args.warmup, "env": args.env,
+                     "gateway_cpu": bench.gateway_cpu, "load_cpu": bench.load_cpu, "wrk_threads": 1},
+        "environment": environment,
+        "memory": {"idle_rss_kb": idle["rss"]},
+        "scenarios": rows,
+    }
+    print(report.markdown(results))
+    report.write_json(args.out, results)
+    print(f"bench: results written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
