@@ -7,7 +7,8 @@ encoding).  Routes, any method:
 
 * ``/v1/images/generations``: a ~200-byte JSON answer with an image ``url``,
   or, when the request body mentions ``b64_json``, a ~1.5 MB answer
-  ``{"created": .., "data": [{"b64_json": "<base64>"}]}``;
+  ``{"created": .., "data": [{"b64_json": "<base64>"}]}`` (~300 bytes when it also
+  says ``"low"``);
 * ``/v1/passthrough-png``: 1 MiB of ``image/png`` bytes (what a native
   provider endpoint relayed by passthrough would answer);
 * anything else: 404.
@@ -55,6 +56,12 @@ def small_json_body() -> bytes:
     return json.dumps({"created": CREATED, "data": [item]}, separators=(",", ":")).encode()
 
 
+def small_b64_json_body() -> bytes:
+    """About 300 bytes: a tiny image as ``b64_json`` (asked with ``"quality":"low"``)."""
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 150).decode()
+    return json.dumps({"created": 1700000000, "data": [{"b64_json": png}]}).encode()
+
+
 def b64_json_body() -> bytes:
     """About 1.5 MB: one image as ``b64_json`` (random bytes, so incompressible)."""
     raw = PNG_SIGNATURE + os.urandom(B64_RAW_BYTES - len(PNG_SIGNATURE))
@@ -73,13 +80,16 @@ class Answers:
     def __init__(self) -> None:
         self.small = _response(small_json_body(), "application/json")
         self.b64 = _response(b64_json_body(), "application/json")
+        self.small_b64 = _response(small_b64_json_body(), "application/json")
         self.png = _response(png_body(), "image/png")
         self.not_found = _response(b'{"error":{"message":"not found"}}', "application/json", "404 Not Found")
 
     def pick(self, path: str, body: bytes) -> bytes:
         """The answer for a request to ``path`` with ``body``."""
         if path == GENERATIONS:
-            return self.b64 if b"b64_json" in body else self.small
+            if b"b64_json" in body:
+                return self.small_b64 if b'"low"' in body else self.b64
+            return self.small
         if path == PASSTHROUGH_PNG:
             return self.png
         return self.not_found

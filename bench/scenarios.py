@@ -35,6 +35,7 @@ class Scenario:
 SMALL_BODY = b'{"model":"dall-e-3","prompt":"a fox"}'
 B64_BODY = b'{"model":"dall-e-3","prompt":"a fox","response_format":"b64_json"}'
 PNG_BODY = b'{"prompt":"a fox"}'
+SMALL_B64_BODY = b'{"model":"dall-e-3","prompt":"a fox","response_format":"b64_json","quality":"low"}'
 
 def _config_headers(config: bytes) -> dict[str, str]:
     """Headers of a request routed by an inline config (no x-portkey-provider)."""
@@ -61,7 +62,7 @@ SCENARIOS = (
     Scenario("fallback_c32", "small JSON through a fallback config, c=32", "/v1/images/generations", SMALL_BODY, 32,
              "application/json", 150, cpu_ms_target=0.385, headers=_config_headers(FALLBACK_CONFIG)),
     # Cache hits: a small hit must cost less than a small miss; a 1.5 MB hit at most 2 ms.
-    Scenario("cache_small_c32", "small JSON cache hit, c=32", "/v1/images/generations", SMALL_BODY, 32,
+    Scenario("cache_small_c32", "small JSON cache hit, c=32", "/v1/images/generations", SMALL_B64_BODY, 32,
              "application/json", 150, cpu_ms_target=0.35, headers=_config_headers(CACHE_CONFIG)),
     Scenario("cache_b64_c8", "1.5 MB b64_json cache hit, c=8", "/v1/images/generations", B64_BODY, 8,
              "application/json", 1_500_000, cpu_ms_target=2.0, large=True, headers=_config_headers(CACHE_CONFIG)),

@@ -60,7 +60,8 @@ async def gateway_cache_lookup(ctx: RequestContext, call: Call) -> Outcome | Non
                 if hit is not None:
                     ctx.cache_status = "HIT"
                     return hit
-                leader = await service.lead(key)
+                # The twin's answer was not stored (an error, or too big): call upstream
+                # now, all waiting twins at once, rather than queueing behind new leads.
             held[key] = leader
     except Unavailable:
         ctx.cache_status = "DISABLED"
