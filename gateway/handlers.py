@@ -124,7 +124,7 @@ async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamR
                 raise BadRequest("No routing config could be resolved for this request")
             if ctx.body_stream is not None and needs_body_bytes(ctx.config, gw.settings.cache.default is not None):
                 # A retry or another target sends the same bytes again; a cache key reads them.
-                ctx.body_stream = await _read_all(ctx, ctx.body_stream)
+                ctx.body_stream = await _read_all(ctx.body_stream)
             outcome = await chain.gateway_route(ctx=ctx)
             response = await _respond(ctx, outcome)
         except GatewayError as e:
@@ -206,7 +206,7 @@ async def _limited(ctx: RequestContext, stream: aiohttp.StreamReader, limit: int
         yield chunk
 
 
-async def _read_all(ctx: RequestContext, stream) -> bytes:  # noqa: ANN001
+async def _read_all(stream) -> bytes:  # noqa: ANN001
     if isinstance(stream, aiohttp.StreamReader):
         return await stream.read()
     return b"".join([chunk async for chunk in stream])

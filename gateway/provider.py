@@ -24,6 +24,7 @@ from gateway.errors import BadRequest, GatewayError, ProviderError, UpstreamErro
 from gateway.outcome import Outcome
 from gateway.settings import ProviderSettings
 from gateway.ssrf import check_custom_host
+from gateway.targets import located
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.context import RequestContext
@@ -215,13 +216,8 @@ class Provider:
         try:
             return msgspec.convert(target.options, self.Options, strict=False)
         except msgspec.ValidationError as e:
-            msg = str(e)
-            where = "$" + target.path[len("config"):]
-            if " - at `$" in msg:
-                msg, _, at = msg.rpartition(" - at `$")
-                where += at.rstrip("`")
             raise BadRequest(
-                f"Invalid option for provider {self.name!r}: {msg} - at `{where}`",
+                f"Invalid option for provider {self.name!r}: {located(e, target.path)}",
                 param="x-portkey-config", code="invalid_provider_option",
             ) from None
 

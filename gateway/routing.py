@@ -73,12 +73,10 @@ class Router:
                 "No provider: send x-portkey-provider, or name `provider` in x-portkey-config",
                 param=h.PROVIDER, code="missing_provider",
             )
-        provider = self.registry.providers.get(target.provider)
-        if provider is None:
-            try:
-                self.registry.provider(target.provider)
-            except BadRequest as e:
-                raise CannotServe(e.message, param=e.param, code="unknown_provider") from None
+        try:
+            provider = self.registry.provider(target.provider)
+        except BadRequest as e:  # not installed: a fallback may skip it
+            raise CannotServe(e.message, param=e.param, code="unknown_provider") from None
         if not provider.supports(ctx.endpoint):
             raise CannotServe(
                 f"Provider {provider.name!r} does not support {ctx.endpoint}", code="unsupported_endpoint",

@@ -119,12 +119,23 @@ class Target(msgspec.Struct, kw_only=True):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
-    def is_leaf(self) -> bool:
-        return not self.targets
+    def json_path(self) -> str:
+        """Where this node is, as error messages name it (``$.targets[1]``)."""
+        return _json_path(self.path)
 
 
 def _json_path(path: str) -> str:
     return "$" + path[len("config"):]
+
+
+def located(error: msgspec.ValidationError, path: str) -> str:
+    """msgspec's ``<message> - at `$.field``` re-rooted at the config node ``path``."""
+    msg = str(error)
+    where = _json_path(path)
+    if " - at `$" in msg:
+        msg, _, at = msg.rpartition(" - at `$")
+        where += at.rstrip("`")
+    return f"{msg} - at `{where}`"
 
 
 def parse(raw: Any, registry: Registry | None = None, *, source: str = "x-portkey-config",
@@ -150,12 +161,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
     try:
         f = msgspec.convert(core, NodeFields)
     except msgspec.ValidationError as e:
-        msg = str(e)
-        where = _json_path(path)
-        if " - at `$" in msg:
-            msg, _, at = msg.rpartition(" - at `$")
-            where = where + at.rstrip("`")
-        raise ConfigError(f"Invalid config in {source}: {msg} - at `{where}`", param="x-portkey-config") from None
+        raise ConfigError(f"Invalid config in {source}: {located(e, path)}", param="x-portkey-config") from None
 
     where = _json_path(path)
     if f.targets is not None and (f.provider or f.virtual_key):

@@ -96,10 +96,6 @@ class CacheService:
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
         await self._call("set", key, value, ttl=ttl)
 
-    @property
-    def available(self) -> bool:
-        return not (self._outage and time.monotonic() < self._down_until)
-
     # -- entries ------------------------------------------------------------------
     async def lookup(self, key: str) -> Outcome | None:
         raw = await self._call("get", "e:" + key)

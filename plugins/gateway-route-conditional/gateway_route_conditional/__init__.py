@@ -18,7 +18,7 @@ class Conditional(RoutingStrategy):
     name = "conditional"
 
     def validate(self, node, source):  # noqa: ANN001, ANN201
-        where = "$" + node.path[len("config"):]
+        where = node.json_path
         names = {t.name for t in node.targets if t.name}
         conditions = node.strategy.conditions
         if not conditions:

@@ -25,7 +25,7 @@ class LoadBalance(RoutingStrategy):
 
     def validate(self, node, source):  # noqa: ANN001, ANN201
         if not any(t.weight > 0 for t in node.targets):
-            where = "$" + node.path[len("config"):]
+            where = node.json_path
             raise ConfigError(
                 f"Invalid config in {source}: every target's weight is 0, so none can be picked - at `{where}.targets`"
             )
