@@ -14,11 +14,15 @@ METADATA = "x-portkey-metadata"
 CACHE_FORCE_REFRESH = "x-portkey-cache-force-refresh"
 REQUEST_TIMEOUT = "x-portkey-request-timeout"
 FORWARD_HEADERS = "x-portkey-forward-headers"
+#: ``true``: a parameter value the model does not support is a 400, not mapped to the nearest.
+STRICT_PARAMS = "x-portkey-strict-params"
 
 RESP_PROVIDER = "x-portkey-provider"
 RESP_LAST_USED = "x-portkey-last-used-option-index"
 RESP_RETRY_COUNT = "x-portkey-retry-attempt-count"
 RESP_CACHE_STATUS = "x-portkey-cache-status"
+#: What lenient mode changed: ``size=1792x1024->16:9; n=12->10; style=vivid->(dropped)``.
+RESP_ADJUSTED = "x-portkey-adjusted-params"
 
 HOP_BY_HOP = frozenset(
     {

@@ -10,6 +10,7 @@ session.
 """
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +29,7 @@ from gateway.targets import located
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.context import RequestContext
+    from gateway.generation import GenerationPlan, GenerationRequest, GenerationResult
     from gateway.targets import Target
 
 __all__ = [
@@ -37,15 +39,31 @@ __all__ = [
 
 #: Largest error body read from a provider to build an error message.
 MAX_ERROR_BODY = 256 * 1024
+#: OpenAI-style error codes meaning the prompt or image was refused on content grounds.
+CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter"})
 
 
 class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
-    """What one model accepts (advisory: unknown models are passed through)."""
+    """What one model accepts.  ``size`` maps onto exactly one of: ``sizes``
+    (a list of ``WxH``), ``aspect_ratios`` (``W:H``), or a range of sides
+    (``min_side``/``max_side``/``side_multiple``/``min_pixels``/``max_pixels``);
+    declaring none leaves ``size`` as sent."""
 
     sizes: tuple[str, ...] = ()
+    aspect_ratios: tuple[str, ...] = ()
+    min_side: int | None = None
+    max_side: int | None = None
+    side_multiple: int = 1
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    #: Images one upstream call can make; more are made by parallel calls.
     max_n: int = 1
+    #: Images one request may ask for in all.
+    max_images: int = 10
     qualities: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
+    #: What the upstream API itself can answer with (``url``, ``b64_json``).
+    response_formats: tuple[str, ...] = ("b64_json",)
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +73,8 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     #: Unified (OpenAI-named) parameters the provider maps.
     parameters: frozenset[str] = frozenset({"prompt", "model", "n", "size", "response_format"})
     models: Mapping[str, ModelCapabilities] = msgspec.field(default_factory=dict)
+    #: Capabilities of models not listed in ``models``; None passes their parameters unchecked.
+    any_model: ModelCapabilities | None = None
     default_model: str | None = None
     #: Whether parameters outside ``parameters`` are forwarded as they are.
     passes_unknown_parameters: bool = False
@@ -89,7 +109,8 @@ class UpstreamRequest:
 class Call:
     """One attempt at one leaf target: what a provider builds its request from."""
 
-    __slots__ = ("ctx", "target", "provider", "upstream", "base_url", "options", "attempt", "cache", "_decompressed")
+    __slots__ = ("ctx", "target", "provider", "upstream", "base_url", "options", "attempt", "cache", "generation",
+                 "_decompressed")
 
     def __init__(self, ctx: RequestContext, target: Target, provider: Provider, attempt: int = 0) -> None:
         self.ctx = ctx
@@ -99,6 +120,8 @@ class Call:
         self.upstream: UpstreamRequest | None = None
         #: Set by the cache lookup on a miss this call leads (gateway.cache.service.Pending).
         self.cache: Any = None
+        #: images.generations: the negotiated plan (gateway.generation.GenerationPlan).
+        self.generation: GenerationPlan | None = None
         self._decompressed = True
         self.options = provider.parse_options(target)
         if target.custom_host:
@@ -113,6 +136,27 @@ class Call:
     @property
     def endpoint(self) -> str:
         return self.ctx.endpoint
+
+    @property
+    def strict_params(self) -> bool:
+        """Strict parameter mode: unsupported values are a 400, not mapped to the nearest."""
+        raw = self.ctx.headers.get(h.STRICT_PARAMS)
+        if raw is not None:
+            return h.truthy(raw)
+        return bool(self.target.strict_params)
+
+    async def fork(self, part: GenerationRequest) -> Call:
+        """A sibling call for another upstream request of the same attempt (``n`` split
+        over parallel calls); transform plugins see its request too."""
+        sibling = Call.__new__(Call)
+        for name in Call.__slots__:
+            setattr(sibling, name, getattr(self, name))
+        built = self.provider.build_generation(sibling, part)
+        sibling.upstream = await built if inspect.isawaitable(built) else built
+        chain = self.ctx.gateway.chain
+        if chain.has_impls("gateway_transform_request"):
+            await chain.gateway_transform_request(ctx=self.ctx, call=sibling)
+        return sibling
 
     @property
     def params(self) -> dict[str, Any]:
@@ -173,7 +217,15 @@ class Call:
         """Read a whole upstream body; a reset mid-body becomes a 502."""
         t0 = time.perf_counter()
         try:
-            body = await resp.read() if limit is None else await resp.content.read(limit)
+            if limit is None:
+                body = await resp.read()
+            else:
+                body = b""
+                while len(body) < limit:
+                    more = await resp.content.read(limit - len(body))
+                    if not more:
+                        break
+                    body += more
             encoding = resp.headers.get("Content-Encoding", "").lower()
             if encoding in ("gzip", "deflate") and not self._decompressed:
                 body = _inflate(body, encoding)
@@ -202,6 +254,9 @@ class Provider:
     header_options: ClassVar[Mapping[str, str]] = {}
     #: Settings under ``[providers.<name>]`` in the gateway's settings file.
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: Hosts (fnmatch patterns, https only) the provider serves generated images from;
+    #: the gateway fetches image URLs from these and from the API's own host, no others.
+    image_hosts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -243,12 +298,19 @@ class Provider:
     def supports(self, endpoint: str) -> bool:
         return endpoint in self.capabilities.endpoints
 
-    def build_request(self, call: Call) -> UpstreamRequest:
-        """The upstream request for ``call.endpoint`` (may be ``async``)."""
+    def build_request(self, call: Call) -> Any:
+        """The upstream request for ``call.endpoint`` (may be ``async``).
+
+        images.generations: the core first maps the parameters onto the model's
+        capabilities (``call.generation``), then asks for the first upstream call.
+        """
         if call.endpoint == PROXY:
             return self.build_proxy(call)
         if call.endpoint == IMAGES_GENERATIONS:
-            return self.build_generation(call)
+            from gateway.generation import negotiate
+
+            call.generation = negotiate(self, call)
+            return self.build_generation(call, call.generation.parts[0])
         raise BadRequest(f"{call.endpoint} is not supported by provider {self.name!r}")
 
     def build_proxy(self, call: Call) -> UpstreamRequest:
@@ -266,8 +328,39 @@ class Provider:
             body=ctx.body_stream, decompress=False,
         )
 
-    def build_generation(self, call: Call) -> UpstreamRequest:
+    def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
+        """The upstream request making ``req.n`` images (may be ``async``)."""
         raise BadRequest(f"images.generations is not supported by provider {self.name!r}")
+
+    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
+                         body: bytes) -> GenerationResult:
+        """A 2xx answer as images; raise ``MalformedAnswer`` (502) when it is not what the API
+        documents, ``ContentPolicyViolation`` when the provider filtered the result."""
+        raise NotImplementedError
+
+    async def generate(self, call: Call, req: GenerationRequest) -> GenerationResult:
+        """One upstream call of a generation: send ``call.upstream``, read, map errors, parse.
+
+        Providers with a multi-step API (create, then poll) override this.
+        """
+        resp = await call.send()
+        try:
+            if not 200 <= resp.status < 300:
+                body = await call.read_body(resp, MAX_ERROR_BODY)
+                raise self.upstream_error(resp, body)
+            body = await call.read_body(resp)
+        finally:
+            resp.release()
+        result = self.parse_generation(call, req, resp, body)
+        if result.headers is None:
+            result.headers = h.relay_headers(resp.headers)
+        return result
+
+    def upstream_error(self, resp: aiohttp.ClientResponse, body: bytes) -> GatewayError:
+        """A non-2xx answer as a gateway error carrying the upstream's headers (Retry-After)."""
+        err = self.error_from_response(resp.status, body, resp.content_type)
+        err.upstream_headers = h.relay_headers(resp.headers)  # type: ignore[attr-defined]
+        return err
 
     # -- reading answers ---------------------------------------------------------
     async def execute(self, call: Call) -> Outcome:
@@ -277,6 +370,10 @@ class Provider:
         provider's native API, unchanged); unified answers are relayed on 2xx
         and mapped to the OpenAI error shape otherwise.
         """
+        if call.endpoint == IMAGES_GENERATIONS:
+            from gateway.generation import execute_generation
+
+            return await execute_generation(self, call)
         resp = await call.send()
         if call.endpoint == PROXY or 200 <= resp.status < 300:
             return Outcome(resp.status, h.relay_headers(resp.headers), relay=resp, provider=self.name)
@@ -311,6 +408,8 @@ class Provider:
         if not message:
             text = body[:500].decode("utf-8", "replace").strip()
             message = f"HTTP {status}" + (f": {text}" if text else "")
+        if code in CONTENT_POLICY_CODES:
+            code = "content_policy_violation"
         return ProviderError(
             f"{self.name} error: {message}", status=status, type=type_ if isinstance(type_, str) else None,
             param=param if isinstance(param, str) else None, code=code if isinstance(code, str) else None,

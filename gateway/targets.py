@@ -78,6 +78,7 @@ class NodeFields(_Lenient):
     cache: CacheConfig | None = None
     custom_host: str | None = None
     forward_headers: list[str] | None = None
+    strict_params: bool | None = None
 
     def __post_init__(self) -> None:
         if self.weight < 0:
@@ -115,6 +116,8 @@ class Target(msgspec.Struct, kw_only=True):
     cache: CacheConfig | None = None
     custom_host: str | None = None
     forward_headers: list[str] | None = None
+    #: A parameter value the model does not support is a 400 (not mapped to the nearest).
+    strict_params: bool | None = None
     #: Provider options (``resource_name``, ``aws_region``, ...), checked by the provider.
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -212,6 +215,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
         cache=f.cache if f.cache is not None else (parent.cache if parent else None),
         custom_host=f.custom_host if f.custom_host is not None else (parent.custom_host if parent else None),
         forward_headers=f.forward_headers if f.forward_headers is not None else (parent.forward_headers if parent else None),
+        strict_params=f.strict_params if f.strict_params is not None else (parent.strict_params if parent else None),
         options=options,
     )
     if f.targets is not None:

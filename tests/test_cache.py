@@ -71,7 +71,7 @@ async def test_callers_with_different_keys_never_share(gateway_client, gateway_a
 
 
 async def test_force_refresh_by_value(gateway_client, gateway_app, fake_upstream):  # noqa: ANN001
-    fake_upstream.on("POST", GEN, Reply(json=OK), Reply(json={"created": 2, "data": []}))
+    fake_upstream.on("POST", GEN, Reply(json=OK), Reply(json={"created": 2, "data": [{"b64_json": "aGk="}]}))
     await (await gateway_client.post(GEN, json={"prompt": "x"}, headers=cfg())).read()
     await settle(gateway_app)
     resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={**cfg(), "x-portkey-cache-force-refresh": "false"})
@@ -98,7 +98,7 @@ async def test_identical_concurrent_requests_make_one_upstream_call(gateway_clie
     fake_upstream.on("POST", GEN, Reply(json=OK, delay=0.3))
     resps = await asyncio.gather(*[gateway_client.post(GEN, json={"prompt": "same"}, headers=cfg()) for _ in range(8)])
     bodies = [await r.json() for r in resps]
-    assert all(r.status == 200 for r in resps) and all(b == OK for b in bodies)
+    assert all(r.status == 200 for r in resps) and all(b == {**OK, "provider": "openai"} for b in bodies)
     assert len(fake_upstream.requests) == 1
     statuses = sorted(r.headers["x-portkey-cache-status"] for r in resps)
     assert statuses == ["HIT"] * 7 + ["MISS"]

@@ -130,4 +130,4 @@ def test_any_config_is_answered_or_refused_cleanly(servers, config, metadata):  
     if resp.status_code == 400:
         assert set(body) <= {"error", "provider"} and body["error"]["message"]
     else:
-        assert body == OK
+        assert body == {**OK, "provider": "openai"}

@@ -152,10 +152,21 @@ async def test_upstream_reset_before_answer_is_502(gateway_client, fake_upstream
     assert "openai" in err["message"]
 
 
-async def test_upstream_reset_mid_response_breaks_the_client_response(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
+async def test_upstream_reset_mid_generation_is_a_502(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
+    # A generation answer is read whole before the client sees a byte, so a reset is an honest 502.
     body = b'{"created": 1, "data": [{"b64_json": "' + b"A" * 200_000 + b'"}]}'
     fake_upstream.on("POST", "/v1/images/generations", Reply(body=body, content_type="application/json", reset="mid"))
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    assert resp.status == 502
+    assert (await resp.json())["error"]["code"] == "upstream_reset"
+    line = log_capture.events("request.finished")[-1]
+    assert line["status"] == 502 and "mid-response" in line["error"]
+
+
+async def test_upstream_reset_mid_passthrough_breaks_the_client_response(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
+    body = b"\x89PNG" + b"A" * 200_000
+    fake_upstream.on("GET", "/v1/files/big", Reply(body=body, content_type="image/png", reset="mid"))
+    resp = await gateway_client.get("/v1/files/big", headers=H)
     assert resp.status == 200  # headers were already relayed
     with pytest.raises(aiohttp.ClientPayloadError):
         await resp.read()
@@ -186,7 +197,7 @@ async def test_provider_error_that_is_not_json(gateway_client, fake_upstream):  
 
 
 async def test_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: ANN001
-    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": []}, delay=2))
+    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}, delay=2))
     resp = await gateway_client.post(
         "/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-request-timeout": "150"}
     )
@@ -198,7 +209,7 @@ async def test_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: A
 
 
 async def test_config_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: ANN001
-    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": []}, delay=2))
+    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}, delay=2))
     cfg = '{"provider": "openai", "api_key": "sk-c", "request_timeout": 120}'
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
     assert resp.status == 408

@@ -41,7 +41,7 @@ async def test_fallback_moves_on_after_non_2xx(gateway_client, fake_upstream, lo
     fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "down"}}), Reply(json=OK))
     config = {"strategy": {"mode": "fallback"}, "targets": [leaf("a"), leaf("b")]}
     resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=cfg(config))
-    assert resp.status == 200 and await resp.json() == OK
+    assert resp.status == 200 and await resp.json() == {**OK, "provider": "openai"}
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     assert keys(fake_upstream) == ["a", "b"]
     line = log_capture.events("request.finished")[-1]
@@ -161,7 +161,7 @@ CONDITIONAL = {
     [
         ({"tier": "pro"}, {"prompt": "x"}, "pro"),
         ({"region": "eu"}, {"prompt": "x", "n": 3, "model": "dall-e-2"}, "bulk"),
-        ({"region": "eu"}, {"prompt": "x", "n": 3, "model": "dall-e-3"}, "base"),
+        ({"region": "eu"}, {"prompt": "x", "n": 1, "model": "dall-e-3"}, "base"),
         ({"region": "eu"}, {"prompt": "x", "size": "1792x1024"}, "wide"),
         ({"region": "apac"}, {"prompt": "x"}, "wide"),
         ({"region": "us", "score": "3"}, {"prompt": "x"}, "cheap"),
@@ -213,10 +213,10 @@ async def test_nested_targets_and_inheritance(gateway_client, gateway_app, fake_
     fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "x"}}), Reply(json=OK))
     config = {
         "strategy": {"mode": "fallback"},
-        "override_params": {"quality": "hd", "model": "dall-e-3"},
+        "override_params": {"quality": "hd", "model": "dall-e-2"},
         "request_timeout": 5000,
         "targets": [
-            {"strategy": {"mode": "single"}, "override_params": {"model": "dall-e-2"},
+            {"strategy": {"mode": "single"}, "override_params": {"model": "dall-e-3"},
              "targets": [{"strategy": {"mode": "loadbalance"},
                           "targets": [leaf("deep", override_params={"style": "vivid"})]}]},
             leaf("second"),
@@ -226,8 +226,10 @@ async def test_nested_targets_and_inheritance(gateway_client, gateway_app, fake_
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     first, second = (r.json() for r in fake_upstream.requests)
-    assert first == {"prompt": "x", "quality": "hd", "model": "dall-e-2", "style": "vivid"}
-    assert second == {"prompt": "x", "quality": "hd", "model": "dall-e-3"}
+    assert first == {"prompt": "x", "quality": "hd", "model": "dall-e-3", "style": "vivid"}
+    # dall-e-2 has no quality tiers: lenient mode drops it and says so.
+    assert second == {"prompt": "x", "model": "dall-e-2"}
+    assert resp.headers["x-portkey-adjusted-params"] == "quality=hd->(dropped)"
 
 
 async def test_retries_with_backoff(gateway_client, fake_upstream, sleeps):  # noqa: ANN001

@@ -78,7 +78,7 @@ async def test_openai_sdk_sees_provider_error(gateway_server, openai_upstream): 
     )
     async with client:
         with pytest.raises(openai.BadRequestError) as info:
-            await client.images.generate(model="dall-e-3", prompt="x", n=3)
+            await client.images.generate(model="dall-e-3", prompt="content_policy test")
     assert info.value.status_code == 400
-    assert info.value.code == "invalid_value"
-    assert "Invalid 'n'" in info.value.message
+    assert info.value.code == "content_policy_violation"
+    assert "openai error: Your request was rejected" in info.value.message

@@ -212,7 +212,7 @@ async def test_private_custom_host_in_config_is_refused_on_passthrough(gateway_c
 
 async def test_trusted_loopback_custom_host_is_used(gateway_client, fake_upstream):  # noqa: ANN001
     # The configured base URL is dead; only the custom host reaches the fake provider.
-    fake_upstream.on("POST", "/custom/images/generations", Reply(json={"created": 1, "data": []}))
+    fake_upstream.on("POST", "/custom/images/generations", Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
     resp = await gateway_client.post(
         "/v1/images/generations", data=b'{"prompt":"x"}',
         headers=_headers(**{"x-portkey-custom-host": fake_upstream.url + "/custom/"}),

@@ -75,6 +75,8 @@ def cache_key(call: Call, body: bytes) -> str:
     for name in _VARY:
         h.update(name.encode() + b"=" + req.headers.get(name, "").encode() + b"\0")
     h.update(canonical_body(body, req.headers.get("content-type", "")))
+    if call.generation is not None:  # n split over calls, response_format: not all in the first request
+        h.update(b"\0generation\0" + call.generation.cache_material())
     h.update(b"\0scope\0")
     h.update(str(call.ctx.principal).encode())
     h.update(b"\0")

@@ -100,10 +100,11 @@ async def _keep_url_images(ctx: RequestContext, body: bytes, ttl: int) -> bytes 
     items = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         return None
+    own = image_url(ctx, "")
     for item in items:
         url = item.get("url") if isinstance(item, dict) else None
-        if not isinstance(url, str):
-            continue
+        if not isinstance(url, str) or url.startswith(own):
+            continue  # the gateway's own URLs were stored to outlive the entry
         try:
             async with ctx.gateway.session.get(url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
                 if resp.status != 200:

@@ -124,12 +124,13 @@ class FakeUpstream:
         try:
             if callable(reply) and not isinstance(reply, Reply):
                 return await reply(request, rec)
-            return await self._reply(request, reply)
+            return await self.respond(request, reply)
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
 
-    async def _reply(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+    async def respond(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        """Answer ``request`` with ``reply`` (for handlers that pick a Reply themselves)."""
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.hang:

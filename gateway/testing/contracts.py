@@ -48,7 +48,7 @@ class StrategyPluginContract:
     async def test_a_valid_config_routes_to_a_target(self, gateway_client: Any, fake_upstream: Any) -> None:
         from gateway.testing import Reply
 
-        fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": []}))
+        fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
         resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=self.config_header())
         assert resp.status == 200
         assert resp.headers["x-portkey-last-used-option-index"] in ("config.targets[0]", "config.targets[1]")

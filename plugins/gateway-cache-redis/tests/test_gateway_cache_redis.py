@@ -170,7 +170,7 @@ async def test_a_miss_on_one_instance_is_a_hit_on_the_other(pair, fake_upstream)
 
 async def test_force_refresh_on_one_is_what_the_other_serves_next(pair, fake_upstream):  # noqa: ANN001
     a, b, session = pair
-    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": []}), Reply(json={"created": 2, "data": []}))
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}), Reply(json={"created": 2, "data": [{"b64_json": "aGk="}]}))
     await post(session, a, "refresh me")
     await until_hit(session, a, "refresh me")
     status, body = await post(session, b, "refresh me", **{"x-portkey-cache-force-refresh": "true"})
@@ -195,7 +195,7 @@ async def test_concurrent_identical_requests_across_instances_make_one_call(pair
 
 async def test_redis_outage_serves_without_cache_and_recovers(pair, redis, fake_upstream):  # noqa: ANN001
     a, b, session = pair
-    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": []}))
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
     redis.stop()
     statuses = [(await post(session, a, f"outage {i}"))[0] for i in range(5)]
     assert set(statuses) == {"DISABLED"}

@@ -10,6 +10,7 @@ from gateway.provider import Capabilities, ModelCapabilities
 class OpenAIProvider(OpenAICompatibleProvider):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
+    image_hosts = ("oaidalleapiprodscus.blob.core.windows.net",)
     Options = OpenAIOptions
     header_options: ClassVar = {
         "x-portkey-openai-organization": "openai_organization",
@@ -18,10 +19,11 @@ class OpenAIProvider(OpenAICompatibleProvider):
     capabilities = Capabilities(
         default_model="dall-e-2",
         models={
-            "dall-e-2": ModelCapabilities(sizes=("256x256", "512x512", "1024x1024"), max_n=10),
+            "dall-e-2": ModelCapabilities(sizes=("256x256", "512x512", "1024x1024"), max_n=10,
+                                          response_formats=("url", "b64_json")),
             "dall-e-3": ModelCapabilities(
                 sizes=("1024x1024", "1792x1024", "1024x1792"), max_n=1,
-                qualities=("standard", "hd"), styles=("vivid", "natural"),
+                qualities=("standard", "hd"), styles=("vivid", "natural"), response_formats=("url", "b64_json"),
             ),
             "gpt-image-1": ModelCapabilities(
                 sizes=("1024x1024", "1536x1024", "1024x1536", "auto"), max_n=10,

@@ -1,0 +1,519 @@
+"""Image generation the same way for every provider.
+
+The core, not the provider, owns what is common: reading the unified (OpenAI)
+parameters against the model's declared capabilities (lenient: map to the
+nearest supported value and say so in ``x-portkey-adjusted-params``; strict:
+400), splitting ``n`` into parallel upstream calls when a model makes fewer
+images per call, merging the answers in order, honouring ``response_format``
+both ways (storing images to hand out gateway URLs, fetching provider URLs to
+hand out base64) and writing the one response shape
+``{"created", "data": [{"b64_json"|"url", "revised_prompt"?}], "provider"}``.
+
+A provider only turns one :class:`GenerationRequest` into an upstream request
+(``build_generation``) and one upstream answer into :class:`Image` objects
+(``parse_generation``).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import math
+import time
+from collections.abc import Sequence
+from fnmatch import fnmatch
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+from multidict import CIMultiDict
+
+from gateway import headers as h
+from gateway.errors import GatewayError, ProviderError, UpstreamError
+from gateway.outcome import Outcome
+from gateway.routing import CannotServe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.provider import Call, ModelCapabilities, Provider
+
+#: The one error code every provider's content-policy refusal carries.
+CONTENT_POLICY = "content_policy_violation"
+#: Largest image the gateway fetches from a provider URL.
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+#: Parameters the gateway itself understands (OpenAI's names).
+UNIFIED = frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format", "user"})
+RESPONSE_FORMATS = ("url", "b64_json")
+#: Quality names in rising order, for mapping one provider's tiers onto another's.
+_QUALITY_RANK = {"low": 0, "draft": 0, "standard": 1, "medium": 1, "auto": 1, "high": 2, "hd": 2, "premium": 2}
+
+_encode = msgspec.json.Encoder().encode
+
+
+class MalformedAnswer(UpstreamError):
+    """A 2xx provider answer that is not what the provider's API documents."""
+
+    code = "invalid_provider_response"
+
+    def __init__(self, provider: str, what: str, body: bytes | None = None) -> None:
+        snippet = ""
+        if body is not None:
+            text = body[:200].decode("utf-8", "replace").strip()
+            snippet = f": {text}{'...' if len(body) > 200 else ''}" if text else ": empty body"
+        super().__init__(f"Invalid response from {provider}: {what}{snippet}", provider=provider,
+                         code=self.code)
+
+
+class ContentPolicyViolation(ProviderError):
+    """The provider refused the prompt or filtered the image."""
+
+    type = "invalid_request_error"
+
+    def __init__(self, provider: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{provider} error: {message}", status=status, code=CONTENT_POLICY, provider=provider)
+
+
+class Image(msgspec.Struct, kw_only=True):
+    """One generated image as the provider gave it: base64 text, bytes, or a URL."""
+
+    b64: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+    content_type: str | None = None
+    revised_prompt: str | None = None
+
+
+class GenerationResult(msgspec.Struct, kw_only=True):
+    """What one upstream call produced."""
+
+    images: list[Image]
+    created: int | None = None
+    #: The upstream answer's headers worth relaying (request ids, rate-limit state).
+    headers: CIMultiDict[str] | None = None
+    #: Top-level fields of the answer worth keeping (OpenAI's ``usage``, ...).
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class GenerationRequest(msgspec.Struct, kw_only=True):
+    """The unified parameters after capability mapping, for one upstream call."""
+
+    prompt: str
+    model: str | None = None
+    #: Images this upstream call makes.
+    n: int = 1
+    #: ``WxH`` as the client sent it, or as mapped; None when not given.
+    size: str | None = None
+    width: int | None = None
+    height: int | None = None
+    #: ``W:H`` when the model takes aspect ratios.
+    aspect_ratio: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    #: ``url``, ``b64_json``, or None (whatever the provider gives).
+    response_format: str | None = None
+    user: str | None = None
+    #: Other parameters the provider accepts (native names: ``seed``, ``steps``, ...).
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Index of this call's first image in the whole answer.
+    offset: int = 0
+    #: Whether anything differs from what the client sent (the body cannot go as it is).
+    changed: bool = False
+
+
+class GenerationPlan(msgspec.Struct, kw_only=True):
+    """The whole request: one GenerationRequest per upstream call, and what was adjusted."""
+
+    parts: list[GenerationRequest]
+    n: int
+    response_format: str | None
+    adjusted: list[str] = msgspec.field(default_factory=list)
+
+    def cache_material(self) -> bytes:
+        """What the final answer depends on beyond the first upstream request."""
+        return _encode([self.n, self.response_format, len(self.parts)])
+
+
+# -- negotiation ------------------------------------------------------------------
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``"1024x768"`` -> (1024, 768); None for ``auto``; 400 for anything else."""
+    if value == "auto":
+        return None
+    if isinstance(value, str):
+        w, sep, hgt = value.lower().partition("x")
+        if sep and w.isdigit() and hgt.isdigit() and int(w) > 0 and int(hgt) > 0:
+            return int(w), int(hgt)
+    raise BadParam("size", f"Invalid `size` {value!r}: expected WIDTHxHEIGHT, such as 1024x1024")
+
+
+def ratio_of(value: str) -> float:
+    w, _, hgt = value.partition(":")
+    return float(w) / float(hgt)
+
+
+def nearest_size(w: int, hgt: int, sizes: Sequence[str]) -> str:
+    """The listed size closest in shape first, then in area."""
+    def score(s: str) -> tuple[float, float]:
+        sw, sh = (int(x) for x in s.split("x"))
+        return (round(abs(math.log((w / hgt) / (sw / sh))), 3), abs(math.log((w * hgt) / (sw * sh))))
+    return min((s for s in sizes if s != "auto"), key=score)
+
+
+def nearest_ratio(w: int, hgt: int, ratios: Sequence[str]) -> str:
+    return min(ratios, key=lambda r: abs(math.log((w / hgt) / ratio_of(r))))
+
+
+class BadParam(CannotServe):
+    """A parameter value this target cannot take (strict mode, or never valid).
+
+    A fallback moves on to the next target: another provider may take it."""
+
+    code = "unsupported_parameter_value"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message, param=param, code=self.code)
+
+
+def negotiate(provider: Provider, call: Call) -> GenerationPlan:
+    """Map the client's parameters onto what ``provider`` and the model take."""
+    params = call.params
+    caps = provider.capabilities
+    strict = call.strict_params
+    model = params.get("model") or caps.default_model
+    mc = caps.models.get(model) if model else None
+    if mc is None:
+        mc = caps.any_model
+    adjusted: list[str] = []
+    where = f"{provider.name} model {model!r}" if model else provider.name
+
+    def adjust(param: str, old: Any, new: Any, allowed: Sequence[Any] | str) -> Any:
+        if strict:
+            listed = allowed if isinstance(allowed, str) else ", ".join(str(a) for a in allowed)
+            raise BadParam(param, f"`{param}` {old!r} is not supported by {where}; allowed: {listed}")
+        adjusted.append(f"{param}={old}->{'(dropped)' if new is None else new}")
+        return new
+
+    n = params.get("n", 1)
+    if n is None:
+        n = 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise BadParam("n", f"Invalid `n` {n!r}: expected a whole number of images, at least 1")
+    fmt = params.get("response_format")
+    if fmt is not None and fmt not in RESPONSE_FORMATS:
+        raise BadParam("response_format", f"Invalid `response_format` {fmt!r}: expected 'url' or 'b64_json'")
+
+    req = GenerationRequest(prompt=params["prompt"], model=model, response_format=fmt, user=params.get("user"))
+    extra: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in UNIFIED:
+            continue
+        if caps.passes_unknown_parameters or key in caps.parameters:
+            extra[key] = value
+        elif strict:
+            raise BadParam(key, f"Parameter `{key}` is not supported by {where}")
+        else:
+            adjusted.append(f"{key}=(dropped)")
+    req.extra = extra
+    if req.user is not None and "user" not in caps.parameters and not caps.passes_unknown_parameters:
+        req.user = None  # an end-user id the provider has no field for; not worth a report
+
+    size = params.get("size")
+    quality = params.get("quality")
+    style = params.get("style")
+    if mc is None:
+        # An unknown model: nothing declared to check against, the provider sees what was sent.
+        dims = parse_size(size) if size is not None else None
+        req.size = size
+        if dims:
+            req.width, req.height = dims
+        req.quality, req.style, req.n = quality, style, n
+        return _plan(req, n, fmt, adjusted, per_call=n)
+
+    if n > mc.max_images:
+        n = adjust("n", n, mc.max_images, f"1 to {mc.max_images}")
+    if size is not None:
+        _map_size(req, size, mc, adjust)
+    if quality is not None:
+        req.quality = _map_choice("quality", quality, mc.qualities, adjust, ranked=True)
+    if style is not None:
+        req.style = _map_choice("style", style, mc.styles, adjust, ranked=False)
+    return _plan(req, n, fmt, adjusted, per_call=mc.max_n)
+
+
+def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: Any) -> None:
+    dims = parse_size(size)
+    if dims is None:  # "auto"
+        if "auto" in mc.sizes:
+            req.size = size
+        else:  # the provider's own default size is its "auto"
+            adjust("size", size, None, mc.sizes or mc.aspect_ratios or "WIDTHxHEIGHT")
+        return
+    w, hgt = dims
+    if mc.aspect_ratios:
+        ratio = nearest_ratio(w, hgt, mc.aspect_ratios)
+        if abs(ratio_of(ratio) - w / hgt) > 0.01 * ratio_of(ratio):
+            ratio = adjust("size", size, ratio, [*mc.aspect_ratios])
+        req.aspect_ratio = ratio
+        return
+    if mc.sizes:
+        if f"{w}x{hgt}" not in mc.sizes:
+            new = adjust("size", size, nearest_size(w, hgt, mc.sizes), mc.sizes)
+            w, hgt = (int(x) for x in new.split("x"))
+    elif mc.min_side or mc.max_side:
+        nw, nh = _fit(w, hgt, mc)
+        if (nw, nh) != (w, hgt):
+            rule = f"sides {mc.min_side or 1} to {mc.max_side or 'any'}"
+            if mc.side_multiple > 1:
+                rule += f" in multiples of {mc.side_multiple}"
+            if mc.max_pixels:
+                rule += f", at most {mc.max_pixels} pixels"
+            adjust("size", size, f"{nw}x{nh}", rule)
+            w, hgt = nw, nh
+    req.size, req.width, req.height = f"{w}x{hgt}", w, hgt
+
+
+def _fit(w: int, hgt: int, mc: ModelCapabilities) -> tuple[int, int]:
+    """Scale into the pixel budget keeping the shape, then clamp and round each side."""
+    if mc.max_pixels and w * hgt > mc.max_pixels:
+        k = math.sqrt(mc.max_pixels / (w * hgt))
+        w, hgt = w * k, hgt * k
+    if mc.min_pixels and w * hgt < mc.min_pixels:
+        k = math.sqrt(mc.min_pixels / (w * hgt))
+        w, hgt = w * k, hgt * k
+    m = mc.side_multiple
+
+    def side(x: float, down: bool) -> int:
+        x = min(max(x, mc.min_side or 1), mc.max_side or x)
+        v = (math.floor(x / m) if down else round(x / m)) * m
+        return int(min(max(v, math.ceil((mc.min_side or 1) / m) * m), (mc.max_side or v) // m * m))
+
+    nw, nh = side(w, False), side(hgt, False)
+    if mc.max_pixels and nw * nh > mc.max_pixels:
+        nw, nh = side(w, True), side(hgt, True)
+    return nw, nh
+
+
+def _map_choice(param: str, value: Any, allowed: Sequence[str], adjust: Any, ranked: bool) -> str | None:
+    if value in allowed:
+        return value
+    if not allowed:
+        return adjust(param, value, None, "none (not supported)")
+    if ranked and value in _QUALITY_RANK:
+        want = _QUALITY_RANK[value]
+        ranked_allowed = [a for a in allowed if a in _QUALITY_RANK]
+        if ranked_allowed:
+            best = min(ranked_allowed, key=lambda a: (abs(_QUALITY_RANK[a] - want), -_QUALITY_RANK[a]))
+            return adjust(param, value, best, allowed)
+    return adjust(param, value, None, allowed)
+
+
+def _plan(req: GenerationRequest, n: int, fmt: str | None, adjusted: list[str], per_call: int) -> GenerationPlan:
+    parts = []
+    done = 0
+    seed = req.extra.get("seed")
+    while done < n:
+        take = min(per_call, n - done)
+        part = msgspec.structs.replace(req, n=take, offset=done, extra=dict(req.extra))
+        if done and isinstance(seed, int) and not isinstance(seed, bool) and seed:
+            # Same seed, same image: each further call starts where the previous left off.
+            part.extra["seed"] = seed + done
+        parts.append(part)
+        done += take
+    changed = bool(adjusted) or len(parts) > 1
+    for part in parts:
+        part.changed = changed
+    return GenerationPlan(parts=parts, n=n, response_format=fmt, adjusted=adjusted)
+
+
+# -- running ----------------------------------------------------------------------
+
+async def execute_generation(provider: Provider, call: Call) -> Outcome:
+    """Run every upstream call of the plan, merge in order, deliver in the asked format."""
+    plan = call.generation
+    assert plan is not None
+    ctx = call.ctx
+    try:
+        if len(plan.parts) == 1:
+            results = [await provider.generate(call, plan.parts[0])]
+        else:
+            calls = [call] + [await call.fork(part) for part in plan.parts[1:]]
+            waited, t0 = ctx.upstream_ms, time.perf_counter()
+            try:
+                results = await _gather([provider.generate(c, p) for c, p in zip(calls, plan.parts, strict=True)])
+            finally:
+                # Parallel waits overlap: count the wall time, not the sum.
+                ctx.upstream_ms = min(ctx.upstream_ms, waited + (time.perf_counter() - t0) * 1000.0)
+        images = [img for r in results for img in r.images]
+        data = await _deliver(call, images, plan.response_format)
+    except GatewayError as e:
+        outcome = Outcome.from_error(e, provider=provider.name)
+        upstream = getattr(e, "upstream_headers", None)
+        if upstream is not None:
+            outcome.headers = upstream
+        return outcome
+    doc: dict[str, Any] = {"created": results[0].created or int(time.time()), "data": data}
+    for key, value in _merge_extra([r.extra for r in results]).items():
+        doc.setdefault(key, value)
+    doc["provider"] = provider.name
+    headers = CIMultiDict(results[0].headers or ())
+    for name in ("Content-Type", "Content-Encoding", "Content-Disposition", "ETag", "Last-Modified"):
+        headers.popall(name, None)
+    headers["Content-Type"] = "application/json"
+    if plan.adjusted:
+        headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
+    return Outcome(200, headers, body=_encode(doc), provider=provider.name)
+
+
+async def _gather(coros: list[Any]) -> list[Any]:
+    """All results in order; the first failure cancels the rest and is raised as it is."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(c) for c in coros]
+    except BaseExceptionGroup as eg:
+        first = eg.exceptions[0]
+        for e in eg.exceptions:
+            if isinstance(e, GatewayError):
+                first = e
+                break
+        raise first from None
+    return [t.result() for t in tasks]
+
+
+def _merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fields of several answers as one: numbers (token usage) add up, the rest come from the first."""
+    out: dict[str, Any] = {}
+    for extra in extras:
+        for key, value in extra.items():
+            if key not in out:
+                out[key] = value
+            else:
+                out[key] = _add(out[key], value)
+    return out
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+        return a + b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in {**a, **b}}
+    return a
+
+
+async def _deliver(call: Call, images: list[Image], fmt: str | None) -> list[dict[str, Any]]:
+    return list(await asyncio.gather(*(_deliver_one(call, img, fmt) for img in images)))
+
+
+async def _deliver_one(call: Call, img: Image, fmt: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    url = img.url
+    b64, data = img.b64, img.data
+    if url is not None and url.startswith("data:"):
+        b64, url = _data_uri(call, url), None
+    if fmt is None:
+        fmt = "url" if url is not None else "b64_json"
+    if fmt == "b64_json":
+        if b64 is None:
+            if data is None:
+                assert url is not None
+                data, _ = await fetch_image(call, url)
+            b64 = base64.b64encode(data).decode("ascii")
+        out["b64_json"] = b64
+    elif url is not None and data is None and b64 is None:
+        out["url"] = url
+    else:
+        if data is None:
+            try:
+                data = base64.b64decode(b64 or "", validate=True)
+            except (binascii.Error, ValueError):
+                raise MalformedAnswer(call.provider.name, "an image is not valid base64") from None
+        out["url"] = await store_image(call, data, img.content_type)
+    if img.revised_prompt is not None:
+        out["revised_prompt"] = img.revised_prompt
+    return out
+
+
+def _data_uri(call: Call, url: str) -> str:
+    head, sep, payload = url.partition(",")
+    if not sep or ";base64" not in head:
+        raise MalformedAnswer(call.provider.name, "an image data: URI is not base64")
+    return payload
+
+
+def sniff(data: bytes, default: str | None = None) -> str:
+    """The image type from its first bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return default or "application/octet-stream"
+
+
+async def store_image(call: Call, data: bytes, content_type: str | None = None) -> str:
+    """Keep ``data`` in the image store; the absolute gateway URL that serves it."""
+    from gateway.cache.service import BLOB_GRACE, Unavailable
+    from gateway.handlers import image_url
+
+    ctx = call.ctx
+    ttl = ctx.gateway.settings.images.ttl
+    if call.cache is not None:  # a cached answer points at this image: it must live as long
+        ttl = max(ttl, call.cache.max_age + BLOB_GRACE)
+    try:
+        image_id = await ctx.gateway.images.put(data, sniff(data, content_type), ttl)
+    except Unavailable:
+        raise UpstreamError("The image store is unavailable", status=503, code="image_store_unavailable") from None
+    return image_url(ctx, image_id)
+
+
+def host_allowed(provider: Provider, call: Call, url: str) -> bool:
+    """Whether ``url`` is on one of the provider's own hosts (its declared image
+    hosts, or the host its API is called on)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return False
+    host = parts.hostname.lower()
+    if host == (urlsplit(call.base_url).hostname or "").lower():
+        return True
+    return parts.scheme == "https" and any(fnmatch(host, pattern) for pattern in provider.image_hosts)
+
+
+async def fetch_image(call: Call, url: str) -> tuple[bytes, str]:
+    """Download an image the provider answered with a URL (its own hosts only)."""
+    name = call.provider.name
+    if not host_allowed(call.provider, call, url):
+        raise MalformedAnswer(name, f"an image URL is not on {name}'s own hosts ({urlsplit(url).hostname})")
+    t0 = time.perf_counter()
+    try:
+        async with call.ctx.gateway.session.get(url, allow_redirects=False) as resp:
+            if resp.status != 200:
+                raise UpstreamError(f"Fetching an image from {name} failed: HTTP {resp.status}", provider=name,
+                                    code="image_fetch_failed")
+            if resp.content_length is not None and resp.content_length > MAX_IMAGE_BYTES:
+                raise UpstreamError(f"An image from {name} is over {MAX_IMAGE_BYTES} bytes", provider=name,
+                                    code="image_fetch_failed")
+            data = await resp.content.read(MAX_IMAGE_BYTES + 1)
+            while len(data) <= MAX_IMAGE_BYTES and not resp.content.at_eof():
+                more = await resp.content.read(MAX_IMAGE_BYTES + 1 - len(data))
+                if not more:
+                    break
+                data += more
+            if len(data) > MAX_IMAGE_BYTES:
+                raise UpstreamError(f"An image from {name} is over {MAX_IMAGE_BYTES} bytes", provider=name,
+                                    code="image_fetch_failed")
+            return data, sniff(data, resp.content_type)
+    except aiohttp.ClientError as e:
+        raise UpstreamError(f"Fetching an image from {name} failed: {e.__class__.__name__}", provider=name,
+                            code="image_fetch_failed") from None
+    finally:
+        call.ctx.upstream_ms += (time.perf_counter() - t0) * 1000.0
+
+
+def decode_json(provider: Provider, body: bytes) -> Any:
+    """A 2xx JSON body, or a 502 saying it is not JSON."""
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise MalformedAnswer(provider.name, "the body is not JSON", body) from None
