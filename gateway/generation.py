@@ -273,28 +273,35 @@ def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: 
 
 
 def _fit(w: int, hgt: int, mc: ModelCapabilities) -> tuple[int, int]:
-    """Scale into the pixel budget keeping the shape, then clamp and round each side."""
-    if mc.max_pixels and w * hgt > mc.max_pixels:
-        k = math.sqrt(mc.max_pixels / (w * hgt))
-        w, hgt = w * k, hgt * k
-    if mc.min_pixels and w * hgt < mc.min_pixels:
-        k = math.sqrt(mc.min_pixels / (w * hgt))
-        w, hgt = w * k, hgt * k
+    """Scale into the side and pixel limits keeping the shape, then round each side
+    to the model's multiple (only a shape no limit allows is bent)."""
+    k = 1.0
+    if mc.max_side and max(w, hgt) > mc.max_side:
+        k = mc.max_side / max(w, hgt)
+    if mc.max_pixels and w * hgt * k * k > mc.max_pixels:
+        k = min(k, math.sqrt(mc.max_pixels / (w * hgt)))
+    if k == 1.0:
+        if mc.min_side and min(w, hgt) < mc.min_side:
+            k = mc.min_side / min(w, hgt)
+        if mc.min_pixels and w * hgt * k * k < mc.min_pixels:
+            k = max(k, math.sqrt(mc.min_pixels / (w * hgt)))
     m = mc.side_multiple
+    lo = math.ceil((mc.min_side or 1) / m) * m
+    hi = (mc.max_side // m * m) if mc.max_side else None
 
     def side(x: float, down: bool) -> int:
-        x = min(max(x, mc.min_side or 1), mc.max_side or x)
         v = (math.floor(x / m) if down else round(x / m)) * m
-        return int(min(max(v, math.ceil((mc.min_side or 1) / m) * m), (mc.max_side or v) // m * m))
+        v = max(v, lo)
+        return min(v, hi) if hi else v
 
-    nw, nh = side(w, False), side(hgt, False)
+    nw, nh = side(w * k, False), side(hgt * k, False)
     if mc.max_pixels and nw * nh > mc.max_pixels:
-        nw, nh = side(w, True), side(hgt, True)
+        nw, nh = side(w * k, True), side(hgt * k, True)
     return nw, nh
 
 
-def _map_choice(param: str, value: Any, allowed: Sequence[str], adjust: Any, ranked: bool) -> str | None:
-    if value in allowed:
+def _map_choice(param: str, value: Any, allowed: Sequence[str] | None, adjust: Any, ranked: bool) -> str | None:
+    if allowed is None or value in allowed:  # None: the model takes values the gateway does not list
         return value
     if not allowed:
         return adjust(param, value, None, "none (not supported)")

@@ -60,10 +60,12 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     max_n: int = 1
     #: Images one request may ask for in all.
     max_images: int = 10
-    qualities: tuple[str, ...] = ()
-    styles: tuple[str, ...] = ()
-    #: What the upstream API itself can answer with (``url``, ``b64_json``).
-    response_formats: tuple[str, ...] = ("b64_json",)
+    #: Quality tiers and styles the model takes; ``()`` none, None any (passed unchecked).
+    qualities: tuple[str, ...] | None = ()
+    styles: tuple[str, ...] | None = ()
+    #: ``response_format`` values the upstream API itself takes (OpenAI-style APIs);
+    #: ``()`` when it has no such parameter.  The gateway converts to what was asked either way.
+    response_formats: tuple[str, ...] = ()
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
