@@ -140,6 +140,14 @@ class Call:
         return self.ctx.endpoint
 
     @property
+    def timeout_ms(self) -> int | None:
+        """This attempt's time limit (``x-portkey-request-timeout`` or the target's
+        ``request_timeout``), for APIs that can be told how long to wait."""
+        from gateway.routing import attempt_timeout_ms
+
+        return attempt_timeout_ms(self.ctx, self.target)
+
+    @property
     def strict_params(self) -> bool:
         """Strict parameter mode: unsupported values are a 400, not mapped to the nearest."""
         raw = self.ctx.headers.get(h.STRICT_PARAMS)

@@ -131,7 +131,7 @@ class Router:
                 return cached
         if self.chain.has_impls("gateway_transform_request"):
             await self.chain.gateway_transform_request(ctx=ctx, call=call)
-        timeout_ms = _timeout_ms(ctx, target)
+        timeout_ms = attempt_timeout_ms(ctx, target)
         t0 = time.perf_counter()
         try:
             if timeout_ms is None:
@@ -193,7 +193,7 @@ def retry_after_seconds(headers) -> float | None:  # noqa: ANN001
     return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
-def _timeout_ms(ctx: RequestContext, target: Target) -> int | None:
+def attempt_timeout_ms(ctx: RequestContext, target: Target) -> int | None:
     raw = ctx.headers.get(h.REQUEST_TIMEOUT)
     if raw is not None:
         try:

@@ -8,10 +8,12 @@ import gateway_route_conditional
 import gateway_route_fallback
 import gateway_route_loadbalance
 import gateway_route_single
+import gateway_stability_ai
 import pytest
 
 FIRST_PARTY = [
     gateway_openai, gateway_route_single, gateway_route_fallback, gateway_route_loadbalance, gateway_route_conditional,
+    gateway_stability_ai,
 ]
 
 
@@ -22,4 +24,5 @@ def gateway_plugins() -> list[Any]:
 
 @pytest.fixture
 def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}}
+    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"},
+                          "stability-ai": {"base_url": fake_upstream.url}}}

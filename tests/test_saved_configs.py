@@ -2,23 +2,18 @@
 from __future__ import annotations
 
 import base64
-import time
 import types
 
 import msgspec
 import openai
 import pytest
-from aiohttp import web
 from portkey_ai import createHeaders
 
-from gateway import hookimpl
 from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.keys import GATEWAY
-from gateway.outcome import Outcome
-from gateway.provider import Provider, UpstreamRequest
 from gateway.settings import read_file
-from gateway.testing import Recorded, Reply, openai_fake
+from gateway.testing import Reply, openai_fake
 
 GEN = "/v1/images/generations"
 
@@ -70,7 +65,7 @@ async def test_virtual_key_header(gateway_client, fake_upstream, log_capture):  
 
 
 async def test_saved_config_by_id(gateway_client, fake_upstream):  # noqa: ANN001
-    fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "down"}}), Reply(json={"created": 1, "data": []}))
+    fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "down"}}), Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
     resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-config": "pc-images"})
     assert resp.status == 200
     first, second = fake_upstream.requests
@@ -117,52 +112,18 @@ def test_bad_saved_settings_stop_startup(tmp_path, toml, needle):  # noqa: ANN00
     assert "sk-" not in str(info.value)
 
 
-class StabilityV1(Provider):
-    """Enough of Stability's v1 text-to-image API for the seed config (the full
-    provider is its own plugin)."""
-
-    name = "stability-ai"
-    default_base_url = "https://api.stability.ai"
-
-    def build_generation(self, call):  # noqa: ANN001, ANN201
-        p = call.params
-        w, h = (int(x) for x in p.get("size", "1024x1024").split("x"))
-        body = {"text_prompts": [{"text": p["prompt"]}], "samples": p.get("n", 1), "width": w, "height": h}
-        return UpstreamRequest("POST", f"{call.base_url}/v1/generation/{p['model']}/text-to-image",
-                               {"Authorization": f"Bearer {call.api_key}", "Accept": "application/json",
-                                "Content-Type": "application/json"}, msgspec.json.encode(body))
-
-    async def execute(self, call):  # noqa: ANN001, ANN201
-        resp = await call.send()
-        body = msgspec.json.decode(await call.read_body(resp))
-        data = [{"b64_json": a["base64"]} for a in body["artifacts"]]
-        out = {"created": int(time.time()), "data": data, "provider": self.name}
-        return Outcome(resp.status, body=msgspec.json.encode(out), provider=self.name)
-
-
-async def stability_handler(request: web.Request, rec: Recorded) -> web.Response:
-    assert request.headers["Authorization"] == "Bearer sk-stability"
-    body = rec.json()
-    assert body["text_prompts"][0]["text"]
-    art = [{"base64": base64.b64encode(openai_fake.PNG_1X1).decode(), "seed": 1, "finishReason": "SUCCESS"}]
-    return web.json_response({"artifacts": art * body["samples"]})
-
-
 async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_upstream):  # noqa: ANN001
     import gateway_openai
     import gateway_route_fallback
     import gateway_route_loadbalance
+    import gateway_stability_ai
+    from gateway_stability_ai import testing as stability_fake
 
-    class StabilityPlugin:
-        @hookimpl
-        def gateway_register_providers(self):
-            return [StabilityV1]
-
-    fake_upstream.on("POST", "/v1/generation/stable-diffusion-v1-6/text-to-image", stability_handler)
+    stability_fake.install(fake_upstream)
     fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "dall-e-3 down"}}), openai_fake.make_handler())
     app = create_app(
         {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}, "stability-ai": {"base_url": fake_upstream.url}}},
-        plugins=[gateway_openai, gateway_route_fallback, gateway_route_loadbalance, StabilityPlugin()],
+        plugins=[gateway_openai, gateway_route_fallback, gateway_route_loadbalance, gateway_stability_ai],
         load_entrypoints=False,
     )
     # First draw lands on stability-ai, the second on openai dall-e-3.
@@ -187,6 +148,11 @@ async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_
     assert first.headers["x-portkey-provider"] == "stability-ai"
     assert first.headers["x-portkey-last-used-option-index"] == "config.targets[0].targets[1]"
     assert base64.b64decode(first.parse().data[0].b64_json) == openai_fake.PNG_1X1
+    (to_stability,) = [r for r in fake_upstream.requests if r.path.startswith("/v1/generation/")]
+    assert to_stability.path == "/v1/generation/stable-diffusion-v1-6/text-to-image"
+    assert to_stability.headers["Authorization"] == "Bearer sk-stability"
+    assert to_stability.json() == {"text_prompts": [{"text": "a fox", "weight": 1}], "samples": 1,
+                                   "width": 512, "height": 512}
     assert second.headers["x-portkey-provider"] == "openai"
     assert second.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     assert second.parse().data[0].url

@@ -20,7 +20,6 @@ import structlog
 from gateway.errors import GatewayError, UpstreamError
 from gateway.generation import BadParam, GenerationRequest, GenerationResult, MalformedAnswer
 from gateway.provider import MAX_ERROR_BODY, Call, Capabilities, Provider, UpstreamRequest
-from gateway.routing import _timeout_ms
 from gateway.settings import ProviderSettings
 from gateway_replicate.models import ANY_MODEL, DEFAULT_MODEL, MODELS, build_input, resolve
 from gateway_replicate.predictions import Prediction, error_from_problem, outcome, read_prediction
@@ -87,7 +86,7 @@ class ReplicateProvider(Provider):
         the prediction's id known and the prediction can be cancelled.
         """
         budget = self.settings.max_wait
-        timeout_ms = _timeout_ms(call.ctx, call.target)
+        timeout_ms = call.timeout_ms
         if timeout_ms is not None:
             budget = min(budget, timeout_ms / 1000.0)
         headers = {"Cancel-After": f"{max(MIN_CANCEL_AFTER, math.ceil(budget))}s"}
