@@ -46,7 +46,12 @@ def _from_headers(ctx: RequestContext, base: Target | None) -> Target:
                 f"{suggest(vk_name, ctx.gateway.virtual_keys)}",
                 param=h.VIRTUAL_KEY, code="unknown_virtual_key",
             )
-        return msgspec.structs.replace(base, virtual_key=vk_name)
+        # The provider's own headers (an Azure deployment, an AWS region) still choose per request.
+        provider = ctx.gateway.registry.providers.get(ctx.gateway.virtual_keys[vk_name].provider)
+        options = dict(base.options)
+        if provider is not None:
+            options.update(provider.options_from_headers(headers))
+        return msgspec.structs.replace(base, virtual_key=vk_name, options=options)
     if name is None and base.provider is None:
         raise ConfigError(
             "Either x-portkey-provider or x-portkey-config (with a provider or targets) is required; "

@@ -1,0 +1,456 @@
+"""The Azure OpenAI provider plugin against a fake of Azure's documented images API."""
+from __future__ import annotations
+
+import base64
+
+import gateway_azure_openai
+import msgspec
+import openai
+import pytest
+from azure_openai_fake import AzureOpenAIFake, content_policy_refusal, filter_results
+from portkey_ai import createHeaders
+
+from gateway.app import create_app
+from gateway.generation import host_allowed
+from gateway.keys import GATEWAY
+from gateway.testing import Reply
+from gateway.testing.provider_contract import ProviderContract
+
+GEN = "/v1/images/generations"
+KEY = "azure-key-1"
+#: A header-only request to the fake's resource and gpt-image-1 deployment.
+H = {
+    "x-portkey-provider": "azure-openai", "Authorization": f"Bearer {KEY}",
+    "x-portkey-azure-resource-name": "contoso", "x-portkey-azure-deployment-id": "img",
+    "x-portkey-azure-api-version": "2025-04-01-preview",
+}
+
+
+def config(**target: object) -> dict[str, str]:
+    node = {"provider": "azure-openai", "api_key": KEY, "resource_name": "contoso", **target}
+    return {"x-portkey-config": msgspec.json.encode(node).decode()}
+
+
+@pytest.fixture
+def gateway_plugins():  # noqa: ANN201
+    return [gateway_azure_openai]
+
+
+@pytest.fixture
+def azure(fake_upstream):  # noqa: ANN001, ANN201
+    return AzureOpenAIFake(fake_upstream).install()
+
+
+@pytest.fixture
+def gateway_settings(fake_upstream, azure):  # noqa: ANN001, ANN201
+    return {
+        "providers": {"azure-openai": {"base_url": fake_upstream.url + "/{resource_name}/openai"}},
+        "virtual_keys": {"azure-prod": {"provider": "azure-openai", "api_key": KEY, "resource_name": "contoso",
+                                        "deployment_id": "dalle", "api_version": "2024-10-21"}},
+    }
+
+
+def no_gateway_headers(rec) -> bool:  # noqa: ANN001
+    return not [name for name in rec.headers if name.lower().startswith("x-portkey-")]
+
+
+# -- where requests go, what they carry -------------------------------------------------
+
+async def test_header_only_request_goes_to_the_deployment(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    body = {"prompt": "a red fox", "model": "gpt-image-1", "size": "1536x1024", "quality": "low",
+            "output_format": "jpeg", "background": "opaque"}
+    resp = await gateway_client.post(GEN, json=body, headers=H)
+    assert resp.status == 200, await resp.text()
+    doc = await resp.json()
+    assert base64.b64decode(doc["data"][0]["b64_json"]) == azure.served[0]
+    assert doc["provider"] == "azure-openai" and doc["usage"]["total_tokens"] == 4172
+    sent = fake_upstream.last
+    assert sent.path == "/contoso/openai/deployments/img/images/generations"
+    assert sent.query == {"api-version": "2025-04-01-preview"}
+    assert sent.headers["api-key"] == KEY and "Authorization" not in sent.headers
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.json() == body
+    assert no_gateway_headers(sent)
+    assert resp.headers["x-portkey-provider"] == "azure-openai"
+    assert resp.headers["apim-request-id"] == "fake-apim-1"
+
+
+async def test_openai_sdk_with_portkey_headers(gateway_server, fake_upstream, azure):  # noqa: ANN001
+    headers = createHeaders(provider="azure-openai")
+    headers.update({k: v for k, v in H.items() if k.startswith("x-portkey-azure-")})
+    headers["x-portkey-azure-deployment-id"] = "mini"
+    async with openai.AsyncOpenAI(api_key=KEY, base_url=str(gateway_server.make_url("/v1")),
+                                  default_headers=headers, max_retries=0) as sdk:
+        result = await sdk.images.generate(model="gpt-image-1-mini", prompt="a lighthouse", n=2, size="1024x1536")
+    assert [base64.b64decode(d.b64_json) for d in result.data] == azure.served
+    sent = fake_upstream.last
+    assert sent.path == "/contoso/openai/deployments/mini/images/generations"
+    assert sent.json() == {"model": "gpt-image-1-mini", "prompt": "a lighthouse", "n": 2, "size": "1024x1536"}
+    assert sent.headers["api-key"] == KEY and no_gateway_headers(sent)
+
+
+async def test_config_target_fields(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "dall-e-3", "response_format": "b64_json"},
+                                     headers=config(deployment_id="dalle", api_version="2024-02-01"))
+    assert resp.status == 200, await resp.text()
+    item = (await resp.json())["data"][0]
+    assert base64.b64decode(item["b64_json"]) == azure.served[0]
+    assert item["revised_prompt"] == "A revised x"
+    assert fake_upstream.last.path == azure.dated_path("dalle")
+    assert fake_upstream.last.query == {"api-version": "2024-02-01"}
+
+
+async def test_virtual_key_carries_resource_deployment_and_version(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "dall-e-3"},
+                                     headers={"x-portkey-virtual-key": "azure-prod"})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.path == azure.dated_path("dalle")
+    assert fake_upstream.last.query == {"api-version": "2024-10-21"}
+    assert fake_upstream.last.headers["api-key"] == KEY
+    # A config target naming the virtual key may pick another deployment of the same resource.
+    node = {"virtual_key": "azure-prod", "deployment_id": "img", "api_version": "2025-04-01-preview"}
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "gpt-image-1"},
+                                     headers={"x-portkey-config": msgspec.json.encode(node).decode()})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.path == azure.dated_path("img")
+    # So may the provider's own headers next to x-portkey-virtual-key.
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "gpt-image-1"}, headers={
+        "x-portkey-virtual-key": "azure-prod", "x-portkey-azure-deployment-id": "img",
+        "x-portkey-azure-api-version": "2025-04-01-preview"})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.path == azure.dated_path("img")
+    assert fake_upstream.last.query == {"api-version": "2025-04-01-preview"}
+    assert fake_upstream.last.headers["api-key"] == KEY
+
+
+async def test_api_version_defaults_to_the_settings_value(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    headers = {k: v for k, v in H.items() if k != "x-portkey-azure-api-version"}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.query == {"api-version": "2025-04-01-preview"}
+
+
+async def test_v1_api_takes_the_deployment_as_model(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "gpt-image-1", "n": 2},
+                                     headers={**H, "x-portkey-azure-api-version": "v1"})
+    assert resp.status == 200, await resp.text()
+    sent = fake_upstream.last
+    assert sent.path == "/contoso/openai/v1/images/generations" and sent.query == {}
+    assert sent.json() == {"prompt": "x", "model": "img", "n": 2}
+    # Without a deployment option the client's model is the deployment, as on Azure's v1 API.
+    headers = {k: v for k, v in H.items() if k != "x-portkey-azure-deployment-id"}
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "mini"},
+                                     headers={**headers, "x-portkey-azure-api-version": "preview"})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.query == {"api-version": "preview"}
+    assert fake_upstream.last.json() == {"prompt": "x", "model": "mini"}
+
+
+async def test_entra_token_goes_as_bearer_instead_of_api_key(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    headers = {k: v for k, v in H.items() if k != "Authorization"}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"},
+                                     headers={**headers, "x-portkey-azure-ad-token": "Bearer entra-token-1"})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.headers["Authorization"] == "Bearer entra-token-1"
+    assert "api-key" not in fake_upstream.last.headers
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=config(
+        deployment_id="img", azure_ad_token="entra-token-1"))
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.headers["Authorization"] == "Bearer entra-token-1"
+    assert "api-key" not in fake_upstream.last.headers
+
+
+# -- what is missing or wrong is named before anything is sent --------------------------
+
+@pytest.mark.parametrize(("drop", "named"), [
+    ("x-portkey-azure-resource-name", "resource_name"),
+    ("x-portkey-azure-deployment-id", "deployment_id"),
+])
+async def test_missing_resource_or_deployment_is_a_400(gateway_client, fake_upstream, drop, named):  # noqa: ANN001
+    headers = {k: v for k, v in H.items() if k != drop}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=headers)
+    assert resp.status == 400
+    err = (await resp.json())["error"]
+    assert err["param"] == drop and f"`{named}`" in err["message"] and drop in err["message"]
+    assert fake_upstream.requests == []
+
+
+@pytest.mark.parametrize(("header", "value"), [
+    ("x-portkey-azure-resource-name", "evil.example.com/x?"),
+    ("x-portkey-azure-deployment-id", "../../admin"),
+    ("x-portkey-azure-api-version", "2024-10-21&x=1"),
+])
+async def test_values_that_would_change_the_url_are_refused(gateway_client, fake_upstream, header, value):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={**H, header: value})
+    assert resp.status == 400
+    assert header in (await resp.json())["error"]["message"]
+    assert fake_upstream.requests == []
+
+
+def test_a_bad_virtual_key_option_stops_start_up():
+    from gateway.errors import StartupError
+
+    with pytest.raises(StartupError, match="resource_name"):
+        create_app({"virtual_keys": {"bad": {"provider": "azure-openai", "api_key": "k", "resource_name": "a.b"}}},
+                   plugins=[gateway_azure_openai])
+
+
+async def test_stream_is_refused_on_the_unified_route(gateway_client, fake_upstream):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "stream": True}, headers=H)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["param"] == "stream"
+    assert fake_upstream.requests == []
+
+
+# -- capabilities: the deployment is not the model ----------------------------------------
+
+async def test_dall_e_3_n_is_split_and_links_are_handed_on(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "dall-e-3", "n": 2, "style": "natural",
+                                                "quality": "hd"}, headers={**H, "x-portkey-azure-deployment-id": "dalle"})
+    assert resp.status == 200, await resp.text()
+    data = (await resp.json())["data"]
+    assert [d["url"].split("?")[0].rsplit("/", 2)[1] for d in data] in (["0001", "0002"], ["0002", "0001"])
+    assert all(d["url"].startswith("https://dalleprodsec.blob.core.windows.net/") for d in data)
+    assert [r.json() for r in fake_upstream.requests] == [
+        {"prompt": "x", "model": "dall-e-3", "n": 1, "style": "natural", "quality": "hd"}] * 2
+
+
+async def test_without_a_model_the_default_models_limits_apply(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "size": "1792x1024", "response_format": "url"},
+                                     headers=H)
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["x-portkey-adjusted-params"] == "size=1792x1024->1536x1024"
+    # gpt-image answers base64 only: the gateway keeps the image and hands out its own URL.
+    assert (await resp.json())["data"][0]["url"].startswith(str(gateway_client.make_url("/v1/images/files/")))
+    # No model goes upstream: the deployment decides it.
+    assert fake_upstream.last.json() == {"prompt": "x", "size": "1536x1024"}
+
+
+async def test_azure_model_name_names_the_deployments_model(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    headers = {**H, "x-portkey-azure-deployment-id": "dalle", "x-portkey-azure-model-name": "dall-e-3"}
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "n": 2, "size": "1536x1024"}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["x-portkey-adjusted-params"] == "size=1536x1024->1792x1024"
+    assert [r.json() for r in fake_upstream.requests] == [
+        {"prompt": "x", "model": "dall-e-3", "n": 1, "size": "1792x1024"}] * 2
+
+
+async def test_an_unknown_model_name_passes_unchecked(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    body = {"prompt": "x", "model": "my-image-deployment", "size": "1536x1024", "n": 3}
+    resp = await gateway_client.post(GEN, json=body, headers=H)
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.json() == body and len(fake_upstream.requests) == 1
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+async def test_content_policy_refusal(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "a content_policy test"}, headers=H)
+    assert resp.status == 400
+    doc = await resp.json()
+    assert doc["error"]["code"] == "content_policy_violation" and doc["provider"] == "azure-openai"
+    assert doc["error"]["message"].startswith("azure-openai error: Your request was rejected")
+    assert doc["error"]["message"].endswith("(filtered: violence)")
+
+
+@pytest.mark.parametrize("answer", [
+    # The image guide's shape of a refused prompt.
+    Reply(400, json={"created": 1698435368, "error": {
+        "code": "contentFilter", "message": "Your task failed as a result of our safety system."}}),
+    # The chat API's shape, which Azure's front door also uses.
+    Reply(400, json={"error": {"message": "The response was filtered", "type": None, "param": "prompt",
+                               "code": "content_filter", "status": 400, "innererror": {
+                                   "code": "ResponsibleAIPolicyViolation",
+                                   "content_filter_result": filter_results(sexual="high")}}}),
+    # A 2xx whose image was filtered after generation.
+    Reply(200, json={"created": 1, "data": [{"error": {
+        "code": "contentFilter", "message": "Generated image was filtered as a result of our safety system."}}]}),
+    Reply(200, json={"created": 1, "data": [{"content_filter_results": filter_results(hate="high")}]}),
+    Reply(200, json={"created": 1, "error": {"code": "contentFilter", "message": "Your task failed."}}),
+])
+async def test_every_documented_refusal_shape_is_one_code(gateway_client, fake_upstream, answer):  # noqa: ANN001
+    fake_upstream.on("POST", "/contoso/openai/deployments/img/images/generations", answer)
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=H)
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]["code"] == "content_policy_violation"
+
+
+async def test_azure_errors_keep_status_code_and_message(gateway_client, fake_upstream, azure):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={**H, "Authorization": "Bearer wrong"})
+    assert resp.status == 401
+    err = (await resp.json())["error"]
+    assert err["message"].startswith("azure-openai error: Access denied due to invalid subscription key")
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={**H, "x-portkey-azure-deployment-id": "gone"})
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "DeploymentNotFound"
+    resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "gpt-image-1", "output_format": "webp"},
+                                     headers=H)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["param"] == "output_format"
+
+
+async def test_throttling_keeps_retry_after(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", "/contoso/openai/deployments/img/images/generations", Reply(
+        429, json={"error": {"code": "429", "message": "Requests to the Images_Generations_Create Operation have "
+                                                       "exceeded call rate limit."}},
+        headers={"Retry-After": "7", "x-ms-retry-after-ms": "7000"}))
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=H)
+    assert resp.status == 429
+    assert resp.headers["Retry-After"] == "7"
+    assert (await resp.json())["error"]["code"] == "429"
+
+
+@pytest.mark.parametrize("answer", [
+    Reply(200, json={"created": 1}),
+    Reply(200, json={"created": 1, "data": [{"revised_prompt": "no image"}]}),
+    Reply(200, body=b"<html>gateway timeout</html>", content_type="text/html"),
+    Reply(200, json={"created": 1, "data": []}),
+])
+async def test_malformed_answers_are_502(gateway_client, fake_upstream, answer):  # noqa: ANN001
+    fake_upstream.on("POST", "/contoso/openai/deployments/img/images/generations", answer)
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=H)
+    assert resp.status == 502
+    err = (await resp.json())["error"]
+    assert err["code"] == "invalid_provider_response" and "azure-openai" in err["message"]
+
+
+# -- passthrough --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "headers", "upstream_path", "query"), [
+    # Azure's own paths, kept; api-version added when missing, kept when sent.
+    ("/v1/openai/deployments/img/images/edits", {}, "/contoso/openai/deployments/img/images/edits",
+     {"api-version": "2025-04-01-preview"}),
+    ("/v1/openai/deployments/img/images/edits?api-version=2024-10-21&x=1", {},
+     "/contoso/openai/deployments/img/images/edits", {"api-version": "2024-10-21", "x": "1"}),
+    ("/v1/openai/v1/images/edits", {}, "/contoso/openai/v1/images/edits", {}),
+    # OpenAI-shaped paths: per deployment, or below /openai, or below the v1 API.
+    ("/v1/images/edits", {}, "/contoso/openai/deployments/img/images/edits", {"api-version": "2025-04-01-preview"}),
+    ("/v1/models", {}, "/contoso/openai/models", {"api-version": "2025-04-01-preview"}),
+    ("/v1/images/edits", {"x-portkey-azure-api-version": "v1"}, "/contoso/openai/v1/images/edits", {}),
+])
+async def test_passthrough_paths(gateway_client, fake_upstream, path, headers, upstream_path, query):  # noqa: ANN001
+    fake_upstream.on("POST", upstream_path, Reply(json={"created": 1, "data": []}))
+    resp = await gateway_client.post(path, data=b"--b\r\n\r\n--b--\r\n", headers={
+        **H, **headers, "Content-Type": "multipart/form-data; boundary=b"})
+    assert resp.status == 200, await resp.text()
+    sent = fake_upstream.last
+    assert (sent.path, sent.query) == (upstream_path, query)
+    assert sent.body == b"--b\r\n\r\n--b--\r\n"
+    assert sent.headers["api-key"] == KEY and no_gateway_headers(sent)
+
+
+async def test_azure_sdk_through_passthrough(gateway_server, fake_upstream, azure):  # noqa: ANN001
+    # The AzureOpenAI client builds Azure's own paths and sends its key as `api-key`.
+    headers = {"x-portkey-provider": "azure-openai", "x-portkey-azure-resource-name": "contoso"}
+    async with openai.AsyncAzureOpenAI(azure_endpoint=str(gateway_server.make_url("/v1")), api_key=KEY,
+                                       api_version="2024-10-21", default_headers=headers, max_retries=0) as sdk:
+        result = await sdk.images.generate(model="dalle", prompt="a harbour", response_format="b64_json")
+    assert base64.b64decode(result.data[0].b64_json) == azure.served[0]
+    sent = fake_upstream.last
+    assert (sent.path, sent.query) == (azure.dated_path("dalle"), {"api-version": "2024-10-21"})
+    assert sent.headers["api-key"] == KEY and no_gateway_headers(sent)
+
+
+async def test_passthrough_with_an_entra_token_sends_no_client_api_key(gateway_client, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("GET", "/contoso/openai/models", Reply(json={"data": []}))
+    headers = {k: v for k, v in H.items() if k != "Authorization"}
+    resp = await gateway_client.get("/v1/models", headers={
+        **headers, "x-portkey-azure-ad-token": "entra-token-1", "api-key": "client-own-key"})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.headers["Authorization"] == "Bearer entra-token-1"
+    assert "api-key" not in fake_upstream.last.headers
+
+
+async def test_passthrough_needs_the_resource(gateway_client, fake_upstream):  # noqa: ANN001
+    headers = {k: v for k, v in H.items() if k != "x-portkey-azure-resource-name"}
+    resp = await gateway_client.get("/v1/openai/models", headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["param"] == "x-portkey-azure-resource-name"
+    assert fake_upstream.requests == []
+
+
+async def test_custom_host_replaces_the_resource_url(gateway_client, fake_upstream):  # noqa: ANN001
+    # An API Management front door, say: no resource name needed.
+    AzureOpenAIFake(fake_upstream, root="/apim/openai").install()
+    headers = {k: v for k, v in H.items() if k != "x-portkey-azure-resource-name"}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={
+        **headers, "x-portkey-custom-host": fake_upstream.url + "/apim/openai"})
+    assert resp.status == 200, await resp.text()
+    assert fake_upstream.last.path == "/apim/openai/deployments/img/images/generations"
+
+
+# -- settings and registration ----------------------------------------------------------------------
+
+def test_default_base_url_and_settings():
+    app = create_app({}, plugins=[gateway_azure_openai], load_entrypoints=False)
+    provider = app[GATEWAY].registry.providers["azure-openai"]
+    assert provider.base_url == "https://{resource_name}.openai.azure.com/openai"
+    assert provider.settings.api_version == "2025-04-01-preview"
+    app = create_app({"providers": {"azure-openai": {"base_url": "https://{resource_name}.openai.azure.us/openai/",
+                                                     "api_version": "2024-10-21"}}},
+                     plugins=[gateway_azure_openai], load_entrypoints=False)
+    provider = app[GATEWAY].registry.providers["azure-openai"]
+    assert provider.base_url == "https://{resource_name}.openai.azure.us/openai"
+    assert provider.settings.api_version == "2024-10-21"
+
+
+def test_images_are_fetched_only_from_azures_image_storage():
+    app = create_app({}, plugins=[gateway_azure_openai], load_entrypoints=False)
+    provider = app[GATEWAY].registry.providers["azure-openai"]
+
+    class FakeCall:
+        base_url = provider.base_url
+
+    for url, ok in [
+        ("https://dalleprodsec.blob.core.windows.net/private/images/1/generated_00.png?se=1", True),
+        ("https://dalletipusw2.blob.core.windows.net/private/images/1/generated_00.png", True),
+        ("http://dalleprodsec.blob.core.windows.net/private/images/1.png", False),
+        ("https://attacker.blob.core.windows.net/x.png", False),
+        ("https://169.254.169.254/latest/meta-data", False),
+    ]:
+        assert host_allowed(provider, FakeCall(), url) is ok, url
+
+
+def test_options_never_show_the_entra_token():
+    from gateway_azure_openai.options import AzureOpenAIOptions
+
+    assert "secret-token" not in repr(AzureOpenAIOptions(azure_ad_token="secret-token"))
+
+
+# -- the conformance suite ----------------------------------------------------------------------------
+
+class TestContract(ProviderContract):
+    provider = "azure-openai"
+    plugins = [gateway_azure_openai]
+    entrypoint = "azure-openai"
+    model = "gpt-image-1"
+    route = ("POST", "/contoso/openai/deployments/img/images/generations")
+    base_path = "/{resource_name}/openai"
+    api_key = KEY
+    target_options = {"resource_name": "contoso", "deployment_id": "img", "api_version": "2025-04-01-preview"}
+    odd_size = "1792x1024"
+    mapped_size = "1536x1024"
+
+    def images_asked(self, rec):  # noqa: ANN001, ANN201
+        return rec.json().get("n", 1)
+
+    def answer(self, images, fake, rec):  # noqa: ANN001, ANN201
+        assert rec.query == {"api-version": "2025-04-01-preview"}
+        assert "response_format" not in rec.json()  # gpt-image answers base64 only
+        data = [{"b64_json": base64.b64encode(img).decode()} for img in images]
+        return Reply(json={"created": 1700000000, "data": data, "usage": {"total_tokens": 1}})
+
+    def error_answer(self, status, message):  # noqa: ANN001, ANN201
+        return Reply(status, json={"error": {"code": "BadRequest", "message": message, "param": None,
+                                             "type": "invalid_request_error"}})
+
+    def content_policy_answer(self, fake):  # noqa: ANN001, ANN201
+        refusal = content_policy_refusal()
+        return Reply(refusal.status, body=refusal.body, content_type="application/json")
+
+    def sent_size(self, rec):  # noqa: ANN001, ANN201
+        return rec.json()["size"]
+
+    def assert_auth(self, rec) -> None:  # noqa: ANN001
+        assert rec.headers.get("api-key") == self.api_key
+        assert "Authorization" not in rec.headers
