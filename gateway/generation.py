@@ -289,14 +289,15 @@ def _fit(w: int, hgt: int, mc: ModelCapabilities) -> tuple[int, int]:
     lo = math.ceil((mc.min_side or 1) / m) * m
     hi = (mc.max_side // m * m) if mc.max_side else None
 
-    def side(x: float, down: bool) -> int:
-        v = (math.floor(x / m) if down else round(x / m)) * m
-        v = max(v, lo)
+    def side(x: float, how: Any) -> int:
+        v = max(how(x / m) * m, lo)
         return min(v, hi) if hi else v
 
-    nw, nh = side(w * k, False), side(hgt * k, False)
+    nw, nh = side(w * k, round), side(hgt * k, round)
     if mc.max_pixels and nw * nh > mc.max_pixels:
-        nw, nh = side(w * k, True), side(hgt * k, True)
+        nw, nh = side(w * k, math.floor), side(hgt * k, math.floor)
+    elif mc.min_pixels and nw * nh < mc.min_pixels:
+        nw, nh = side(w * k, math.ceil), side(hgt * k, math.ceil)
     return nw, nh
 
 

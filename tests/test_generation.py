@@ -243,3 +243,17 @@ async def test_cache_entries_differ_by_response_format_and_n(aiohttp_client, fak
         statuses.append(resp.headers["x-portkey-cache-status"])
         await asyncio.sleep(0.1)  # the entry is stored after the answer
     assert statuses == ["MISS", "MISS", "HIT", "MISS", "HIT"]
+
+
+def test_fitted_sizes_always_land_inside_every_limit():
+    from gateway.generation import _fit
+    from gateway.provider import ModelCapabilities
+
+    # Stability v1-6's documented rules: sides 320-1536 in steps of 64, 262144-1048576 pixels.
+    mc = ModelCapabilities(min_side=320, max_side=1536, side_multiple=64, min_pixels=262144, max_pixels=1048576)
+    for w in range(64, 4000, 37):
+        for hgt in range(64, 4000, 41):
+            nw, nh = _fit(w, hgt, mc)
+            assert 320 <= nw <= 1536 and 320 <= nh <= 1536 and nw % 64 == nh % 64 == 0, (w, hgt, nw, nh)
+            assert 262144 <= nw * nh <= 1048576, (w, hgt, nw, nh)
+    assert _fit(400, 640, mc) == (448, 704)  # rounding to nearest would fall under the pixel floor
