@@ -63,3 +63,16 @@ def _modules() -> list[str]:
 def test_module_imports_cleanly(module):
     proc = subprocess.run([sys.executable, "-W", "error", "-c", f"import {module}"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_providers_page_is_built_from_the_plugin_readmes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_providers", ROOT / "docs" / "build_providers.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    dists = {dist for _, dist in builder.PROVIDERS}
+    installed = {p.name for p in (ROOT / "plugins").iterdir() if (p / "setup.cfg").exists() and "route" not in p.name
+                 and "cache" not in p.name}
+    assert dists == installed, "every provider plugin is on the page"
+    assert (ROOT / "docs" / "providers.md").read_text() == builder.build(), "run: python docs/build_providers.py"

@@ -1,0 +1,349 @@
+"""A fake bedrock-runtime InvokeModel for image models, on a FakeUpstream.
+
+It checks what AWS checks before a model runs, and answers as Bedrock does:
+
+- authentication: a SigV4 signature recomputed with botocore from the request
+  as received (method, raw path and query, the headers named in SignedHeaders,
+  the body bytes) with the known secret; the credential scope (date, region,
+  service ``bedrock``); ``X-Amz-Date`` within five minutes; the session token.
+  Or ``Authorization: Bearer <Bedrock API key>``.  Failures are 403s with
+  Bedrock's ``{"message"}`` and ``x-amzn-ErrorType``.
+- the body of each model family, field by field, as the Bedrock user guide
+  documents it (unknown keys, ranges, sizes): a ``ValidationException`` 400.
+- answers: SDXL ``{"result", "artifacts": [{"seed", "base64", "finishReason"}]}``;
+  SD3/Ultra/Core ``{"seeds", "finish_reasons", "images"}``; Titan and Nova
+  ``{"images"}`` (``"error"`` when images were filtered).
+
+Prompts steer refusals: ``forbidden`` is refused on input, ``filtered-output``
+has its output filtered.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import hmac
+import itertools
+import re
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+import pytest
+from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from gateway.testing import FakeUpstream, Recorded, Reply
+from gateway.testing.provider_contract import make_png
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+TEMP_ACCESS_KEY = "ASIAIOSFODNN7EXAMPLE"
+TEMP_SECRET_KEY = "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN"
+API_KEY = "ABSKQmVkcm9ja0FQSUtleS1leGFtcGxl"
+
+SDXL_SIZES = {(1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640), (640, 1536), (768, 1344),
+              (832, 1216), (896, 1152)}
+SDXL_STYLES = {"3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
+               "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound", "neon-punk", "origami",
+               "photographic", "pixel-art", "tile-texture"}
+RATIOS = {"16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"}
+TITAN_SIZES = {(1024, 1024), (768, 768), (512, 512), (768, 1152), (384, 576), (1152, 768), (576, 384),
+               (768, 1280), (384, 640), (1280, 768), (640, 384), (896, 1152), (448, 576), (1152, 896), (576, 448),
+               (768, 1408), (384, 704), (1408, 768), (704, 384), (640, 1408), (320, 704), (1408, 640), (704, 320),
+               (1152, 640), (1173, 640)}
+NOVA_STYLES = {"3D_ANIMATED_FAMILY_FILM", "DESIGN_SKETCH", "FLAT_VECTOR_ILLUSTRATION", "GRAPHIC_NOVEL_ILLUSTRATION",
+               "MAXIMALISM", "MIDCENTURY_RETRO", "PHOTOREALISM", "SOFT_DIGITAL_PAINTING"}
+
+MODELS = ("stability.stable-diffusion-xl-v1", "stability.sd3-large-v1:0", "stability.sd3-5-large-v1:0",
+          "stability.stable-image-ultra-v1:0", "stability.stable-image-core-v1:0", "stability.stable-image-core-v1:1",
+          "amazon.titan-image-generator-v1", "amazon.titan-image-generator-v2:0", "amazon.nova-canvas-v1:0")
+PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
+
+_AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                   r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
+
+
+class Signed(msgspec.Struct):
+    """What one verified SigV4 request signed."""
+
+    access_key: str
+    region: str
+    service: str
+    signed_headers: list[str]
+    token: str | None
+
+
+class ValidationError(Exception):
+    pass
+
+
+def path_of(model: str) -> str:
+    """The route FakeUpstream matches (the decoded path)."""
+    return f"/model/{model}/invoke"
+
+
+class BedrockFake:
+    """Bedrock runtime on ``fake``: ``install()`` routes every listed model (and its
+    cross-region ids); ``signed`` lists what each verified SigV4 request covered."""
+
+    def __init__(self, fake: FakeUpstream, region: str = "us-east-1") -> None:
+        self.fake = fake
+        self.region = region
+        self.keys = {ACCESS_KEY: (SECRET_KEY, None), TEMP_ACCESS_KEY: (TEMP_SECRET_KEY, SESSION_TOKEN)}
+        self.api_keys = {API_KEY}
+        self.signed: list[Signed] = []
+        #: Paths (and queries) exactly as they arrived, percent-encoding kept.
+        self.raw_paths: list[str] = []
+        self.bearer_used = 0
+        #: Application inference profiles: ARN -> the foundation model behind it.
+        self.profiles: dict[str, str] = {}
+        self._counter = itertools.count(1)
+        #: Images each successful generation answered with, in order.
+        self.served: list[list[bytes]] = []
+
+    def install(self, models: tuple[str, ...] = MODELS) -> BedrockFake:
+        for model in models:
+            for prefix in ("", *PREFIXES):
+                self.fake.on("POST", path_of(prefix + model), self.handle)
+        return self
+
+    # -- authentication -----------------------------------------------------------
+    def check_auth(self, request: web.Request, rec: Recorded) -> Reply | None:
+        auth = rec.headers.get("Authorization")
+        if not auth:
+            return error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+        if auth.startswith("Bearer "):
+            if auth[7:] not in self.api_keys:
+                return error(403, "UnrecognizedClientException", "Invalid API Key format: Must start with pre-defined prefix")
+            self.bearer_used += 1
+            return None
+        m = _AUTH.match(auth)
+        if m is None:
+            return error(403, "IncompleteSignatureException", f"Authorization header requires existence of either "
+                         f"a 'X-Amz-Date' or a 'Date' header. Authorization={auth[:20]}")
+        key_id, day, region, service, signed_list, signature = m.groups()
+        if key_id not in self.keys:
+            return error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        secret, token = self.keys[key_id]
+        if region != self.region or service != "bedrock":
+            return error(403, "InvalidSignatureException",
+                         f"Credential should be scoped to a valid region / correct service: '{region}/{service}'")
+        amz_date = rec.headers.get("X-Amz-Date", "")
+        try:
+            when = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+        except ValueError:
+            return error(403, "IncompleteSignatureException", "X-Amz-Date is missing or malformed")
+        if abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300 or amz_date[:8] != day:
+            return error(403, "InvalidSignatureException", "Signature expired or not yet current")
+        signed = signed_list.split(";")
+        if "host" not in signed or "x-amz-date" not in signed:
+            return error(403, "InvalidSignatureException", "'Host' and 'X-Amz-Date' must be signed")
+        sent_token = rec.headers.get("X-Amz-Security-Token")
+        if token is not None and (sent_token != token or "x-amz-security-token" not in signed):
+            return error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        # Recompute from the request as received: raw path and query, signed headers, body.
+        url = f"http://{rec.headers['Host']}{request.raw_path}"
+        headers = {name: rec.headers[name] for name in signed if name in rec.headers}
+        if len(headers) != len(signed):
+            return error(403, "InvalidSignatureException", "A signed header is missing from the request")
+        aws = AWSRequest(method=request.method, url=url, headers=headers, data=rec.body)
+        aws.context["timestamp"] = amz_date
+        signer = SigV4Auth(Credentials(key_id, secret, token), "bedrock", region)
+        canonical = signer.canonical_request(aws)
+        expected = signer.signature(signer.string_to_sign(aws, canonical), aws)
+        if signer.signed_headers(signer.headers_to_sign(aws)) != signed_list or not hmac.compare_digest(
+                expected, signature):
+            return error(403, "InvalidSignatureException",
+                         "The request signature we calculated does not match the signature you provided. "
+                         "Check your AWS Secret Access Key and signing method. Consult the service documentation "
+                         "for details.")
+        self.signed.append(Signed(key_id, region, service, signed, sent_token))
+        return None
+
+    # -- InvokeModel ----------------------------------------------------------------
+    async def handle(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        return await self.fake.respond(request, self.reply(request, rec))
+
+    def reply(self, request: web.Request, rec: Recorded) -> Reply:
+        self.raw_paths.append(request.raw_path)
+        denied = self.check_auth(request, rec)
+        if denied is not None:
+            return denied
+        if rec.headers.get("Content-Type") != "application/json":
+            return error(400, "ValidationException", "The provided content type is not supported")
+        if rec.headers.get("Accept", "application/json") not in ("application/json", "*/*"):
+            return error(400, "ValidationException", "The provided accept type is not supported")
+        model = rec.path[len("/model/"):-len("/invoke")]
+        model = bare(self.profiles.get(model, model))
+        try:
+            doc = msgspec.json.decode(rec.body)
+            if not isinstance(doc, dict):
+                raise ValidationError("Malformed input request, please reformat your input and try again.")
+            if model == "stability.stable-diffusion-xl-v1":
+                return self.sdxl(doc)
+            if model.startswith("stability."):
+                return self.stability(model, doc)
+            return self.amazon(model, doc)
+        except msgspec.DecodeError:
+            return error(400, "ValidationException", "Malformed input request, please reformat your input and try again.")
+        except ValidationError as e:
+            return error(400, "ValidationException", str(e))
+
+    def images(self, n: int) -> list[bytes]:
+        images = [make_png(next(self._counter)) for _ in range(n)]
+        self.served.append(images)
+        return images
+
+    def sdxl(self, doc: dict[str, Any]) -> Reply:
+        allowed = {"text_prompts", "height", "width", "cfg_scale", "clip_guidance_preset", "sampler", "samples",
+                   "seed", "steps", "style_preset", "extras"}
+        extraneous(doc, allowed)
+        prompts = doc.get("text_prompts")
+        if not isinstance(prompts, list) or not prompts or not all(
+                isinstance(p, dict) and isinstance(p.get("text"), str) and set(p) <= {"text", "weight"} for p in prompts):
+            raise ValidationError("required key [text_prompts] not found")
+        if ("width" in doc or "height" in doc) and (doc.get("width"), doc.get("height")) not in SDXL_SIZES:
+            raise ValidationError("Invalid dimensions: width and height must be one of the supported SDXL sizes")
+        if doc.get("samples", 1) != 1:
+            raise ValidationError("samples: Bedrock supports generating one image; samples must be 1")
+        if "style_preset" in doc and doc["style_preset"] not in SDXL_STYLES:
+            raise ValidationError("style_preset: invalid value")
+        number(doc, "steps", 10, 50)
+        number(doc, "cfg_scale", 0, 35)
+        number(doc, "seed", 0, 4294967295)
+        text = " ".join(p["text"] for p in prompts if p.get("weight", 1) > 0)
+        if "forbidden" in text:
+            raise ValidationError("This request has been blocked by our content filters.")
+        if "filtered-output" in text:
+            return Reply(json={"result": "success", "artifacts": [
+                {"seed": 1, "base64": "", "finishReason": "CONTENT_FILTERED"}]})
+        [image] = self.images(1)
+        return Reply(json={"result": "success", "artifacts": [
+            {"seed": doc.get("seed", 7), "base64": b64(image), "finishReason": "SUCCESS"}]})
+
+    def stability(self, model: str, doc: dict[str, Any]) -> Reply:
+        allowed = {"prompt", "aspect_ratio", "output_format", "seed", "negative_prompt"}
+        if model.startswith("stability.sd3"):
+            allowed |= {"mode", "image", "strength"}
+        extraneous(doc, allowed)
+        prompt = doc.get("prompt")
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= 10000:
+            raise ValidationError("required key [prompt] not found or not 1 to 10000 characters")
+        if "aspect_ratio" in doc and doc["aspect_ratio"] not in RATIOS:
+            raise ValidationError(f"aspect_ratio: {doc['aspect_ratio']} is not a valid enum value")
+        if doc.get("output_format", "png") not in ("png", "jpeg"):
+            raise ValidationError("output_format: must be one of png, jpeg")
+        if doc.get("mode", "text-to-image") not in ("text-to-image", "image-to-image"):
+            raise ValidationError("mode: must be one of text-to-image, image-to-image")
+        if doc.get("mode") == "image-to-image" and ("image" not in doc or "aspect_ratio" in doc):
+            raise ValidationError("image-to-image takes `image` and no `aspect_ratio`")
+        number(doc, "seed", 0, 4294967294)
+        if "forbidden" in prompt:
+            return Reply(json={"finish_reasons": ["Filter reason: prompt"]})
+        if "filtered-output" in prompt:
+            return Reply(json={"seeds": [3], "finish_reasons": ["Filter reason: output image"], "images": [""]})
+        [image] = self.images(1)
+        return Reply(json={"seeds": [doc.get("seed", 12)], "finish_reasons": [None], "images": [b64(image)]})
+
+    def amazon(self, model: str, doc: dict[str, Any]) -> Reply:
+        nova = model.startswith("amazon.nova-canvas")
+        extraneous(doc, {"taskType", "textToImageParams", "imageGenerationConfig"})
+        if doc.get("taskType") != "TEXT_IMAGE":
+            raise ValidationError("taskType: TEXT_IMAGE expected")
+        params = doc.get("textToImageParams")
+        if not isinstance(params, dict):
+            raise ValidationError("required key [textToImageParams] not found")
+        allowed = {"text", "negativeText"}
+        if model != "amazon.titan-image-generator-v1":
+            allowed |= {"conditionImage", "controlMode", "controlStrength"}
+        if nova:
+            allowed.add("style")
+        extraneous(params, allowed, "#/textToImageParams")
+        limit = 1024 if nova else 512
+        text = params.get("text")
+        if not isinstance(text, str) or not 1 <= len(text) <= limit:
+            raise ValidationError(f"#/textToImageParams/text: expected 1 to {limit} characters")
+        if "negativeText" in params and not (isinstance(params["negativeText"], str)
+                                             and 1 <= len(params["negativeText"]) <= limit):
+            raise ValidationError(f"#/textToImageParams/negativeText: expected 1 to {limit} characters")
+        if "style" in params and params["style"] not in NOVA_STYLES:
+            raise ValidationError("#/textToImageParams/style: invalid value")
+        config = doc.get("imageGenerationConfig", {})
+        extraneous(config, {"numberOfImages", "width", "height", "quality", "cfgScale", "seed"},
+                   "#/imageGenerationConfig")
+        n = number(config, "numberOfImages", 1, 5) or 1
+        number(config, "cfgScale", 1.1, 10)
+        number(config, "seed", 0, 2147483646)
+        if config.get("quality", "standard") not in ("standard", "premium"):
+            raise ValidationError("#/imageGenerationConfig/quality: must be standard or premium")
+        w, hgt = config.get("width", 1024), config.get("height", 1024)
+        if nova:
+            if not (320 <= w <= 4096 and 320 <= hgt <= 4096 and w % 16 == 0 and hgt % 16 == 0
+                    and w * hgt <= 4_194_304 and max(w, hgt) <= 4 * min(w, hgt)):
+                raise ValidationError(f"The provided image resolution {w}x{hgt} is not supported")
+        elif (w, hgt) not in TITAN_SIZES:
+            raise ValidationError(f"The provided image resolution {w}x{hgt} is not supported")
+        if "forbidden" in text:
+            raise ValidationError("This request has been blocked by our content filters. Please adjust your text "
+                                  "prompt to submit a new request.")
+        if "filtered-output" in text:
+            return Reply(json={"images": [],
+                               "error": "All of the generated images have been blocked by our content filters."})
+        return Reply(json={"images": [b64(img) for img in self.images(n)]})
+
+
+def bare(model: str) -> str:
+    model = model.rpartition("/")[2]
+    for prefix in PREFIXES:
+        if model.startswith(prefix):
+            return model[len(prefix):]
+    return model
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def error(status: int, kind: str, message: str) -> Reply:
+    """Bedrock's error answer."""
+    return Reply(status, json={"message": message},
+                 headers={"x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                          "x-amzn-RequestId": "fake-request-id"})
+
+
+def extraneous(doc: dict[str, Any], allowed: set[str], where: str = "#") -> None:
+    for key in doc:
+        if key not in allowed:
+            raise ValidationError(f"Malformed input request: {where}: extraneous key [{key}] is not permitted, "
+                                  "please reformat your input and try again.")
+
+
+def number(doc: dict[str, Any], key: str, low: float, high: float) -> Any:
+    if key not in doc:
+        return None
+    value = doc[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValidationError(f"{key}: {value!r} is not between {low} and {high}")
+    return value
+
+
+def encoded(model: str) -> str:
+    """The model id as botocore puts it in the path."""
+    return quote(model, safe="")
+
+
+@pytest.fixture(autouse=True)
+def clean_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """No AWS identity of the machine running the tests leaks in: no AWS_* variables,
+    no shared files, no instance metadata lookups (import this fixture into a test module)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
