@@ -76,7 +76,9 @@ class ContentPolicyViolation(ProviderError):
 class Image(msgspec.Struct, kw_only=True):
     """One generated image as the provider gave it: base64 text, bytes, or a URL."""
 
-    b64: str | None = None
+    #: Base64 text; or, straight from a JSON answer, the encoded JSON string as
+    #: ``msgspec.Raw`` (copied into the answer without decoding a megabyte string twice).
+    b64: str | msgspec.Raw | None = None
     data: bytes | None = None
     url: str | None = None
     content_type: str | None = None
@@ -90,6 +92,9 @@ class GenerationResult(msgspec.Struct, kw_only=True):
     created: int | None = None
     #: The upstream answer's headers worth relaying (request ids, rate-limit state).
     headers: CIMultiDict[str] | None = None
+    #: The answer's own bytes when they already are the unified shape (OpenAI-style APIs,
+    #: checked by the parser): sent on with ``provider`` added when nothing else changes.
+    raw: bytes | None = None
     #: Top-level fields of the answer worth keeping (OpenAI's ``usage``, ...).
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -352,24 +357,44 @@ async def execute_generation(provider: Provider, call: Call) -> Outcome:
                 # Parallel waits overlap: count the wall time, not the sum.
                 ctx.upstream_ms = min(ctx.upstream_ms, waited + (time.perf_counter() - t0) * 1000.0)
         images = [img for r in results for img in r.images]
-        data = await _deliver(call, images, plan.response_format)
+        raw = results[0].raw if len(results) == 1 and _as_given(images, plan.response_format) else None
+        if raw is None:
+            data = await _deliver(call, images, plan.response_format)
     except GatewayError as e:
         outcome = Outcome.from_error(e, provider=provider.name)
         upstream = getattr(e, "upstream_headers", None)
         if upstream is not None:
             outcome.headers = upstream
         return outcome
-    doc: dict[str, Any] = {"created": results[0].created or int(time.time()), "data": data}
-    for key, value in _merge_extra([r.extra for r in results]).items():
-        doc.setdefault(key, value)
-    doc["provider"] = provider.name
+    if raw is not None:
+        # Megabytes of base64 are copied once, not decoded and encoded again.
+        start = raw.index(b"{") + 1
+        body = b"".join((b'{"provider":', _encode(provider.name), b"," if raw[start:].strip() != b"}" else b"",
+                         memoryview(raw)[start:]))
+    else:
+        doc: dict[str, Any] = {"created": results[0].created or int(time.time()), "data": data}
+        for key, value in _merge_extra([r.extra for r in results]).items():
+            doc.setdefault(key, value)
+        doc["provider"] = provider.name
+        body = _encode(doc)
     headers = CIMultiDict(results[0].headers or ())
     for name in ("Content-Type", "Content-Encoding", "Content-Disposition", "ETag", "Last-Modified"):
         headers.popall(name, None)
     headers["Content-Type"] = "application/json"
     if plan.adjusted:
         headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
-    return Outcome(200, headers, body=_encode(doc), provider=provider.name)
+    return Outcome(200, headers, body=body, provider=provider.name)
+
+
+def _as_given(images: list[Image], fmt: str | None) -> bool:
+    """Whether every image already is in the asked format (nothing to store or fetch)."""
+    for img in images:
+        if img.b64 is not None:
+            if fmt == "url":
+                return False
+        elif img.url is None or img.url.startswith("data:") or fmt == "b64_json":
+            return False
+    return True
 
 
 async def _gather(coros: list[Any]) -> list[Any]:
@@ -415,6 +440,8 @@ async def _deliver_one(call: Call, img: Image, fmt: str | None) -> dict[str, Any
     out: dict[str, Any] = {}
     url = img.url
     b64, data = img.b64, img.data
+    if isinstance(b64, msgspec.Raw) and fmt == "url":
+        b64 = _raw_string(call, b64)
     if url is not None and url.startswith("data:"):
         b64, url = _data_uri(call, url), None
     if fmt is None:
@@ -438,6 +465,16 @@ async def _deliver_one(call: Call, img: Image, fmt: str | None) -> dict[str, Any
     if img.revised_prompt is not None:
         out["revised_prompt"] = img.revised_prompt
     return out
+
+
+def _raw_string(call: Call, raw: msgspec.Raw) -> str:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        value = None
+    if not isinstance(value, str):
+        raise MalformedAnswer(call.provider.name, "an image's base64 is not a string")
+    return value
 
 
 def _data_uri(call: Call, url: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from gateway.generation import GenerationRequest, GenerationResult, Image, MalformedAnswer, decode_json
+from gateway.generation import GenerationRequest, GenerationResult, Image, MalformedAnswer
 from gateway.provider import Call, Provider, UpstreamRequest
 
 _encode = msgspec.json.Encoder().encode
@@ -19,6 +19,34 @@ class OpenAIOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     openai_organization: str | None = None
     openai_project: str | None = None
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+class _Item(msgspec.Struct):
+    # Raw: a megabyte of base64 is copied into the answer, not decoded and encoded again.
+    b64_json: msgspec.Raw = _NULL
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+class _Answer(msgspec.Struct):
+    """OpenAI's images answer; the fields kept besides ``data`` are the documented ones."""
+
+    data: list[_Item]
+    created: int | None = None
+    usage: dict[str, Any] | None = None
+    background: str | None = None
+    output_format: str | None = None
+    quality: str | None = None
+    size: str | None = None
+    #: Set by services that add their own ``provider`` field: the answer is then rebuilt.
+    provider: Any = None
+
+
+_decode_answer = msgspec.json.Decoder(_Answer).decode
+_EXTRA = ("usage", "background", "output_format", "quality", "size")
 
 
 class OpenAICompatibleProvider(Provider):
@@ -67,25 +95,40 @@ class OpenAICompatibleProvider(Provider):
 
     def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
                          body: bytes) -> GenerationResult:
-        doc = decode_json(self, body)
-        items = doc.get("data") if isinstance(doc, dict) else None
-        if not isinstance(items, list):
-            raise MalformedAnswer(self.name, "no `data` list", body)
+        try:
+            doc = _decode_answer(body)
+        except msgspec.ValidationError as e:
+            raise MalformedAnswer(self.name, _what(e), body) from None
+        except msgspec.DecodeError:
+            raise MalformedAnswer(self.name, "the body is not JSON", body) from None
+        ctype = _output_type(doc.output_format)
         images = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise MalformedAnswer(self.name, "a `data` item is not an object", body)
-            b64, url, revised = item.get("b64_json"), item.get("url"), item.get("revised_prompt")
-            if not (isinstance(b64, str) or isinstance(url, str)):
+        for item in doc.data:
+            b64: msgspec.Raw | None = item.b64_json
+            first = memoryview(b64)[:1].tobytes()
+            if first == b"n":  # null, or absent
+                b64 = None
+            elif first != b'"':
+                raise MalformedAnswer(self.name, "a `b64_json` is not a string", body)
+            if b64 is None and item.url is None:
                 raise MalformedAnswer(self.name, "a `data` item has neither `b64_json` nor `url`", body)
-            images.append(Image(b64=b64 if isinstance(b64, str) else None, url=url if isinstance(url, str) else None,
-                                revised_prompt=revised if isinstance(revised, str) else None,
-                                content_type=_output_type(doc.get("output_format"))))
+            images.append(Image(b64=b64, url=item.url, revised_prompt=item.revised_prompt, content_type=ctype))
         if not images:
             raise MalformedAnswer(self.name, "no images in `data`", body)
-        created = doc.get("created")
-        extra = {k: v for k, v in doc.items() if k not in ("created", "data", "provider")}
-        return GenerationResult(images=images, created=created if isinstance(created, int) else None, extra=extra)
+        extra = {k: getattr(doc, k) for k in _EXTRA if getattr(doc, k) is not None}
+        # The answer goes on as it is (all its fields), unless the service put its own
+        # `provider` in it: then it is rebuilt from the documented fields.
+        reusable = doc.provider is None and isinstance(doc.created, int)
+        return GenerationResult(images=images, created=doc.created, extra=extra, raw=body if reusable else None)
+
+
+def _what(error: msgspec.ValidationError) -> str:
+    msg = str(error)
+    if "missing required field `data`" in msg:
+        return "no `data` list"
+    if msg.startswith("Expected `object`, got") and "$" not in msg:
+        return "the body is not a JSON object"
+    return f"not OpenAI's images answer ({msg})"
 
 
 def _output_type(fmt: Any) -> str | None:

@@ -257,3 +257,13 @@ def test_fitted_sizes_always_land_inside_every_limit():
             assert 320 <= nw <= 1536 and 320 <= nh <= 1536 and nw % 64 == nh % 64 == 0, (w, hgt, nw, nh)
             assert 262144 <= nw * nh <= 1048576, (w, hgt, nw, nh)
     assert _fit(400, 640, mc) == (448, 704)  # rounding to nearest would fall under the pixel floor
+
+
+async def test_an_answer_already_in_shape_goes_on_with_provider_added(gateway_client, fake_upstream):  # noqa: ANN001
+    answers = [{"created": 5, "data": [{"b64_json": "aGk="}], "usage": {"total_tokens": 3}, "x_service": "kept"},
+               {"created": 5, "data": [{"b64_json": "aGk="}], "provider": "someone-else"}]
+    fake_upstream.on("POST", GEN, *(Reply(json=a) for a in answers))
+    resp = await gateway_client.post(GEN, json={"prompt": "p", "model": "gpt-image-1"}, headers=H)
+    assert await resp.json() == {**answers[0], "provider": "openai"}
+    resp = await gateway_client.post(GEN, json={"prompt": "p", "model": "gpt-image-1"}, headers=H)
+    assert await resp.json() == {"created": 5, "data": [{"b64_json": "aGk="}], "provider": "openai"}
