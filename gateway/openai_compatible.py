@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from gateway.generation import GenerationRequest, GenerationResult, Image, MalformedAnswer
+from gateway.errors import GatewayError
+from gateway.generation import ContentPolicyViolation, GenerationRequest, GenerationResult, Image, MalformedAnswer
 from gateway.provider import Call, Provider, UpstreamRequest
 
 _encode = msgspec.json.Encoder().encode
@@ -43,6 +44,8 @@ class _Answer(msgspec.Struct):
     size: str | None = None
     #: Set by services that add their own ``provider`` field: the answer is then rebuilt.
     provider: Any = None
+    #: A 2xx answer carrying an error is not an answer.
+    error: Any = None
 
 
 _decode_answer = msgspec.json.Decoder(_Answer).decode
@@ -57,28 +60,53 @@ class OpenAICompatibleProvider(Provider):
 
     def generation_body(self, call: Call, req: GenerationRequest) -> bytes:
         """The JSON body: the client's own bytes when nothing was changed."""
-        if not req.changed and not call.target.override_params and self._format_passes(req):
+        if self.body_as_sent(call, req):
             return call.ctx.body
         body: dict[str, Any] = {"prompt": req.prompt}
-        if req.model is not None:
-            body["model"] = req.model
+        model = self.body_model(call, req)
+        if model is not None:
+            body["model"] = model
         if req.n != 1 or "n" in call.params:
             body["n"] = req.n
         for key in ("size", "quality", "style", "user"):
             value = getattr(req, key)
             if value is not None:
                 body[key] = value
-        if req.response_format is not None and self._format_passes(req):
+        if req.response_format is not None and self.takes_response_format(req):
             body["response_format"] = req.response_format
         body.update(req.extra)
         return _encode(body)
 
-    def _format_passes(self, req: GenerationRequest) -> bool:
-        """Whether the model takes ``response_format`` itself (gpt-image only answers base64)."""
-        if req.response_format is None:
-            return True
+    def body_as_sent(self, call: Call, req: GenerationRequest) -> bool:
+        """Whether the client's body can go upstream byte for byte."""
+        return (not req.changed and not call.target.override_params
+                and (req.response_format is None or self.takes_response_format(req)))
+
+    def body_model(self, call: Call, req: GenerationRequest) -> str | None:
+        """The ``model`` a rebuilt body carries."""
+        return req.model
+
+    def takes_response_format(self, req: GenerationRequest) -> bool:
+        """Whether the model takes ``req.response_format`` itself (gpt-image only answers
+        base64; the gateway converts); a model not declared gets what the client sent."""
         mc = self.capabilities.models.get(req.model or "") or self.capabilities.any_model
         return mc is None or req.response_format in mc.response_formats
+
+    def answer_refusal(self, doc: Any) -> str | None:
+        """Why a 2xx answer that is not the documented shape holds no images on content
+        grounds (a service's own filter marks), or None.  ``doc`` is the decoded answer."""
+        return None
+
+    def unusable(self, body: bytes, what: str) -> GatewayError:
+        """The error for a 2xx answer without usable images: a content refusal when
+        :meth:`answer_refusal` finds one, else a malformed answer (502)."""
+        try:
+            refusal = self.answer_refusal(msgspec.json.decode(body))
+        except msgspec.DecodeError:
+            refusal = None
+        if refusal is not None:
+            return ContentPolicyViolation(self.name, refusal)
+        return MalformedAnswer(self.name, what, body)
 
     def generation_headers(self, call: Call) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -98,9 +126,11 @@ class OpenAICompatibleProvider(Provider):
         try:
             doc = _decode_answer(body)
         except msgspec.ValidationError as e:
-            raise MalformedAnswer(self.name, _what(e), body) from None
+            raise self.unusable(body, _what(e)) from None
         except msgspec.DecodeError:
             raise MalformedAnswer(self.name, "the body is not JSON", body) from None
+        if doc.error is not None:
+            raise self.unusable(body, "the answer carries an `error`")
         ctype = _output_type(doc.output_format)
         images = []
         for item in doc.data:
@@ -111,7 +141,7 @@ class OpenAICompatibleProvider(Provider):
             elif first != b'"':
                 raise MalformedAnswer(self.name, "a `b64_json` is not a string", body)
             if b64 is None and item.url is None:
-                raise MalformedAnswer(self.name, "a `data` item has neither `b64_json` nor `url`", body)
+                raise self.unusable(body, "a `data` item has neither `b64_json` nor `url`")
             images.append(Image(b64=b64, url=item.url, revised_prompt=item.revised_prompt, content_type=ctype))
         if not images:
             raise MalformedAnswer(self.name, "no images in `data`", body)

@@ -12,9 +12,7 @@ from gateway.generation import (
     ContentPolicyViolation,
     GenerationRequest,
     GenerationResult,
-    Image,
     MalformedAnswer,
-    decode_json,
 )
 from gateway.openai_compatible import OpenAICompatibleProvider
 from gateway.provider import IMAGES_GENERATIONS, Call, Capabilities, UpstreamRequest
@@ -28,8 +26,6 @@ from gateway_azure_openai.options import (
     ad_token,
 )
 
-_encode = msgspec.json.Encoder().encode
-_OUTPUT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):
@@ -92,73 +88,35 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
             raise BadParam("stream", "`stream` is not supported on /v1/images/generations (the gateway answers "
                                      "one JSON document); stream through passthrough /v1/openai/... instead")
 
-    def generation_body(self, call: Call, req: GenerationRequest) -> bytes:
-        """The JSON body.  The dated API takes the model from the deployment, so ``model``
-        goes only when the client or the config named one; the v1 API wants the
-        deployment name there."""
-        client_model = _client_model(call)
+    def body_model(self, call: Call, req: GenerationRequest) -> str | None:
+        """The dated API takes the model from the deployment, so ``model`` goes only when
+        the client or the config named one; the v1 API wants the deployment name there."""
         if urls.is_v1(call.options, self.settings.api_version):
-            model = urls.require_deployment(call.options, client_model)
-        else:
-            named = call.params.get("model")
-            model = named if isinstance(named, str) else None
-        if (not req.changed and not call.target.override_params and client_model == model
-                and (req.response_format is None or self._takes_response_format(req))):
-            return call.ctx.body
-        body: dict[str, Any] = {"prompt": req.prompt}
-        if model is not None:
-            body["model"] = model
-        if req.n != 1 or "n" in call.params:
-            body["n"] = req.n
-        for key in ("size", "quality", "style", "user"):
-            value = getattr(req, key)
-            if value is not None:
-                body[key] = value
-        if req.response_format is not None and self._takes_response_format(req):
-            body["response_format"] = req.response_format
-        body.update(req.extra)
-        return _encode(body)
+            return urls.require_deployment(call.options, _client_model(call))
+        named = call.params.get("model")
+        return named if isinstance(named, str) else None
 
-    @staticmethod
-    def _takes_response_format(req: GenerationRequest) -> bool:
-        """Whether the model takes ``response_format``: dall-e-3 does; Azure refuses it for
-        the gpt-image models, which answer base64 only (the gateway converts); a model
-        the plugin does not know gets what the client sent."""
-        mc = MODELS.get(req.model or "")
-        return mc is None or "url" in mc.response_formats
+    def body_as_sent(self, call: Call, req: GenerationRequest) -> bool:
+        return super().body_as_sent(call, req) and _client_model(call) == self.body_model(call, req)
 
     # -- the answer ----------------------------------------------------------------
     def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
                          body: bytes) -> GenerationResult:
-        doc = decode_json(self, body)
+        result = super().parse_generation(call, req, resp, body)
+        if len(result.images) != req.n:
+            raise MalformedAnswer(self.name, f"asked for {req.n} images, got {len(result.images)}")
+        return result
+
+    def answer_refusal(self, doc: Any) -> str | None:
+        """A refusal in a 2xx answer: an ``error`` object, or a ``data`` item filtered away."""
         if not isinstance(doc, dict):
-            raise MalformedAnswer(self.name, "the body is not a JSON object", body)
+            return None
         refusal = content_refusal(doc.get("error"))
-        if refusal is not None:
-            raise ContentPolicyViolation(self.name, refusal)
         items = doc.get("data")
-        if not isinstance(items, list):
-            raise MalformedAnswer(self.name, "no `data` list", body)
-        fmt = doc.get("output_format")
-        content_type = _OUTPUT_TYPES.get(fmt) if isinstance(fmt, str) else None
-        images = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise MalformedAnswer(self.name, "a `data` item is not an object", body)
-            b64, url, revised = item.get("b64_json"), item.get("url"), item.get("revised_prompt")
-            if not (isinstance(b64, str) or isinstance(url, str)):
-                why = item_refusal(item)
-                if why is not None:
-                    raise ContentPolicyViolation(self.name, why)
-                raise MalformedAnswer(self.name, "a `data` item has neither `b64_json` nor `url`", body)
-            images.append(Image(b64=b64 if isinstance(b64, str) else None, url=url if isinstance(url, str) else None,
-                                revised_prompt=revised if isinstance(revised, str) else None,
-                                content_type=content_type))
-        if len(images) != req.n:
-            raise MalformedAnswer(self.name, f"asked for {req.n} images, got {len(images)}")
-        created = doc.get("created")
-        extra = {k: v for k, v in doc.items() if k not in ("created", "data", "provider")}
-        return GenerationResult(images=images, created=created if isinstance(created, int) else None, extra=extra)
+        for item in items if isinstance(items, list) else ():
+            if refusal is None and isinstance(item, dict) and not ("b64_json" in item or "url" in item):
+                refusal = item_refusal(item)
+        return refusal
 
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:
         """Azure's error body; a Responsible AI refusal becomes ``content_policy_violation``."""
