@@ -536,19 +536,13 @@ async def fetch_image(call: Call, url: str) -> tuple[bytes, str]:
             if resp.status != 200:
                 raise UpstreamError(f"Fetching an image from {name} failed: HTTP {resp.status}", provider=name,
                                     code="image_fetch_failed")
-            if resp.content_length is not None and resp.content_length > MAX_IMAGE_BYTES:
-                raise UpstreamError(f"An image from {name} is over {MAX_IMAGE_BYTES} bytes", provider=name,
-                                    code="image_fetch_failed")
-            data = await resp.content.read(MAX_IMAGE_BYTES + 1)
-            while len(data) <= MAX_IMAGE_BYTES and not resp.content.at_eof():
-                more = await resp.content.read(MAX_IMAGE_BYTES + 1 - len(data))
-                if not more:
-                    break
-                data += more
-            if len(data) > MAX_IMAGE_BYTES:
-                raise UpstreamError(f"An image from {name} is over {MAX_IMAGE_BYTES} bytes", provider=name,
-                                    code="image_fetch_failed")
-            return data, sniff(data, resp.content_type)
+            data = bytearray()
+            async for chunk in resp.content.iter_any():
+                data += chunk
+                if len(data) > MAX_IMAGE_BYTES:
+                    raise UpstreamError(f"An image from {name} is over {MAX_IMAGE_BYTES} bytes", provider=name,
+                                        code="image_fetch_failed")
+            return bytes(data), sniff(data, resp.content_type)
     except aiohttp.ClientError as e:
         raise UpstreamError(f"Fetching an image from {name} failed: {e.__class__.__name__}", provider=name,
                             code="image_fetch_failed") from None
