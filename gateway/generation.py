@@ -208,16 +208,20 @@ def negotiate(provider: Provider, call: Call) -> GenerationPlan:
         raise BadParam("response_format", f"Invalid `response_format` {fmt!r}: expected 'url' or 'b64_json'")
 
     req = GenerationRequest(prompt=params["prompt"], model=model, response_format=fmt, user=params.get("user"))
+    allowed = mc.parameters if mc is not None and mc.parameters is not None else caps.parameters
     extra: dict[str, Any] = {}
+    unsupported = []
     for key, value in params.items():
         if key in UNIFIED:
             continue
-        if caps.passes_unknown_parameters or key in caps.parameters:
+        if caps.passes_unknown_parameters or key in allowed:
             extra[key] = value
-        elif strict:
-            raise BadParam(key, f"Parameter `{key}` is not supported by {where}")
         else:
-            adjusted.append(f"{key}=(dropped)")
+            unsupported.append(key)
+    unsupported.sort()
+    if unsupported and strict:
+        raise BadParam(unsupported[0], f"Parameter `{unsupported[0]}` is not supported by {where}")
+    adjusted.extend(f"{key}=(dropped)" for key in unsupported)
     req.extra = extra
     if req.user is not None and "user" not in caps.parameters and not caps.passes_unknown_parameters:
         req.user = None  # an end-user id the provider has no field for; not worth a report

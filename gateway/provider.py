@@ -63,6 +63,9 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     #: Quality tiers and styles the model takes; ``()`` none, None any (passed unchecked).
     qualities: tuple[str, ...] | None = ()
     styles: tuple[str, ...] | None = ()
+    #: Native parameters this model takes (``steps``, ``seed``, ...); None: the provider's
+    #: ``Capabilities.parameters``.
+    parameters: frozenset[str] | None = None
     #: ``response_format`` values the upstream API itself takes (OpenAI-style APIs);
     #: ``()`` when it has no such parameter.  The gateway converts to what was asked either way.
     response_formats: tuple[str, ...] = ()

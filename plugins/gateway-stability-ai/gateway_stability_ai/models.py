@@ -53,8 +53,10 @@ SD3_PARAMETERS = CORE_PARAMETERS | {"cfg_scale"}
 V1_MAX_SEED = 4294967295
 V2_MAX_SEED = 4294967294
 
-_V1_ENGINE = dict(max_n=10, max_images=10, styles=STYLE_PRESETS)
-_V2 = ModelCapabilities(aspect_ratios=ASPECT_RATIOS, max_n=1, max_images=10, styles=STYLE_PRESETS)
+_V1_ENGINE = dict(max_n=10, max_images=10, styles=STYLE_PRESETS, parameters=V1_PARAMETERS)
+_V2_CORE = ModelCapabilities(aspect_ratios=ASPECT_RATIOS, max_n=1, max_images=10, styles=STYLE_PRESETS,
+                             parameters=CORE_PARAMETERS)
+_V2_SD3 = msgspec.structs.replace(_V2_CORE, parameters=SD3_PARAMETERS)
 
 #: Per model: the capabilities the core maps ``size``/``n``/``style`` onto.
 CAPABILITIES: dict[str, ModelCapabilities] = {
@@ -63,22 +65,22 @@ CAPABILITIES: dict[str, ModelCapabilities] = {
     # 1,048,576 pixels (the v1 API's rule for every engine but the 768 ones).
     "stable-diffusion-v1-6": ModelCapabilities(min_side=320, max_side=1536, side_multiple=64, min_pixels=262_144,
                                                max_pixels=1_048_576, **_V1_ENGINE),
-    **{name: _V2 for name in ("core", "ultra", "sd3", "stable-image-core", "stable-image-ultra", *SD3_MODELS)},
+    **{name: _V2_CORE for name in ("core", "ultra", "stable-image-core", "stable-image-ultra")},
+    **{name: _V2_SD3 for name in ("sd3", *SD3_MODELS)},
 }
 #: What the gateway assumes of a model it does not know: a v2beta endpoint.
-ANY_MODEL = _V2
+ANY_MODEL = _V2_SD3
 DEFAULT_MODEL = "core"
 
 _MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]*", re.IGNORECASE)
 
 
 class Route(msgspec.Struct, frozen=True):
-    """Where a model's generation goes and which native fields it takes."""
+    """Where a model's generation goes."""
 
     api: str
     #: URL path below the base URL.
     path: str
-    parameters: frozenset[str]
     #: The sd3 endpoint's ``model`` form field, when the model needs one.
     model_field: str | None = None
 
@@ -88,13 +90,12 @@ class Route(msgspec.Struct, frozen=True):
 
 
 _ROUTES = {
-    "stable-diffusion-xl-1024-v1-0": Route(V1, "/v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image",
-                                           V1_PARAMETERS),
-    "stable-diffusion-v1-6": Route(V1, "/v1/generation/stable-diffusion-v1-6/text-to-image", V1_PARAMETERS),
-    "core": Route(V2, "/v2beta/stable-image/generate/core", CORE_PARAMETERS),
-    "ultra": Route(V2, "/v2beta/stable-image/generate/ultra", CORE_PARAMETERS),
+    "stable-diffusion-xl-1024-v1-0": Route(V1, "/v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image"),
+    "stable-diffusion-v1-6": Route(V1, "/v1/generation/stable-diffusion-v1-6/text-to-image"),
+    "core": Route(V2, "/v2beta/stable-image/generate/core"),
+    "ultra": Route(V2, "/v2beta/stable-image/generate/ultra"),
     # Without a model field the endpoint uses its default (sd3.5-large).
-    "sd3": Route(V2, "/v2beta/stable-image/generate/sd3", SD3_PARAMETERS),
+    "sd3": Route(V2, "/v2beta/stable-image/generate/sd3"),
 }
 _ALIASES = {"stable-image-core": "core", "stable-image-ultra": "ultra"}
 
@@ -112,5 +113,5 @@ def route_for(model: str) -> Route | None:
     if not _MODEL_NAME.fullmatch(model) or ".." in model:
         return None
     if model.startswith("sd3"):
-        return Route(V2, _ROUTES["sd3"].path, SD3_PARAMETERS, model_field=model)
-    return Route(V2, f"/v2beta/stable-image/generate/{model}", SD3_PARAMETERS)
+        return Route(V2, _ROUTES["sd3"].path, model_field=model)
+    return Route(V2, f"/v2beta/stable-image/generate/{model}")

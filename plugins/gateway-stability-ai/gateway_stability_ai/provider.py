@@ -14,8 +14,8 @@ import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError
-from gateway.generation import BadParam, GenerationPlan, GenerationRequest, GenerationResult, negotiate
-from gateway.provider import IMAGES_GENERATIONS, Call, Capabilities, Provider, UpstreamRequest
+from gateway.generation import BadParam, GenerationRequest, GenerationResult
+from gateway.provider import Call, Capabilities, Provider, UpstreamRequest
 from gateway_stability_ai import answers
 from gateway_stability_ai.models import (
     ANY_MODEL,
@@ -56,14 +56,6 @@ class StabilityProvider(Provider):
         return f"{url}?{query_string}" if query_string else url
 
     # -- generations ------------------------------------------------------------------
-    def build_request(self, call: Call) -> Any:
-        if call.endpoint != IMAGES_GENERATIONS:
-            return super().build_request(call)
-        plan = negotiate(self, call)
-        _drop_foreign_parameters(self, call, plan)
-        call.generation = plan
-        return self.build_generation(call, plan.parts[0])
-
     async def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
         route = _route(req)
         headers = dict(call.forwarded_headers())
@@ -98,23 +90,6 @@ def _route(req: GenerationRequest) -> Route:
     if route is None:
         raise BadParam("model", f"Invalid `model` {req.model!r} for stability-ai: not a Stability model name")
     return route
-
-
-def _drop_foreign_parameters(provider: Provider, call: Call, plan: GenerationPlan) -> None:
-    """Native parameters of the other API (``steps`` on a v2beta model,
-    ``output_format`` on a v1 engine): dropped and reported, or a 400 in strict mode."""
-    route = _route(plan.parts[0])
-    foreign = sorted(k for k in plan.parts[0].extra if k not in route.parameters)
-    if not foreign:
-        return
-    if call.strict_params:
-        key = foreign[0]
-        raise BadParam(key, f"Parameter `{key}` is not supported by {provider.name} model {plan.parts[0].model!r}")
-    for part in plan.parts:
-        for key in foreign:
-            part.extra.pop(key, None)
-        part.changed = True
-    plan.adjusted.extend(f"{key}=(dropped)" for key in foreign)
 
 
 def _seed(req: GenerationRequest, route: Route) -> Any:
