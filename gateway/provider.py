@@ -320,7 +320,7 @@ class Provider:
         if call.endpoint == PROXY:
             return self.build_proxy(call)
         if call.endpoint == IMAGES_GENERATIONS:
-            from gateway.generation import negotiate
+            from gateway.negotiation import negotiate
 
             call.generation = negotiate(self, call)
             return self.build_generation(call, call.generation.parts[0])

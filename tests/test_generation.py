@@ -246,7 +246,7 @@ async def test_cache_entries_differ_by_response_format_and_n(aiohttp_client, fak
 
 
 def test_fitted_sizes_always_land_inside_every_limit():
-    from gateway.generation import _fit
+    from gateway.negotiation import _fit
     from gateway.provider import ModelCapabilities
 
     # Stability v1-6's documented rules: sides 320-1536 in steps of 64, 262144-1048576 pixels.

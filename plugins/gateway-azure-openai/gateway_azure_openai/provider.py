@@ -8,12 +8,12 @@ import msgspec
 
 from gateway.errors import GatewayError
 from gateway.generation import (
-    BadParam,
     ContentPolicyViolation,
     GenerationRequest,
     GenerationResult,
     MalformedAnswer,
 )
+from gateway.negotiation import BadParam
 from gateway.openai_compatible import OpenAICompatibleProvider
 from gateway.provider import IMAGES_GENERATIONS, Call, Capabilities, UpstreamRequest
 from gateway_azure_openai import urls

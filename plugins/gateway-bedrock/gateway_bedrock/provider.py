@@ -27,12 +27,12 @@ from multidict import CIMultiDict
 from gateway import headers as h
 from gateway.errors import AuthError, GatewayError, UpstreamError
 from gateway.generation import (
-    BadParam,
     GenerationRequest,
     GenerationResult,
     MalformedAnswer,
     decode_json,
 )
+from gateway.negotiation import BadParam
 from gateway.outcome import Outcome
 from gateway.provider import PROXY, Call, Capabilities, Provider, UpstreamRequest
 from gateway_bedrock.auth import (

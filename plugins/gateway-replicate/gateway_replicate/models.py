@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.generation import BadParam, GenerationRequest
+from gateway.generation import GenerationRequest
+from gateway.negotiation import BadParam
 from gateway.provider import ModelCapabilities
 
 #: Where ``size`` goes in a model's input:

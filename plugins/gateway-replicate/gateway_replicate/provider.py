@@ -18,7 +18,8 @@ import msgspec
 import structlog
 
 from gateway.errors import GatewayError, UpstreamError
-from gateway.generation import BadParam, GenerationRequest, GenerationResult, MalformedAnswer
+from gateway.generation import GenerationRequest, GenerationResult, MalformedAnswer
+from gateway.negotiation import BadParam
 from gateway.provider import MAX_ERROR_BODY, Call, Capabilities, Provider, UpstreamRequest
 from gateway.settings import ProviderSettings
 from gateway_replicate.models import ANY_MODEL, DEFAULT_MODEL, MODELS, build_input, resolve

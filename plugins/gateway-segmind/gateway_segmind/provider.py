@@ -11,7 +11,6 @@ import msgspec
 
 from gateway.errors import GatewayError, ProviderError
 from gateway.generation import (
-    BadParam,
     ContentPolicyViolation,
     GenerationRequest,
     GenerationResult,
@@ -20,6 +19,7 @@ from gateway.generation import (
     decode_json,
     sniff,
 )
+from gateway.negotiation import BadParam
 from gateway.provider import Call, Capabilities, ModelCapabilities, Provider, UpstreamRequest
 from gateway_segmind.errors import error_message, is_content_refusal, json_message
 from gateway_segmind.models import DEFAULT_MODEL, MODELS, Dialect, dialect_of

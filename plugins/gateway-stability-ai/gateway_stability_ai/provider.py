@@ -14,7 +14,8 @@ import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError
-from gateway.generation import BadParam, GenerationRequest, GenerationResult
+from gateway.generation import GenerationRequest, GenerationResult
+from gateway.negotiation import BadParam
 from gateway.provider import Call, Capabilities, Provider, UpstreamRequest
 from gateway_stability_ai import answers
 from gateway_stability_ai.models import (

@@ -1,0 +1,231 @@
+"""Negotiation: the client's unified parameters read against what the provider and the
+model declare (:class:`~gateway.provider.ModelCapabilities`).
+
+Lenient mode maps a value the model does not take to the nearest one it does (or
+drops it) and records the change for ``x-portkey-adjusted-params``; strict mode
+raises :class:`BadParam`.  The result is a :class:`~gateway.generation.GenerationPlan`
+with one request per upstream call.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from gateway.generation import (
+    RESPONSE_FORMATS,
+    UNIFIED,
+    GenerationPlan,
+    GenerationRequest,
+)
+from gateway.routing import CannotServe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.provider import Call, ModelCapabilities, Provider
+
+#: Quality names in rising order, for mapping one provider's tiers onto another's.
+_QUALITY_RANK = {"low": 0, "draft": 0, "standard": 1, "medium": 1, "auto": 1, "high": 2, "hd": 2, "premium": 2}
+
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``"1024x768"`` -> (1024, 768); None for ``auto``; 400 for anything else."""
+    if value == "auto":
+        return None
+    if isinstance(value, str):
+        w, sep, hgt = value.lower().partition("x")
+        if sep and w.isdigit() and hgt.isdigit() and int(w) > 0 and int(hgt) > 0:
+            return int(w), int(hgt)
+    raise BadParam("size", f"Invalid `size` {value!r}: expected WIDTHxHEIGHT, such as 1024x1024")
+
+
+def ratio_of(value: str) -> float:
+    w, _, hgt = value.partition(":")
+    return float(w) / float(hgt)
+
+
+def nearest_size(w: int, hgt: int, sizes: Sequence[str]) -> str:
+    """The listed size closest in shape first, then in area."""
+    def score(s: str) -> tuple[float, float]:
+        sw, sh = (int(x) for x in s.split("x"))
+        return (round(abs(math.log((w / hgt) / (sw / sh))), 3), abs(math.log((w * hgt) / (sw * sh))))
+    return min((s for s in sizes if s != "auto"), key=score)
+
+
+def nearest_ratio(w: int, hgt: int, ratios: Sequence[str]) -> str:
+    return min(ratios, key=lambda r: abs(math.log((w / hgt) / ratio_of(r))))
+
+
+class BadParam(CannotServe):
+    """A parameter value this target cannot take (strict mode, or never valid).
+
+    A fallback moves on to the next target: another provider may take it."""
+
+    code = "unsupported_parameter_value"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message, param=param, code=self.code)
+
+
+def negotiate(provider: Provider, call: Call) -> GenerationPlan:
+    """Map the client's parameters onto what ``provider`` and the model take."""
+    params = call.params
+    caps = provider.capabilities
+    strict = call.strict_params
+    model = params.get("model") or caps.default_model
+    mc = caps.models.get(model) if model else None
+    if mc is None:
+        mc = caps.any_model
+    adjusted: list[str] = []
+    where = f"{provider.name} model {model!r}" if model else provider.name
+
+    def adjust(param: str, old: Any, new: Any, allowed: Sequence[Any] | str) -> Any:
+        if strict:
+            listed = allowed if isinstance(allowed, str) else ", ".join(str(a) for a in allowed)
+            raise BadParam(param, f"`{param}` {old!r} is not supported by {where}; allowed: {listed}")
+        adjusted.append(f"{param}={old}->{'(dropped)' if new is None else new}")
+        return new
+
+    n = params.get("n", 1)
+    if n is None:
+        n = 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise BadParam("n", f"Invalid `n` {n!r}: expected a whole number of images, at least 1")
+    fmt = params.get("response_format")
+    if fmt is not None and fmt not in RESPONSE_FORMATS:
+        raise BadParam("response_format", f"Invalid `response_format` {fmt!r}: expected 'url' or 'b64_json'")
+
+    req = GenerationRequest(prompt=params["prompt"], model=model, response_format=fmt, user=params.get("user"))
+    allowed = mc.parameters if mc is not None and mc.parameters is not None else caps.parameters
+    extra: dict[str, Any] = {}
+    unsupported = []
+    for key, value in params.items():
+        if key in UNIFIED:
+            continue
+        if caps.passes_unknown_parameters or key in allowed:
+            extra[key] = value
+        else:
+            unsupported.append(key)
+    unsupported.sort()
+    if unsupported and strict:
+        raise BadParam(unsupported[0], f"Parameter `{unsupported[0]}` is not supported by {where}")
+    adjusted.extend(f"{key}=(dropped)" for key in unsupported)
+    req.extra = extra
+    if req.user is not None and "user" not in caps.parameters and not caps.passes_unknown_parameters:
+        req.user = None  # an end-user id the provider has no field for; not worth a report
+
+    size = params.get("size")
+    quality = params.get("quality")
+    style = params.get("style")
+    if mc is None:
+        # An unknown model: nothing declared to check against, the provider sees what was sent.
+        dims = parse_size(size) if size is not None else None
+        req.size = size
+        if dims:
+            req.width, req.height = dims
+        req.quality, req.style, req.n = quality, style, n
+        return _plan(req, n, fmt, adjusted, per_call=n)
+
+    if n > mc.max_images:
+        n = adjust("n", n, mc.max_images, f"1 to {mc.max_images}")
+    if size is not None:
+        _map_size(req, size, mc, adjust)
+    if quality is not None:
+        req.quality = _map_choice("quality", quality, mc.qualities, adjust, ranked=True)
+    if style is not None:
+        req.style = _map_choice("style", style, mc.styles, adjust, ranked=False)
+    return _plan(req, n, fmt, adjusted, per_call=mc.max_n)
+
+
+def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: Any) -> None:
+    dims = parse_size(size)
+    if dims is None:  # "auto"
+        if "auto" in mc.sizes:
+            req.size = size
+        else:  # the provider's own default size is its "auto"
+            adjust("size", size, None, mc.sizes or mc.aspect_ratios or "WIDTHxHEIGHT")
+        return
+    w, hgt = dims
+    if mc.aspect_ratios:
+        ratio = nearest_ratio(w, hgt, mc.aspect_ratios)
+        if abs(ratio_of(ratio) - w / hgt) > 0.01 * ratio_of(ratio):
+            ratio = adjust("size", size, ratio, [*mc.aspect_ratios])
+        req.aspect_ratio = ratio
+        return
+    if mc.sizes:
+        if f"{w}x{hgt}" not in mc.sizes:
+            new = adjust("size", size, nearest_size(w, hgt, mc.sizes), mc.sizes)
+            w, hgt = (int(x) for x in new.split("x"))
+    elif mc.min_side or mc.max_side:
+        nw, nh = _fit(w, hgt, mc)
+        if (nw, nh) != (w, hgt):
+            rule = f"sides {mc.min_side or 1} to {mc.max_side or 'any'}"
+            if mc.side_multiple > 1:
+                rule += f" in multiples of {mc.side_multiple}"
+            if mc.max_pixels:
+                rule += f", at most {mc.max_pixels} pixels"
+            adjust("size", size, f"{nw}x{nh}", rule)
+            w, hgt = nw, nh
+    req.size, req.width, req.height = f"{w}x{hgt}", w, hgt
+
+
+def _fit(w: int, hgt: int, mc: ModelCapabilities) -> tuple[int, int]:
+    """Scale into the side and pixel limits keeping the shape, then round each side
+    to the model's multiple (only a shape no limit allows is bent)."""
+    k = 1.0
+    if mc.max_side and max(w, hgt) > mc.max_side:
+        k = mc.max_side / max(w, hgt)
+    if mc.max_pixels and w * hgt * k * k > mc.max_pixels:
+        k = min(k, math.sqrt(mc.max_pixels / (w * hgt)))
+    if k == 1.0:
+        if mc.min_side and min(w, hgt) < mc.min_side:
+            k = mc.min_side / min(w, hgt)
+        if mc.min_pixels and w * hgt * k * k < mc.min_pixels:
+            k = max(k, math.sqrt(mc.min_pixels / (w * hgt)))
+    m = mc.side_multiple
+    lo = math.ceil((mc.min_side or 1) / m) * m
+    hi = (mc.max_side // m * m) if mc.max_side else None
+
+    def side(x: float, how: Any) -> int:
+        v = max(how(x / m) * m, lo)
+        return min(v, hi) if hi else v
+
+    nw, nh = side(w * k, round), side(hgt * k, round)
+    if mc.max_pixels and nw * nh > mc.max_pixels:
+        nw, nh = side(w * k, math.floor), side(hgt * k, math.floor)
+    elif mc.min_pixels and nw * nh < mc.min_pixels:
+        nw, nh = side(w * k, math.ceil), side(hgt * k, math.ceil)
+    return nw, nh
+
+
+def _map_choice(param: str, value: Any, allowed: Sequence[str] | None, adjust: Any, ranked: bool) -> str | None:
+    if allowed is None or value in allowed:  # None: the model takes values the gateway does not list
+        return value
+    if not allowed:
+        return adjust(param, value, None, "none (not supported)")
+    if ranked and value in _QUALITY_RANK:
+        want = _QUALITY_RANK[value]
+        ranked_allowed = [a for a in allowed if a in _QUALITY_RANK]
+        if ranked_allowed:
+            best = min(ranked_allowed, key=lambda a: (abs(_QUALITY_RANK[a] - want), -_QUALITY_RANK[a]))
+            return adjust(param, value, best, allowed)
+    return adjust(param, value, None, allowed)
+
+
+def _plan(req: GenerationRequest, n: int, fmt: str | None, adjusted: list[str], per_call: int) -> GenerationPlan:
+    parts = []
+    done = 0
+    seed = req.extra.get("seed")
+    while done < n:
+        take = min(per_call, n - done)
+        part = msgspec.structs.replace(req, n=take, offset=done, extra=dict(req.extra))
+        if done and isinstance(seed, int) and not isinstance(seed, bool) and seed:
+            # Same seed, same image: each further call starts where the previous left off.
+            part.extra["seed"] = seed + done
+        parts.append(part)
+        done += take
+    changed = bool(adjusted) or len(parts) > 1
+    for part in parts:
+        part.changed = changed
+    return GenerationPlan(parts=parts, n=n, response_format=fmt, adjusted=adjusted)
