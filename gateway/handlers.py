@@ -255,14 +255,19 @@ async def _relay(ctx: RequestContext, outcome: Outcome, headers) -> web.StreamRe
         keep: list[bytes] | None = [] if outcome.cache is not None else None
         limit = ctx.gateway.settings.cache.max_entry_bytes
         try:
-            async for chunk, _ in upstream.content.iter_chunks():
-                await resp.write(chunk)
-                sent += len(chunk)
-                if keep is not None:
-                    if sent > limit:
-                        keep = None
-                    else:
-                        keep.append(chunk)
+            # What the protocol says decides whether there is a body: never ask a
+            # bodiless answer's stream for one.  aiohttp hands every bodiless answer
+            # the same shared empty reader, whose iter_chunks() never ends once
+            # anyone has read its end (a loop spinning without yielding).
+            if not _bodiless(ctx.request.method, upstream):
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                    sent += len(chunk)
+                    if keep is not None:
+                        if sent > limit:
+                            keep = None
+                        else:
+                            keep.append(chunk)
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
             # Headers are gone already: the only honest signal left is to cut the
             # connection, so the client sees a broken response, not a short one.
@@ -280,6 +285,12 @@ async def _relay(ctx: RequestContext, outcome: Outcome, headers) -> web.StreamRe
         return resp
     finally:
         upstream.release()
+
+
+def _bodiless(method: str, upstream: aiohttp.ClientResponse) -> bool:
+    """No body follows: a HEAD, a 1xx/204/304, or a zero ``Content-Length``."""
+    return (method == "HEAD" or upstream.status in (204, 304) or upstream.status < 200
+            or upstream.content_length == 0)
 
 
 def _store_later(ctx: RequestContext, outcome: Outcome, body: bytes) -> None:

@@ -630,3 +630,25 @@ def test_wrapper_on_a_startup_hook_is_allowed() -> None:
 
     create_app({}, plugins=[LifespanWrapper()], load_entrypoints=False)
     assert seen == ["wrapped"]
+
+
+@pytest.mark.parametrize("method,status", [("HEAD", 200), ("GET", 204), ("GET", 304), ("POST", 204)])
+async def test_bodiless_passthrough_answers_twice_then_healthz(tmp_path, spawn, fake_upstream, method, status):  # noqa: ANN001
+    """A HEAD, or an upstream 204/304, has no body: relaying two in a row must not spin the loop."""
+    fake_upstream.on(method, "/v1/models", *[Reply(status, headers={"x-upstream": "yes"})] * 2)
+    port = free_port()
+    cfg = write_config(tmp_path, f'[providers.openai]\nbase_url = "{fake_upstream.url}/v1"\n')
+    gw = spawn("--config", cfg, "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    await gw.wait_ready(base)
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        for _ in range(2):
+            data = b"{}" if method == "POST" else None
+            async with http.request(method, base + "/v1/models", data=data, headers=image_headers()) as resp:
+                assert resp.status == status
+                assert resp.headers["x-upstream"] == "yes"
+                assert await resp.read() == b""
+        async with http.get(base + "/healthz") as resp:
+            assert resp.status == 200
+    assert len(fake_upstream.requests) == 2
