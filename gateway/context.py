@@ -93,10 +93,11 @@ class RequestContext:
                 except msgspec.ValidationError as e:
                     raise BadRequest(
                         f"Invalid x-portkey-metadata header: expected a JSON object of string values ({e})",
-                        param=h.METADATA,
+                        param=h.METADATA, code="invalid_metadata",
                     ) from None
                 except msgspec.DecodeError:
-                    raise BadRequest("Invalid x-portkey-metadata header: not valid JSON", param=h.METADATA) from None
+                    raise BadRequest("Invalid x-portkey-metadata header: not valid JSON", param=h.METADATA,
+                                     code="invalid_metadata") from None
         return self._metadata
 
     def elapsed_ms(self) -> float:

@@ -17,6 +17,8 @@ class GatewayError(Exception):
 
     status = 500
     type = "gateway_error"
+    #: A subclass may name its code once here; an instance's ``code=`` wins.
+    code: str | None = None
 
     def __init__(
         self,
@@ -36,7 +38,8 @@ class GatewayError(Exception):
         if type is not None:
             self.type = type
         self.param = param
-        self.code = code
+        if code is not None:
+            self.code = code
         self.provider = provider
         self.headers = headers or {}
 
@@ -58,6 +61,8 @@ class BadRequest(GatewayError):
 
 class ConfigError(BadRequest):
     """A bad ``x-portkey-config`` (or saved config); names the config and the field path."""
+
+    code = "invalid_config"
 
 
 class AuthError(GatewayError):

@@ -56,8 +56,7 @@ class MalformedAnswer(UpstreamError):
         if body is not None:
             text = body[:200].decode("utf-8", "replace").strip()
             snippet = f": {text}{'...' if len(body) > 200 else ''}" if text else ": empty body"
-        super().__init__(f"Invalid response from {provider}: {what}{snippet}", provider=provider,
-                         code=self.code)
+        super().__init__(f"Invalid response from {provider}: {what}{snippet}", provider=provider)
 
 
 class ContentPolicyViolation(ProviderError):

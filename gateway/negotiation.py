@@ -65,7 +65,7 @@ class BadParam(CannotServe):
     code = "unsupported_parameter_value"
 
     def __init__(self, param: str, message: str) -> None:
-        super().__init__(message, param=param, code=self.code)
+        super().__init__(message, param=param)
 
 
 def negotiate(provider: Provider, call: Call) -> GenerationPlan:

@@ -201,12 +201,12 @@ def attempt_timeout_ms(ctx: RequestContext, target: Target) -> int | None:
         except ValueError:
             raise BadRequest(
                 f"Invalid x-portkey-request-timeout {raw!r}: expected a positive whole number of milliseconds",
-                param=h.REQUEST_TIMEOUT,
+                param=h.REQUEST_TIMEOUT, code="invalid_request_timeout",
             ) from None
         if value <= 0:
             raise BadRequest(
                 "Invalid x-portkey-request-timeout: expected a positive whole number of milliseconds",
-                param=h.REQUEST_TIMEOUT,
+                param=h.REQUEST_TIMEOUT, code="invalid_request_timeout",
             )
         return value
     return target.request_timeout

@@ -18,11 +18,14 @@ def assert_error_shape(body: dict) -> dict:
     return body["error"]
 
 
-async def error_of(resp: aiohttp.ClientResponse, status: int) -> dict:
+async def error_of(resp: aiohttp.ClientResponse, status: int, code: str | None) -> dict:
+    """The error body, checked for shape, status and (every error the gateway makes has one) code."""
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/json"
     assert resp.headers["x-portkey-trace-id"]
-    return assert_error_shape(await resp.json())
+    err = assert_error_shape(await resp.json())
+    assert err["code"] == code, err
+    return err
 
 
 @pytest.mark.parametrize(
@@ -40,15 +43,14 @@ async def error_of(resp: aiohttp.ClientResponse, status: int) -> dict:
 )
 async def test_bad_bodies(gateway_client, fake_upstream, body, code, needle):  # noqa: ANN001
     resp = await gateway_client.post("/v1/images/generations", data=body, headers=H)
-    err = await error_of(resp, 400)
-    assert err["code"] == code
+    err = await error_of(resp, 400, code)
     assert needle in err["message"]
     assert fake_upstream.requests == []
 
 
 async def test_unknown_provider_lists_installed(gateway_client, fake_upstream):  # noqa: ANN001
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-provider": "opena"})
-    err = await error_of(resp, 400)
+    err = await error_of(resp, 400, "unknown_provider")
     assert "'opena'" in err["message"] and "did you mean 'openai'" in err["message"]
     assert "installed providers: openai" in err["message"]
     assert fake_upstream.requests == []
@@ -56,32 +58,32 @@ async def test_unknown_provider_lists_installed(gateway_client, fake_upstream): 
 
 async def test_no_provider_at_all(gateway_client):  # noqa: ANN001
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"})
-    err = await error_of(resp, 400)
+    err = await error_of(resp, 400, "missing_provider")
     assert "x-portkey-provider" in err["message"]
 
 
 @pytest.mark.parametrize(
-    ("header", "value", "needle"),
+    ("header", "value", "code", "needle"),
     [
-        ("x-portkey-config", "{not json", "not valid JSON"),
-        ("x-portkey-config", '{"provider": "openai", "weight": "heavy"}', "$.weight"),
-        ("x-portkey-config", '{"strategy": {"mode": "fallbak"}, "targets": [{"provider": "openai"}]}', "did you mean 'fallback'"),
-        ("x-portkey-config", '{"strategy": {"mode": "fallback"}, "targets": [{"weight": 1}]}', "$.targets[0]"),
-        ("x-portkey-config", '{"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "openai", "weight": 0}]}', "weight is 0"),
-        ("x-portkey-config", '{"provider": "openai", "cache": {"mode": "fuzzy"}}', "$.cache"),
-        ("x-portkey-config", '{"provider": "openai", "retry": {"attempts": 99}}', "$.retry"),
-        ("x-portkey-config", "pc-unknown-id", "Unknown saved config id"),
-        ("x-portkey-config", "[1]", "expected a JSON object"),
-        ("x-portkey-metadata", "{oops", "x-portkey-metadata"),
-        ("x-portkey-metadata", '{"a": 1}', "x-portkey-metadata"),
-        ("x-portkey-metadata", '["a"]', "x-portkey-metadata"),
-        ("x-portkey-request-timeout", "soon", "x-portkey-request-timeout"),
-        ("x-portkey-request-timeout", "-5", "x-portkey-request-timeout"),
+        ("x-portkey-config", "{not json", "invalid_config", "not valid JSON"),
+        ("x-portkey-config", '{"provider": "openai", "weight": "heavy"}', "invalid_config", "$.weight"),
+        ("x-portkey-config", '{"strategy": {"mode": "fallbak"}, "targets": [{"provider": "openai"}]}', "invalid_config", "did you mean 'fallback'"),
+        ("x-portkey-config", '{"strategy": {"mode": "fallback"}, "targets": [{"weight": 1}]}', "invalid_config", "$.targets[0]"),
+        ("x-portkey-config", '{"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "openai", "weight": 0}]}', "invalid_config", "weight is 0"),
+        ("x-portkey-config", '{"provider": "openai", "cache": {"mode": "fuzzy"}}', "invalid_config", "$.cache"),
+        ("x-portkey-config", '{"provider": "openai", "retry": {"attempts": 99}}', "invalid_config", "$.retry"),
+        ("x-portkey-config", "pc-unknown-id", "unknown_config", "Unknown saved config id"),
+        ("x-portkey-config", "[1]", "invalid_config", "expected a JSON object"),
+        ("x-portkey-metadata", "{oops", "invalid_metadata", "x-portkey-metadata"),
+        ("x-portkey-metadata", '{"a": 1}', "invalid_metadata", "x-portkey-metadata"),
+        ("x-portkey-metadata", '["a"]', "invalid_metadata", "x-portkey-metadata"),
+        ("x-portkey-request-timeout", "soon", "invalid_request_timeout", "x-portkey-request-timeout"),
+        ("x-portkey-request-timeout", "-5", "invalid_request_timeout", "x-portkey-request-timeout"),
     ],
 )
-async def test_bad_headers(gateway_client, fake_upstream, header, value, needle):  # noqa: ANN001
+async def test_bad_headers(gateway_client, fake_upstream, header, value, code, needle):  # noqa: ANN001
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, header: value})
-    err = await error_of(resp, 400)
+    err = await error_of(resp, 400, code)
     assert needle in err["message"]
     assert fake_upstream.requests == []
 
@@ -89,7 +91,7 @@ async def test_bad_headers(gateway_client, fake_upstream, header, value, needle)
 async def test_unknown_provider_option_in_config(gateway_client, fake_upstream):  # noqa: ANN001
     cfg = '{"provider": "openai", "api_key": "sk-c", "resource_nme": "x"}'
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
-    err = await error_of(resp, 400)
+    err = await error_of(resp, 400, "invalid_provider_option")
     assert "resource_nme" in err["message"] and "openai" in err["message"]
     assert fake_upstream.requests == []
 
@@ -98,7 +100,7 @@ async def test_unsupported_content_type(gateway_client, fake_upstream):  # noqa:
     resp = await gateway_client.post(
         "/v1/images/generations", data=b"prompt=x", headers={**H, "Content-Type": "application/x-www-form-urlencoded"}
     )
-    err = await error_of(resp, 415)
+    err = await error_of(resp, 415, "unsupported_content_type")
     assert "application/x-www-form-urlencoded" in err["message"]
     assert fake_upstream.requests == []
 
@@ -111,11 +113,11 @@ def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
 async def test_body_over_limit_is_413(gateway_client, fake_upstream):  # noqa: ANN001
     big = b'{"prompt": "' + b"a" * 5000 + b'"}'
     resp = await gateway_client.post("/v1/images/generations", data=big, headers=H)
-    err = await error_of(resp, 413)
+    err = await error_of(resp, 413, "payload_too_large")
     assert "4096" in err["message"]
     # passthrough: declared length over the limit, and a chunked body that grows past it
     resp = await gateway_client.post("/v1/images/variations", data=b"x" * 5000, headers=H)
-    await error_of(resp, 413)
+    await error_of(resp, 413, "payload_too_large")
 
     async def chunks():  # noqa: ANN202
         for _ in range(10):
@@ -140,7 +142,7 @@ async def test_upstream_unreachable_is_502(aiohttp_client, gateway_plugins):  # 
                      load_entrypoints=False)
     client = await aiohttp_client(app)
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
-    err = await error_of(resp, 502)
+    err = await error_of(resp, 502, "upstream_unreachable")
     assert f"127.0.0.1:{port}" in err["message"]
     assert err["code"] == "upstream_unreachable"
 
@@ -148,7 +150,7 @@ async def test_upstream_unreachable_is_502(aiohttp_client, gateway_plugins):  # 
 async def test_upstream_reset_before_answer_is_502(gateway_client, fake_upstream):  # noqa: ANN001
     fake_upstream.on("POST", "/v1/images/generations", Reply(reset="before"))
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
-    err = await error_of(resp, 502)
+    err = await error_of(resp, 502, "upstream_disconnected")
     assert "openai" in err["message"]
 
 
@@ -182,7 +184,7 @@ async def test_provider_error_keeps_status_and_message(gateway_client, fake_upst
         "/v1/images/generations", json={"prompt": "x", "model": "dall-e-9"}, headers=H
     )
     body = await resp.json()
-    err = await error_of(resp, 404)
+    err = await error_of(resp, 404, "model_not_found")
     assert err["message"] == "openai error: The model 'dall-e-9' does not exist."
     assert err["code"] == "model_not_found" and err["type"] == "invalid_request_error"
     assert body["provider"] == "openai"
@@ -192,7 +194,7 @@ async def test_provider_error_keeps_status_and_message(gateway_client, fake_upst
 async def test_provider_error_that_is_not_json(gateway_client, fake_upstream):  # noqa: ANN001
     fake_upstream.on("POST", "/v1/images/generations", Reply(503, body=b"upstream overloaded", content_type="text/plain"))
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
-    err = await error_of(resp, 503)
+    err = await error_of(resp, 503, None)
     assert err["message"] == "openai error: HTTP 503: upstream overloaded"
 
 
@@ -250,9 +252,9 @@ async def test_gateway_key_required_when_configured(aiohttp_client, gateway_plug
     )
     client = await aiohttp_client(app)
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
-    assert (await error_of(resp, 401))["code"] == "missing_api_key"
+    assert await error_of(resp, 401, "missing_api_key")
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "nope"})
-    assert (await error_of(resp, 401))["code"] == "invalid_api_key"
+    assert await error_of(resp, 401, "invalid_api_key")
     assert fake_upstream.requests == []
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "gk-two"})
     assert resp.status == 200
@@ -277,7 +279,7 @@ async def test_a_bug_is_a_json_500_without_traceback(aiohttp_client, gateway_plu
     app = create_app({}, plugins=[*gateway_plugins, Broken()], load_entrypoints=False)
     client = await aiohttp_client(app)
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
-    err = await error_of(resp, 500)
+    err = await error_of(resp, 500, "internal_error")
     assert err["code"] == "internal_error" and "Traceback" not in await resp.text()
     crashed = log_capture.events("request.crashed")
     assert crashed and crashed[0]["exception"]
