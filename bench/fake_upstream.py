@@ -5,10 +5,18 @@ gateway, not the fake, so it is a hand-written keep-alive HTTP/1.1 server
 with every answer prebuilt at start-up (no framework, no per-request
 encoding).  Routes, any method:
 
-* ``/v1/images/generations``: a ~200-byte JSON answer with an image ``url``,
-  or, when the request body mentions ``b64_json``, a ~1.5 MB answer
-  ``{"created": .., "data": [{"b64_json": "<base64>"}]}`` (~300 bytes when it also
-  says ``"low"``);
+* ``/v1/images/generations``: a ~200-byte JSON answer with an image ``url``
+  on OpenAI's image host, or, when the request body mentions ``b64_json``, a
+  ~1.5 MB answer ``{"created": .., "data": [{"b64_json": "<base64>"}]}``
+  (~300 bytes when the prompt is ``a tiny fox``), or, for the prompt
+  ``a stored fox``, a ~200-byte answer whose ``url`` is on this fake itself
+  (so a gateway that stores the images of a cached answer can fetch them);
+  markers are in the prompt, which the gateway never rewrites (unlike, say,
+  ``quality``, which it maps to what the model takes);
+* ``/bench-images/fox.png``: the small PNG those self-hosted URLs point at;
+* any of these below ``/custom-host``: the same answer, counted (the bench's
+  ``x-portkey-custom-host`` scenario points the gateway there, and reads the
+  count at ``/bench/counts`` to see that the gateway really used it);
 * ``/v1/passthrough-png``: 1 MiB of ``image/png`` bytes (what a native
   provider endpoint relayed by passthrough would answer);
 * anything else: 404.
@@ -27,6 +35,14 @@ import sys
 
 GENERATIONS = "/v1/images/generations"
 PASSTHROUGH_PNG = "/v1/passthrough-png"
+#: Where the self-hosted image URLs point.
+IMAGE_PATH = "/bench-images/fox.png"
+#: A path prefix that answers like the root and is counted (the custom-host scenario).
+CUSTOM_HOST_PREFIX = "/custom-host"
+COUNTS = "/bench/counts"
+#: Prompt markers (see the module docstring).
+TINY_PROMPT = b'"a tiny fox"'
+STORED_PROMPT = b'"a stored fox"'
 CREATED = 1_700_000_000
 #: 1,125,000 raw bytes encode to exactly 1,500,000 base64 characters.
 B64_RAW_BYTES = 1_125_000
@@ -56,9 +72,20 @@ def small_json_body() -> bytes:
     return json.dumps({"created": CREATED, "data": [item]}, separators=(",", ":")).encode()
 
 
+def self_url_json_body(base_url: str) -> bytes:
+    """About 200 bytes: a ``url`` answer whose image is served by this fake (``IMAGE_PATH``)."""
+    item = {"url": f"{base_url}{IMAGE_PATH}?st=2025-01-01T00%3A00%3A00Z&sig=abc123", "revised_prompt": "A stored fox"}
+    return json.dumps({"created": CREATED, "data": [item]}, separators=(",", ":")).encode()
+
+
+def tiny_png() -> bytes:
+    """A tiny image (the PNG signature and zeros): what the small answers carry or point at."""
+    return PNG_SIGNATURE + b"\x00" * 150
+
+
 def small_b64_json_body() -> bytes:
-    """About 300 bytes: a tiny image as ``b64_json`` (asked with ``"quality":"low"``)."""
-    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 150).decode()
+    """About 300 bytes: a tiny image as ``b64_json`` (asked with the prompt ``a tiny fox``)."""
+    png = base64.b64encode(tiny_png()).decode()
     return json.dumps({"created": 1700000000, "data": [{"b64_json": png}]}).encode()
 
 
@@ -77,21 +104,33 @@ def png_body() -> bytes:
 class Answers:
     """Every answer the fake gives, encoded once."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_url: str) -> None:
         self.small = _response(small_json_body(), "application/json")
         self.b64 = _response(b64_json_body(), "application/json")
         self.small_b64 = _response(small_b64_json_body(), "application/json")
+        self.self_url = _response(self_url_json_body(base_url), "application/json")
+        self.image = _response(tiny_png(), "image/png")
         self.png = _response(png_body(), "image/png")
         self.not_found = _response(b'{"error":{"message":"not found"}}', "application/json", "404 Not Found")
+        #: Requests answered below ``CUSTOM_HOST_PREFIX``.
+        self.custom_host_requests = 0
 
     def pick(self, path: str, body: bytes) -> bytes:
         """The answer for a request to ``path`` with ``body``."""
+        if path.startswith(CUSTOM_HOST_PREFIX):
+            self.custom_host_requests += 1
+            path = path[len(CUSTOM_HOST_PREFIX):]
         if path == GENERATIONS:
             if b"b64_json" in body:
-                return self.small_b64 if b'"low"' in body else self.b64
-            return self.small
+                return self.small_b64 if TINY_PROMPT in body else self.b64
+            return self.self_url if STORED_PROMPT in body else self.small
         if path == PASSTHROUGH_PNG:
             return self.png
+        if path == IMAGE_PATH:
+            return self.image
+        if path == COUNTS:
+            counts = {"custom_host_requests": self.custom_host_requests}
+            return _response(json.dumps(counts).encode(), "application/json")
         return self.not_found
 
 
@@ -168,10 +207,13 @@ class HttpProtocol(asyncio.Protocol):
 
 async def serve(host: str, port: int) -> None:
     """Listen, print the port, serve until killed."""
-    answers = Answers()
+    holder: list[Answers] = []
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpProtocol(answers), host, port, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
+    # Nobody connects before the port is printed, and the answers are built by then.
+    server = await loop.create_server(lambda: HttpProtocol(holder[0]), host, port, backlog=1024)
+    bound = server.sockets[0].getsockname()[1]
+    holder.append(Answers(f"http://{f'[{host}]' if ':' in host else host}:{bound}"))
+    print(bound, flush=True)
     async with server:
         await server.serve_forever()
 

@@ -1,6 +1,7 @@
 """Starting, pinning, checking and stopping the fake upstream and the gateway."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -67,7 +69,14 @@ def gateway_script() -> Path:
 
 
 def write_config(path: Path, port: int, upstream_port: int) -> Path:
-    """A settings file: the gateway on ``port``, OpenAI pointed at the fake upstream, JSON logs."""
+    """A settings file: the gateway on ``port``, OpenAI pointed at the fake upstream, JSON logs.
+
+    The fake's loopback address is listed in ``security.trusted_hosts`` (the custom-host
+    scenario names it in ``x-portkey-custom-host``, which the SSRF guard refuses for
+    loopback addresses not listed there), and the image store lives next to this file,
+    so it goes with the session's temporary directory.
+    """
+    images = path.parent / "images"
     path.write_text(
         "[server]\n"
         f'host = "{HOST}"\n'
@@ -76,6 +85,10 @@ def write_config(path: Path, port: int, upstream_port: int) -> Path:
         "shutdown_timeout = 2.0\n"
         "\n[providers.openai]\n"
         f'base_url = "http://{HOST}:{upstream_port}/v1"\n'
+        "\n[security]\n"
+        f'trusted_hosts = ["{HOST}"]\n'
+        "\n[images]\n"
+        f"directory = {json.dumps(str(images))}\n"
         "\n[logging]\n"
         'format = "json"\n'
         'level = "info"\n'
@@ -118,14 +131,30 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f}s")
 
 
-def fetch(url: str, method: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
-    """One request: (status, content type, body)."""
-    req = urllib.request.Request(url, data=body or None, headers=headers, method=method)
+@dataclass(frozen=True)
+class Answer:
+    """One answer: status, headers (lower-cased names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+def request(url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b"",
+            timeout: float = 30.0) -> Answer:
+    """One request, whatever its status."""
+    req = urllib.request.Request(url, data=body or None, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
     except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type", ""), e.read()
+        return Answer(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        raise RuntimeError(f"{method} {url}: {e}") from None
 
 
 def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:

@@ -104,6 +104,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| added p50 latency, {r['title']} | {_ms(r.get('added_p50_ms'))} ms | | | | | | "
                 f"{_ms(r['added_p50_ms_target'])} ms | {_verdict(r.get('added_p50_ms'), r['added_p50_ms_target'])} |"
             )
+    out += _compared(rows)
     out += [
         "",
         "### Gateway memory (RSS, MiB)",
@@ -122,6 +123,44 @@ def markdown(results: dict[str, Any]) -> str:
     for name, (small, b64, png) in REFERENCES.items():
         out.append(f"- {name}: {small} / {b64} / {png}")
     return "\n".join(out) + "\n"
+
+
+def _compared(rows: list[dict[str, Any]]) -> list[str]:
+    """Scenarios that are another one's request plus one feature, against that one.
+
+    With ``--reference``, the forwarder's own difference between the two scenarios (it does
+    the same work in both) shows how far the session drifted between them."""
+    by_name = {r["name"]: r for r in rows}
+    pairs = [(r, by_name[r["compare_with"]]) for r in rows if r.get("compare_with") in by_name]
+    if not pairs:
+        return []
+    out = [
+        "",
+        "### With a feature against the same request without it (gateway CPU ms/req)",
+        "",
+        "| scenario | CPU ms/req | without it | CPU ms/req | difference | allowed | verdict | forwarder difference |",
+        "|---|---:|---|---:|---:|---:|---|---:|",
+    ]
+    for r, base in pairs:
+        mine, theirs = r["gateway"]["cpu_ms_per_req"], base["gateway"]["cpu_ms_per_req"]
+        diff = _rel(mine, theirs)
+        allowed = r.get("compare_max")
+        verdict = "-" if diff is None or allowed is None else "ok" if diff <= allowed else "MISS"
+        fwd = _rel((r.get("reference") or {}).get("cpu_ms_per_req"),
+                   (base.get("reference") or {}).get("cpu_ms_per_req"))
+        out.append(
+            f"| {r['title']} | {_ms(mine)} | {base['title']} | {_ms(theirs)} | {_signed_pct(diff)} | "
+            f"{'-' if allowed is None else f'+{allowed * 100:.0f}%'} | {verdict} | {_signed_pct(fwd)} |"
+        )
+    return out
+
+
+def _rel(value: float | None, base: float | None) -> float | None:
+    return None if value is None or not base else value / base - 1
+
+
+def _signed_pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:+.1f}%"
 
 
 def write_json(path: Path, results: dict[str, Any]) -> None:

@@ -8,14 +8,16 @@ from typing import Any
 from aiohttp import web
 
 from gateway import handlers, saved
-from gateway.cache.service import CacheService
 from gateway import settings as settings_mod
+from gateway.cache.service import CacheService
 from gateway.chain import Chain
+from gateway.endpoints.generations import Generations
+from gateway.endpoints.passthrough import Passthrough
 from gateway.errors import StartupError
 from gateway.keys import GATEWAY
 from gateway.plugins import GatewayPluginManager, get_plugin_manager
 from gateway.registry import build_registry
-from gateway.routing import Router
+from gateway.router import Router
 from gateway.settings import Settings
 from gateway.state import GatewayState
 
@@ -57,13 +59,15 @@ def create_app(
     registry = build_registry(pm, settings)
     chain = Chain(pm)
     pm.on_change(chain.rebuild)
-    state = GatewayState(settings, pm, registry, chain, Router(registry, chain))
+    state = GatewayState(settings, pm, registry, chain)
+    state.endpoints = {e.name: e for e in (Generations(state, chain), Passthrough(state, chain))}
+    state.router = Router(state, state.endpoints)
     errors: list[str] = []
     state.virtual_keys = saved.load_virtual_keys(settings.virtual_keys, registry, errors=errors)
     state.saved_configs = saved.load_saved_configs(settings.configs, registry, state.virtual_keys, errors=errors)
     if errors:
         raise StartupError("\n".join(errors))
-    pm.hook.gateway_configure.call_historic(kwargs={"settings": settings, "registry": registry})
+    pm.hook.gateway_configure.call_historic(kwargs={"settings": settings, "registry": registry, "services": state})
 
     app = web.Application(client_max_size=settings.server.max_body_bytes, handler_args={"max_field_size": 65536})
     app[GATEWAY] = state
@@ -84,7 +88,7 @@ def _lifespan(state: GatewayState):  # noqa: ANN202
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         state.open_session()
         state.cache = _open_cache(state)
-        state.images = state.registry.image_stores[state.settings.images.store].from_state(state)
+        state.images = state.registry.image_stores[state.settings.images.store].from_services(state)
         await state.images.start()
         state.ready = True
         try:

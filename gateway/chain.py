@@ -23,16 +23,10 @@ from gateway.errors import GatewayError, StartupError
 if TYPE_CHECKING:  # pragma: no cover
     import pluggy
 
-REQUEST_HOOKS = (
-    "gateway_authenticate",
-    "gateway_resolve_config",
-    "gateway_route",
-    "gateway_cache_lookup",
-    "gateway_cache_store",
-    "gateway_transform_request",
-    "gateway_log_fields",
-    "gateway_request_finished",
-    "gateway_handle_error",
+#: The request-chain hooks: every spec whose first parameter is ``ctx``.
+REQUEST_HOOKS = tuple(
+    name for name, spec in vars(hookspecs).items()
+    if name.startswith("gateway_") and callable(spec) and next(iter(inspect.signature(spec).parameters), "") == "ctx"
 )
 
 _log = structlog.get_logger("gateway.chain")
@@ -148,7 +142,6 @@ class Chain:
     gateway_resolve_config: Callable[..., Any]
     gateway_route: Callable[..., Any]
     gateway_cache_lookup: Callable[..., Any]
-    gateway_cache_store: HookDriver
     gateway_transform_request: Callable[..., Any]
     gateway_log_fields: HookDriver
     gateway_request_finished: HookDriver

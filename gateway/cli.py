@@ -9,7 +9,12 @@ from typing import Any
 import msgspec
 
 from gateway import settings as settings_mod
+from gateway.app import build_plugin_manager, create_app
 from gateway.errors import StartupError
+from gateway.keys import GATEWAY
+from gateway.plugins import describe_plugins
+from gateway.schema import settings_schema
+from gateway.server import serve
 
 
 def _raw_settings(path: str | None) -> dict[str, Any]:
@@ -34,20 +39,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _override(raw, "server", "workers", args.workers)
     _override(raw, "logging", "format", args.log_format)
     # Validate everything once in the parent so errors are printed once, clearly.
-    from gateway.app import create_app
-    from gateway.keys import GATEWAY
-
     app = create_app(raw)
     settings = app[GATEWAY].settings
-    from gateway.server import serve
-
     return serve(raw, settings.server.workers)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from gateway.app import build_plugin_manager
-    from gateway.plugins import describe_plugins
-
     raw = _raw_settings(args.config)
     pm = build_plugin_manager(raw)
     rows = describe_plugins(pm)
@@ -65,7 +62,6 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from gateway.app import create_app
 
     raw = _raw_settings(args.file)
     create_app(raw)
@@ -74,8 +70,6 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_schema(args: argparse.Namespace) -> int:
-    from gateway.app import build_plugin_manager
-    from gateway.schema import settings_schema
 
     schema = settings_schema(build_plugin_manager(_raw_settings(None)))
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(schema)).decode() + "\n")

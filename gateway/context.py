@@ -1,9 +1,25 @@
-"""Per-request state shared by every stage of the hook chain."""
+"""Per-request state: what came in, what the log line will say, and room for plugins.
+
+A :class:`RequestContext` is what every request hook receives as ``ctx``.  It
+holds three typed parts and two results of the chain:
+
+* ``ctx.inbound`` (:class:`Inbound`): the request as it arrived, read and decoded
+  once by the core (method, path, headers, body, the unified parameters);
+* ``ctx.record`` (:class:`Record`): what the ``request.finished`` log line says;
+  written by the core only (plugins add fields through ``gateway_log_fields``);
+* ``ctx.stash`` (:class:`Stash`): per-request state of plugins, under typed
+  :class:`StashKey` keys each plugin owns;
+* ``ctx.principal`` (from ``gateway_authenticate``) and ``ctx.config`` (from
+  ``gateway_resolve_config``).
+
+Nothing here reaches the app's services: a plugin that needs them gets them
+at start-up from ``gateway_configure``.
+"""
 from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
@@ -11,48 +27,80 @@ from gateway import headers as h
 from gateway.errors import BadRequest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from aiohttp import web
+    from multidict import CIMultiDictProxy
 
-    from gateway.state import GatewayState
     from gateway.targets import Target
 
 IMAGES_GENERATIONS = "images.generations"
 PROXY = "proxy"
 IMAGES_FILES = "images.files"
 
-_decode_dict = msgspec.json.Decoder(dict).decode
 _decode_metadata = msgspec.json.Decoder(dict[str, str]).decode
+T = TypeVar("T")
 
 
-class RequestContext:
-    """What the gateway knows about one request; stages add to it as they learn."""
+class Inbound:
+    """The request as the client sent it.  The core fills it before config resolve
+    and never changes it after; hooks and providers only read it."""
 
     __slots__ = (
-        "request", "gateway", "endpoint", "path", "trace_id", "started", "principal", "config",
-        "body", "body_stream", "view", "_params", "_metadata", "provider", "model", "status",
-        "bytes_in", "bytes_out", "upstream_ms", "attempts", "cache_status", "target_path",
-        "retry_count", "error", "extra",
+        "endpoint", "method", "path", "raw_path", "query_string", "raw_query_string", "headers",
+        "content_length", "origin", "trace_id", "body", "body_stream", "params", "metadata", "timeout_ms",
+        "strict_params", "custom_host",
     )
 
-    def __init__(self, request: web.Request, gateway: GatewayState, endpoint: str, path: str) -> None:
-        self.request = request
-        self.gateway = gateway
+    def __init__(self, endpoint: str, method: str, path: str, headers: CIMultiDictProxy[str], *,
+                 raw_path: str = "", query_string: str = "", raw_query_string: str = "",
+                 content_length: int | None = None, origin: str = "http://localhost") -> None:
+        #: ``images.generations``, ``proxy``, ``images.files``.
         self.endpoint = endpoint
+        self.method = method
         #: The path below ``/v1`` (``/images/generations``, ``/v2beta/stable-image/...``).
         self.path = path
+        #: The full path as sent, percent-encoding kept (``/v1/model/arn%3Aaws.../invoke``).
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.raw_query_string = raw_query_string
+        self.headers = headers
+        self.content_length = content_length
+        #: ``scheme://host`` the client reached the gateway at (for URLs handed back).
+        self.origin = origin
         # A trace id needs to be unique, not secret: no syscall for it.
-        self.trace_id: str = request.headers.get(h.TRACE_ID) or f"{random.getrandbits(128):032x}"
-        self.started = time.perf_counter()
-        self.principal: Any = None
-        self.config: Target | None = None
-        #: The request body, for endpoints the gateway reads (unified image routes).
+        self.trace_id: str = headers.get(h.TRACE_ID) or f"{random.getrandbits(128):032x}"
+        #: The request body, when the core read it whole (unified routes; passthrough
+        #: when it is sent more than once or keyed on).
         self.body: bytes | None = None
-        #: The request body as a stream, for passthrough.
+        #: The passthrough body as a stream, when it is relayed as it arrives.
         self.body_stream: Any = None
-        #: A typed view of the unified request's few fields the gateway needs.
-        self.view: Any = None
-        self._params: dict[str, Any] | None = None
-        self._metadata: dict[str, str] | None = None
+        #: The unified request body, decoded once ({} for passthrough).
+        self.params: dict[str, Any] = {}
+        #: The control headers, parsed once by :meth:`read_control_headers`.
+        self.metadata: dict[str, str] = {}
+        self.timeout_ms: int | None = None
+        self.strict_params: bool | None = None
+        #: ``x-portkey-custom-host``: wins over every target's ``custom_host``.
+        self.custom_host: str | None = headers.get(h.CUSTOM_HOST)
+
+    def read_control_headers(self) -> None:
+        """Parse ``x-portkey-metadata``, ``-request-timeout`` and ``-strict-params`` once;
+        a bad one is a 400 naming it before any work."""
+        headers = self.headers
+        self.metadata = parse_metadata(headers.get(h.METADATA))
+        raw = headers.get(h.REQUEST_TIMEOUT)
+        if raw is not None:
+            self.timeout_ms = parse_timeout(raw)
+        raw = headers.get(h.STRICT_PARAMS)
+        if raw is not None:
+            self.strict_params = h.truthy(raw)
+
+
+class Record:
+    """The facts of the ``request.finished`` line, kept by the core as it learns them."""
+
+    __slots__ = ("provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
+                 "cache_status", "target_path", "retry_count", "error")
+
+    def __init__(self) -> None:
         self.provider: str | None = None
         self.model: str | None = None
         self.status: int = 0
@@ -60,45 +108,115 @@ class RequestContext:
         self.bytes_out = 0
         #: Milliseconds spent waiting on providers, summed over attempts.
         self.upstream_ms = 0.0
-        #: One dict per upstream attempt (target path, provider, status, ms).
+        #: One dict per upstream attempt (target path, provider, attempt, status, ms).
         self.attempts: list[dict[str, Any]] = []
+        #: ``HIT``, ``MISS``, ``REFRESH`` or ``DISABLED`` (None until a cache stage says).
         self.cache_status: str | None = None
         self.target_path: str | None = None
+        #: Retries made on the answering leaf (``x-portkey-retry-attempt-count``); -1 when
+        #: its retries ran out still failing (Portkey's value); None when no leaf ran.
         self.retry_count: int | None = None
+        #: Why the request failed, as the client was told; None on success.
         self.error: str | None = None
-        #: Free room for plugins (namespaced keys, please).
-        self.extra: dict[str, Any] = {}
+
+
+class StashKey(Generic[T]):
+    """A typed key of :class:`Stash`; a plugin makes its own at module level."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StashKey({self.name!r})"
+
+
+class Stash:
+    """Per-request state of plugins, by :class:`StashKey` (pytest's ``Stash``, aiohttp's ``RequestKey``)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[StashKey[Any], Any] = {}
+
+    def __getitem__(self, key: StashKey[T]) -> T:
+        return self._items[key]
+
+    def __setitem__(self, key: StashKey[T], value: T) -> None:
+        self._items[key] = value
+
+    def __contains__(self, key: StashKey[Any]) -> bool:
+        return key in self._items
+
+    def get(self, key: StashKey[T], default: T | None = None) -> T | None:
+        return self._items.get(key, default)
+
+    def setdefault(self, key: StashKey[T], default: T) -> T:
+        return self._items.setdefault(key, default)
+
+
+class RequestContext:
+    """What every request hook receives as ``ctx`` (see the module docstring)."""
+
+    __slots__ = ("inbound", "record", "stash", "principal", "config", "started")
+
+    def __init__(self, inbound: Inbound) -> None:
+        self.inbound = inbound
+        self.record = Record()
+        self.stash = Stash()
+        self.started = time.perf_counter()
+        #: Who the caller is (``gateway_authenticate``); the cache keys on it.
+        self.principal: Any = None
+        #: The routing tree (``gateway_resolve_config``).
+        self.config: Target | None = None
 
     @property
-    def headers(self) -> Any:
-        return self.request.headers
+    def trace_id(self) -> str:
+        return self.inbound.trace_id
 
     @property
-    def params(self) -> dict[str, Any]:
-        """The unified request body as a dict (decoded on first use; {} for passthrough)."""
-        if self._params is None:
-            self._params = _decode_dict(self.body) if self.body else {}
-        return self._params
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self.inbound.headers
+
+    @property
+    def endpoint(self) -> str:
+        return self.inbound.endpoint
 
     @property
     def metadata(self) -> dict[str, str]:
-        """``x-portkey-metadata``: a JSON object of strings (400 otherwise)."""
-        if self._metadata is None:
-            raw = self.request.headers.get(h.METADATA)
-            if not raw:
-                self._metadata = {}
-            else:
-                try:
-                    self._metadata = _decode_metadata(raw)
-                except msgspec.ValidationError as e:
-                    raise BadRequest(
-                        f"Invalid x-portkey-metadata header: expected a JSON object of string values ({e})",
-                        param=h.METADATA, code="invalid_metadata",
-                    ) from None
-                except msgspec.DecodeError:
-                    raise BadRequest("Invalid x-portkey-metadata header: not valid JSON", param=h.METADATA,
-                                     code="invalid_metadata") from None
-        return self._metadata
+        """``x-portkey-metadata`` as a dict of strings."""
+        return self.inbound.metadata
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+
+def parse_metadata(raw: str | None) -> dict[str, str]:
+    """``x-portkey-metadata`` as a dict, or a 400 naming the header."""
+    if not raw:
+        return {}
+    try:
+        return _decode_metadata(raw)
+    except msgspec.ValidationError as e:
+        raise BadRequest(
+            f"Invalid x-portkey-metadata header: expected a JSON object of string values ({e})",
+            param=h.METADATA, code="invalid_metadata",
+        ) from None
+    except msgspec.DecodeError:
+        raise BadRequest("Invalid x-portkey-metadata header: not valid JSON", param=h.METADATA,
+                         code="invalid_metadata") from None
+
+
+def parse_timeout(raw: str) -> int:
+    """``x-portkey-request-timeout``: a positive whole number of milliseconds, or a 400."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadRequest(
+            f"Invalid x-portkey-request-timeout {raw!r}: expected a positive whole number of milliseconds",
+            param=h.REQUEST_TIMEOUT, code="invalid_request_timeout",
+        )
+    return value

@@ -41,7 +41,11 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.provider = provider
+        #: Headers added to the error answer.
         self.headers = headers or {}
+        #: The provider's answer headers, for an error the provider answered (``Retry-After``
+        #: and rate-limit state go back to the client; a retry reads them).
+        self.upstream_headers: Any = None
 
     def body(self) -> dict[str, Any]:
         err = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
@@ -100,15 +104,58 @@ class UpstreamTimeout(GatewayError):
     status = 408
     type = "timeout_error"
 
-    def __init__(self, timeout_ms: int, provider: str | None = None) -> None:
-        super().__init__(
-            f"Request exceeded the timeout sent in the request: {timeout_ms}ms", provider=None
-        )
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(f"Request exceeded the timeout sent in the request: {timeout_ms}ms")
         self.timeout_ms = timeout_ms
-        self.target_provider = provider
 
 
 class ProviderError(GatewayError):
     """An error answered by the provider, with its status and message kept."""
 
     type = "provider_error"
+
+
+class CannotServe(BadRequest):
+    """A target that cannot serve this request at all (provider not installed,
+    endpoint not supported, a parameter value it cannot take).  A fallback skips
+    such a target."""
+
+    code = "target_cannot_serve"
+
+
+class BadParam(CannotServe):
+    """A parameter value this target cannot take (strict mode, or never valid).
+
+    A fallback moves on to the next target: another provider may take it."""
+
+    code = "unsupported_parameter_value"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message, param=param)
+
+
+#: The one error code every provider's content-policy refusal carries.
+CONTENT_POLICY = "content_policy_violation"
+
+
+class MalformedAnswer(UpstreamError):
+    """A 2xx provider answer that is not what the provider's API documents."""
+
+    code = "invalid_provider_response"
+
+    def __init__(self, provider: str, what: str, body: bytes | None = None) -> None:
+        snippet = ""
+        if body is not None:
+            text = body[:200].decode("utf-8", "replace").strip()
+            snippet = f": {text}{'...' if len(body) > 200 else ''}" if text else ": empty body"
+        super().__init__(f"Invalid response from {provider}: {what}{snippet}", provider=provider)
+
+
+class ContentPolicyViolation(ProviderError):
+    """The provider refused the prompt or filtered the image."""
+
+    type = "invalid_request_error"
+    code = CONTENT_POLICY
+
+    def __init__(self, provider: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{provider} error: {message}", status=status, provider=provider)

@@ -1,10 +1,14 @@
-"""aiohttp handlers: read the request, drive the hook chain, write the answer."""
+"""aiohttp handlers: read the request once, drive the hook chain, write the answer.
+
+Every request walks the same stages (``gateway/hookspecs.py``): authenticate,
+the control headers and the body read once, resolve the config, then the
+endpoint pipeline (``gateway/endpoints/``), which looks in the cache and routes;
+the answer is written by the endpoint, and one log line closes the request.
+"""
 from __future__ import annotations
 
 import asyncio
-import os
-import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
@@ -13,21 +17,16 @@ from aiohttp import web
 
 from gateway import headers as h
 from gateway.chain import PluginError
-from gateway.cache.service import Unavailable
-from gateway.context import IMAGES_FILES, IMAGES_GENERATIONS, PROXY, RequestContext
-from gateway.errors import (
-    BadRequest,
-    GatewayError,
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    UpstreamError,
-)
-from gateway.keys import CTX, GATEWAY
-from gateway.outcome import Outcome
-from gateway.routing import needs_body_bytes
+from gateway.context import IMAGES_FILES, IMAGES_GENERATIONS, PROXY, Inbound, RequestContext
+from gateway.endpoints import image_files
+from gateway.endpoints.passthrough import read_all
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from gateway.keys import GATEWAY
+from gateway.router import needs_body_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gateway.endpoints import Endpoint
+    from gateway.outcome import Outcome
     from gateway.state import GatewayState
 
 _log = structlog.get_logger("gateway")
@@ -37,7 +36,7 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class GenerationView(msgspec.Struct):
-    """The few fields of an images.generations body the gateway itself needs.
+    """The few fields of an images.generations body the gateway itself checks.
 
     Not a gatekeeper: unknown fields are ignored here and forwarded as they are.
     """
@@ -49,7 +48,7 @@ class GenerationView(msgspec.Struct):
     response_format: str | None = None
 
 
-_decode_generation = msgspec.json.Decoder(GenerationView).decode
+_decode_object = msgspec.json.Decoder(dict).decode
 
 
 async def images_generations(request: web.Request) -> web.StreamResponse:
@@ -62,39 +61,16 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
 
 async def image_file(request: web.Request) -> web.StreamResponse:
     """``GET /v1/images/files/{id}``: an image the gateway stored, under the same auth as the rest."""
-    gw: GatewayState = request.app[GATEWAY]
-    ctx = RequestContext(request, gw, IMAGES_FILES, request.path[len("/v1"):])
+    state: GatewayState = request.app[GATEWAY]
+    ctx = RequestContext(_inbound(request, IMAGES_FILES, request.path[len("/v1"):]))
     try:
         try:
-            ctx.principal = await gw.chain.gateway_authenticate(ctx=ctx)
-            try:
-                image = await gw.images.get(request.match_info["image_id"])
-            except Unavailable:
-                raise UpstreamError("The image store is unavailable", status=503, code="image_store_unavailable") from None
-            if image is None:
-                raise NotFound("No such image (it may have expired)", code="image_not_found")
-            headers = {h.TRACE_ID: ctx.trace_id, "Content-Type": image.content_type,
-                       "Cache-Control": f"private, max-age={max(0, int(image.expires - time.time()))}"}
-            ctx.status = 200
-            if image.path is not None:
-                resp: web.StreamResponse = web.FileResponse(image.path, headers=headers)
-                ctx.bytes_out = os.path.getsize(image.path)
-            else:
-                resp = web.Response(body=image.data, headers=headers)
-                ctx.bytes_out = len(image.data or b"")
-            return resp
+            ctx.principal = await state.chain.gateway_authenticate(ctx=ctx)
+            return await image_files.serve(state, ctx, request.match_info["image_id"])
         except GatewayError as e:
-            return await _error_response(ctx, e)
+            return await _error_response(ctx, state, e)
     finally:
-        await _finish(ctx, gw)
-
-
-def image_url(ctx: RequestContext, image_id: str) -> str:
-    """The absolute URL of a stored image, as the caller can reach it."""
-    base = ctx.gateway.settings.images.public_url
-    if not base:
-        base = f"{ctx.request.scheme}://{ctx.request.host}"
-    return f"{base.rstrip('/')}/v1/images/files/{image_id}"
+        await _finish(ctx, state)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -102,86 +78,98 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
-    if not gw.ready:
+    if not request.app[GATEWAY].ready:
         return web.json_response({"status": "not ready"}, status=503)
     return web.json_response({"status": "ready"})
 
 
-async def _handle(request: web.Request, endpoint: str, path: str) -> web.StreamResponse:
-    gw: GatewayState = request.app[GATEWAY]
-    chain = gw.chain
-    ctx = RequestContext(request, gw, endpoint, path)
-    request[CTX] = ctx
-    response: web.StreamResponse | None = None
+def _inbound(request: web.Request, endpoint: str, path: str) -> Inbound:
+    url = request.rel_url
+    return Inbound(endpoint, request.method, path, request.headers, raw_path=url.raw_path,
+                   query_string=request.query_string, raw_query_string=url.raw_query_string,
+                   content_length=request.content_length, origin=f"{request.scheme}://{request.host}")
+
+
+async def _handle(request: web.Request, name: str, path: str) -> web.StreamResponse:
+    state: GatewayState = request.app[GATEWAY]
+    chain = state.chain
+    ctx = RequestContext(_inbound(request, name, path))
     try:
         try:
             ctx.principal = await chain.gateway_authenticate(ctx=ctx)
-            ctx.metadata  # validates x-portkey-metadata up front: a bad one is a 400 before any work
-            await _read_body(ctx, gw)
+            ctx.inbound.read_control_headers()
+            await _read_body(ctx, request, state)
             ctx.config = await chain.gateway_resolve_config(ctx=ctx)
             if ctx.config is None:
                 raise BadRequest("No routing config could be resolved for this request")
-            if ctx.body_stream is not None and needs_body_bytes(ctx.config, gw.settings.cache.default is not None):
+            inbound = ctx.inbound
+            if inbound.body_stream is not None and needs_body_bytes(ctx.config, state.settings.cache.default is not None):
                 # A retry or another target sends the same bytes again; a cache key reads them.
-                ctx.body_stream = await _read_all(ctx.body_stream)
-            outcome = await chain.gateway_route(ctx=ctx)
-            response = await _respond(ctx, outcome)
+                inbound.body = await read_all(inbound.body_stream)
+                inbound.body_stream = None
+            endpoint = state.endpoints[name]
+            outcome = await endpoint.handle(ctx, _route(chain))
+            return await _respond(ctx, state, endpoint, outcome, request)
         except GatewayError as e:
-            response = await _error_response(ctx, e)
+            return await _error_response(ctx, state, e)
         except PluginError as e:
             _log.error("plugin.error", plugin=e.plugin, hook=e.hook, error=str(e.__cause__))
-            response = await _error_response(ctx, GatewayError(f"Internal error in plugin {e.plugin!r}", code="plugin_error"))
+            return await _error_response(ctx, state, GatewayError(f"Internal error in plugin {e.plugin!r}",
+                                                                  code="plugin_error"))
         except Exception:  # a bug: logged with its traceback, answered as JSON without one
             _log.exception("request.crashed", trace_id=ctx.trace_id)
-            response = await _error_response(ctx, GatewayError("Internal gateway error", code="internal_error"))
-        return response
+            return await _error_response(ctx, state, GatewayError("Internal gateway error", code="internal_error"))
     except asyncio.CancelledError:
-        ctx.status = 499
-        ctx.error = "client disconnected"
+        ctx.record.status = 499
+        ctx.record.error = "client disconnected"
         raise
     finally:
-        await _finish(ctx, gw)
-        # Break the request <-> context cycle so the request is freed by reference
-        # counting, not by the (much costlier) cycle collector.
-        del request[CTX]
+        await _finish(ctx, state)
 
 
-async def _read_body(ctx: RequestContext, gw: GatewayState) -> None:
-    request = ctx.request
-    limit = gw.settings.server.max_body_bytes
+def _route(chain: Any) -> Any:
+    async def route(ctx: RequestContext) -> Outcome:
+        return await chain.gateway_route(ctx=ctx)
+
+    return route
+
+
+async def _read_body(ctx: RequestContext, request: web.Request, state: GatewayState) -> None:
+    inbound = ctx.inbound
+    limit = state.settings.server.max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Request body of {length} bytes is over the limit of {limit} bytes")
-    if ctx.endpoint == PROXY:
+    if inbound.endpoint == PROXY:
         if request.method in _METHODS_WITH_BODY and (length or request.body_exists):
-            ctx.body_stream = _limited(ctx, request.content, limit) if length is None else request.content
-            ctx.bytes_in = length or 0
+            inbound.body_stream = _limited(ctx, request.content, limit) if length is None else request.content
+            ctx.record.bytes_in = length or 0
         return
     ctype = request.content_type if request.headers.get("Content-Type") else "application/json"
     if ctype != "application/json":
         raise UnsupportedMediaType(
-            f"Unsupported content type {ctype!r} for /v1{ctx.path}: send application/json",
+            f"Unsupported content type {ctype!r} for /v1{inbound.path}: send application/json",
             param="content-type",
         )
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes") from None
-    ctx.bytes_in = len(body)
-    ctx.body = body
+    ctx.record.bytes_in = len(body)
+    inbound.body = body
     if not body:
         raise BadRequest("Request body is empty: expected a JSON object with a `prompt`", code="invalid_body")
+    # One decode: the params every stage reads, then the few fields the gateway checks.
     try:
-        view = _decode_generation(body)
+        inbound.params = _decode_object(body)
+        view = msgspec.convert(inbound.params, GenerationView)
     except msgspec.ValidationError as e:
         raise _view_error(str(e)) from None
     except msgspec.DecodeError as e:
         raise BadRequest(f"Malformed JSON body: {e}", code="invalid_json") from None
     if not view.prompt.strip():
         raise BadRequest("`prompt` must not be empty", param="prompt", code="missing_required_parameter")
-    ctx.view = view
-    ctx.model = view.model
+    ctx.record.model = view.model
 
 
 def _view_error(msg: str) -> BadRequest:
@@ -202,123 +190,41 @@ async def _limited(ctx: RequestContext, stream: aiohttp.StreamReader, limit: int
         seen += len(chunk)
         if seen > limit:
             raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
-        ctx.bytes_in = seen
+        ctx.record.bytes_in = seen
         yield chunk
 
 
-async def _read_all(stream) -> bytes:  # noqa: ANN001
-    if isinstance(stream, aiohttp.StreamReader):
-        return await stream.read()
-    return b"".join([chunk async for chunk in stream])
-
-
 def _gateway_headers(ctx: RequestContext, outcome: Outcome | None) -> dict[str, str]:
+    record = ctx.record
     out = {h.TRACE_ID: ctx.trace_id}
     if outcome is not None:
         if outcome.provider:
             out[h.RESP_PROVIDER] = outcome.provider
         out[h.RESP_LAST_USED] = outcome.target_path
-        out[h.RESP_RETRY_COUNT] = str(ctx.retry_count or 0)
-    out[h.RESP_CACHE_STATUS] = ctx.cache_status or "DISABLED"
+        out[h.RESP_RETRY_COUNT] = str(record.retry_count or 0)
+    out[h.RESP_CACHE_STATUS] = record.cache_status or "DISABLED"
     return out
 
 
-async def _respond(ctx: RequestContext, outcome: Outcome) -> web.StreamResponse:
-    ctx.target_path = outcome.target_path
-    ctx.provider = outcome.provider or ctx.provider
+async def _respond(ctx: RequestContext, state: GatewayState, endpoint: Endpoint, outcome: Outcome,
+                   request: web.Request) -> web.StreamResponse:
+    record = ctx.record
+    record.target_path = outcome.target_path
+    record.provider = outcome.provider or record.provider
     if outcome.error is not None:
-        return await _error_response(ctx, outcome.error, outcome)
-    headers = outcome.headers
-    headers.update(_gateway_headers(ctx, outcome))
-    if outcome.relay is None:
-        if "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
-        ctx.status = outcome.status
-        ctx.bytes_out = len(outcome.body or b"")
-        if outcome.cache is not None and outcome.body is not None:
-            _store_later(ctx, outcome, outcome.body)
-        return web.Response(status=outcome.status, body=outcome.body, headers=headers)
-    return await _relay(ctx, outcome, headers)
+        return await _error_response(ctx, state, outcome.error, outcome)
+    record.status = outcome.status
+    return await endpoint.respond(ctx, outcome, request, _gateway_headers(ctx, outcome))
 
 
-async def _relay(ctx: RequestContext, outcome: Outcome, headers) -> web.StreamResponse:  # noqa: ANN001
-    upstream = outcome.relay
-    assert upstream is not None
-    try:
-        resp = web.StreamResponse(status=outcome.status, headers=headers)
-        if upstream.content_length is not None:
-            resp.content_length = upstream.content_length
-        ctx.status = outcome.status
-        await resp.prepare(ctx.request)
-        sent = 0
-        # A miss this request leads keeps a copy of what it relays, for the cache.
-        keep: list[bytes] | None = [] if outcome.cache is not None else None
-        limit = ctx.gateway.settings.cache.max_entry_bytes
-        try:
-            # What the protocol says decides whether there is a body: never ask a
-            # bodiless answer's stream for one.  aiohttp hands every bodiless answer
-            # the same shared empty reader, whose iter_chunks() never ends once
-            # anyone has read its end (a loop spinning without yielding).
-            if not _bodiless(ctx.request.method, upstream):
-                async for chunk in upstream.content.iter_any():
-                    await resp.write(chunk)
-                    sent += len(chunk)
-                    if keep is not None:
-                        if sent > limit:
-                            keep = None
-                        else:
-                            keep.append(chunk)
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
-            # Headers are gone already: the only honest signal left is to cut the
-            # connection, so the client sees a broken response, not a short one.
-            ctx.bytes_out = sent
-            ctx.error = f"upstream reset mid-response: {e.__class__.__name__}"
-            ctx.status = 502
-            transport = ctx.request.transport
-            if transport is not None:
-                transport.abort()
-            return resp
-        ctx.bytes_out = sent
-        await resp.write_eof()
-        if keep is not None:
-            _store_later(ctx, outcome, b"".join(keep))
-        return resp
-    finally:
-        upstream.release()
-
-
-def _bodiless(method: str, upstream: aiohttp.ClientResponse) -> bool:
-    """No body follows: a HEAD, a 1xx/204/304, or a zero ``Content-Length``."""
-    return (method == "HEAD" or upstream.status in (204, 304) or upstream.status < 200
-            or upstream.content_length == 0)
-
-
-def _store_later(ctx: RequestContext, outcome: Outcome, body: bytes) -> None:
-    """Store a complete answer in a task the app tracks; the client does not wait."""
-    pending = outcome.cache
-    held = ctx.extra.get("cache.held")
-    if held is not None and held.get(pending.key):
-        held[pending.key] = False  # the store task releases it now, not the request's end
-        release = True
-    else:
-        release = False
-
-    async def store() -> None:
-        try:
-            await ctx.gateway.chain.gateway_cache_store.notify(ctx=ctx, pending=pending, outcome=outcome, body=body)
-        finally:
-            if release and ctx.gateway.cache is not None:
-                await ctx.gateway.cache.release(pending.key)
-
-    ctx.gateway.spawn(store())
-
-
-async def _error_response(ctx: RequestContext, error: GatewayError, outcome: Outcome | None = None) -> web.StreamResponse:
-    ctx.status = error.status
-    ctx.error = error.message
-    if error.provider and not ctx.provider:
-        ctx.provider = error.provider
-    resp = await ctx.gateway.chain.gateway_handle_error(ctx=ctx, error=error)
+async def _error_response(ctx: RequestContext, state: GatewayState, error: GatewayError,
+                          outcome: Outcome | None = None) -> web.StreamResponse:
+    record = ctx.record
+    record.status = error.status
+    record.error = error.message
+    if error.provider and not record.provider:
+        record.provider = error.provider
+    resp = await state.chain.gateway_handle_error(ctx=ctx, error=error)
     for name, value in _gateway_headers(ctx, outcome).items():
         resp.headers[name] = value
     for name, value in error.headers.items():
@@ -327,20 +233,20 @@ async def _error_response(ctx: RequestContext, error: GatewayError, outcome: Out
         for name in _RETRY_AFTER:
             if name in outcome.headers:
                 resp.headers[name] = outcome.headers[name]
-    ctx.bytes_out = resp.content_length or 0
+    record.bytes_out = resp.content_length or 0
     return resp
 
 
-async def _finish(ctx: RequestContext, gw: GatewayState) -> None:
-    chain = gw.chain
+async def _finish(ctx: RequestContext, state: GatewayState) -> None:
+    chain = state.chain
     try:
-        fields: dict = {}
+        fields: dict[str, Any] = {}
         for extra in chain.gateway_log_fields.call_sync(ctx=ctx):
             fields.update(extra)
     except Exception as e:  # logging must never break an answered request
         _log.error("log.failed", error=f"{e.__class__.__name__}: {e}")
-        fields = {"trace_id": ctx.trace_id, "status": ctx.status}
+        fields = {"trace_id": ctx.trace_id, "status": ctx.record.status}
     await chain.gateway_request_finished.notify(ctx=ctx, fields=fields)
 
 
-__all__ = ["images_generations", "passthrough", "healthz", "readyz", "UpstreamError"]
+__all__ = ["healthz", "image_file", "images_generations", "passthrough", "readyz"]

@@ -1,19 +1,30 @@
 """Hook specifications for gateway plugins.
 
+Plugin API: everything a plugin imports comes from :mod:`gateway.sdk` (providers,
+strategies, cache leases, image stores, errors, ``hookimpl``); nothing else in
+the core is promised to stay.
+
 Two tiers (see ``docs/architecture.md``):
 
 * **Startup hooks** are synchronous and called through pluggy a handful of times
-  while an app is built: registries, config sections, lifespans.
-* **Request-chain hooks** run once per request, may be ``async def`` and are
-  driven by :mod:`gateway.chain` from pluggy's own implementation lists, in
-  pluggy's order (LIFO, ``tryfirst``/``trylast``).  They are never called as
-  ``pm.hook.X(...)``.  ``wrapper=True`` on them is refused at start-up.
+  while an app is built: registries, config sections, ``gateway_configure``
+  (where a plugin gets the app's :class:`~gateway.services.Services`), lifespans.
+* **Request-chain hooks** run once per request (or per attempt), may be
+  ``async def`` and are driven by :mod:`gateway.chain` from pluggy's own
+  implementation lists, in pluggy's order (LIFO, ``tryfirst``/``trylast``).
+  They are never called as ``pm.hook.X(...)``; ``wrapper=True`` on them is
+  refused at start-up.  Each takes ``ctx`` (a
+  :class:`~gateway.context.RequestContext`) first, so new facts become ``ctx``
+  attributes and signatures never change.
 
-A request walks: authenticate -> resolve config -> route (per target: cache
-lookup -> transform -> upstream) -> log.  Each hook's docstring states its
-Mode (first result or collected), whether it may be Async, and what it Returns.
-Every request hook takes ``ctx`` (a :class:`gateway.context.RequestContext`)
-first, so new facts become ``ctx`` attributes and signatures never change.
+A request walks: :func:`gateway_authenticate` -> :func:`gateway_resolve_config`
+-> :func:`gateway_cache_lookup` (unified routes) -> :func:`gateway_route`, which
+for every try of a leaf runs the endpoint pipeline (build -> cache lookup on
+passthrough -> :func:`gateway_transform_request` -> send) -> the answer ->
+:func:`gateway_log_fields` and :func:`gateway_request_finished`.  Errors at any
+stage are rendered by :func:`gateway_handle_error`.  Each docstring states its
+Mode (first result, collected, historic), whether it may be Async, what it
+Returns, and its side effects.
 """
 from __future__ import annotations
 
@@ -24,19 +35,22 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from contextlib import AbstractAsyncContextManager
 
+    import msgspec
     from aiohttp import web
 
+    from gateway.attempt import Attempt
     from gateway.cache.backend import CacheBackend
-    from gateway.cache.service import Pending
+    from gateway.cache.lease import CacheHit, CacheLease, CacheQuery
     from gateway.context import RequestContext
     from gateway.errors import GatewayError
     from gateway.images.store import ImageStore
     from gateway.outcome import Outcome
     from gateway.plugins import GatewayPluginManager
-    from gateway.provider import Call, Provider
+    from gateway.provider import Provider
     from gateway.registry import Registry
-    from gateway.routing import RoutingStrategy
+    from gateway.services import Services
     from gateway.settings import Settings
+    from gateway.strategy import RoutingStrategy
     from gateway.targets import Target
 
 hookspec = pluggy.HookspecMarker("gateway")
@@ -51,13 +65,17 @@ hookimpl = pluggy.HookimplMarker("gateway")
 def gateway_addhooks(pm: GatewayPluginManager) -> None:
     """Add hook specifications of a plugin's own with ``pm.add_hookspecs``.
 
+    :param pm: the app's plugin manager.
+
     Mode: historic.  Async: no.  Returns: nothing.
     """
 
 
 @hookspec
 def gateway_register_providers() -> list[type[Provider]]:
-    """Return the :class:`gateway.provider.Provider` classes a plugin ships.
+    """Return the :class:`gateway.sdk.Provider` classes a plugin ships.
+
+    The core builds one instance per app with its ``[providers.<name>]`` settings.
 
     Mode: collected; every provider ``name`` must be unique across plugins.
     Async: no.  Returns: a list of Provider subclasses.
@@ -66,7 +84,10 @@ def gateway_register_providers() -> list[type[Provider]]:
 
 @hookspec
 def gateway_register_routing_strategies() -> list[type[RoutingStrategy]]:
-    """Return :class:`gateway.routing.RoutingStrategy` classes (``strategy.mode`` values).
+    """Return :class:`gateway.sdk.RoutingStrategy` classes (``strategy.mode`` values).
+
+    The core builds one instance per app (no arguments); a strategy's ``Config``
+    declares the fields it reads under ``strategy``.
 
     Mode: collected; every strategy ``name`` must be unique.  Async: no.
     Returns: a list of RoutingStrategy subclasses.
@@ -75,7 +96,7 @@ def gateway_register_routing_strategies() -> list[type[RoutingStrategy]]:
 
 @hookspec
 def gateway_register_cache_backends() -> list[type[CacheBackend]]:
-    """Return :class:`gateway.cache.backend.CacheBackend` classes (``cache.backend`` values).
+    """Return :class:`gateway.sdk.CacheBackend` classes (``cache.backend`` values).
 
     Mode: collected; every backend ``name`` must be unique.  Async: no.
     Returns: a list of CacheBackend subclasses.
@@ -84,7 +105,7 @@ def gateway_register_cache_backends() -> list[type[CacheBackend]]:
 
 @hookspec
 def gateway_register_image_stores() -> list[type[ImageStore]]:
-    """Return :class:`gateway.images.store.ImageStore` classes (``images.store`` values).
+    """Return :class:`gateway.sdk.ImageStore` classes (``images.store`` values).
 
     Mode: collected; every store ``name`` must be unique.  Async: no.
     Returns: a list of ImageStore subclasses.
@@ -92,8 +113,8 @@ def gateway_register_image_stores() -> list[type[ImageStore]]:
 
 
 @hookspec
-def gateway_register_config_sections() -> dict[str, type]:
-    """Declare top-level config-file sections owned by a plugin.
+def gateway_register_config_sections() -> dict[str, type[msgspec.Struct]]:
+    """Declare top-level settings-file sections owned by a plugin (``[redis]``).
 
     Mode: collected.  Async: no.  Returns: ``{section_name: msgspec.Struct type}``;
     the section is validated against the type at start-up and the decoded value
@@ -102,17 +123,24 @@ def gateway_register_config_sections() -> dict[str, type]:
 
 
 @hookspec(historic=True)
-def gateway_configure(settings: Settings, registry: Registry) -> None:
+def gateway_configure(settings: Settings, registry: Registry, services: Services) -> None:
     """Called once per app after settings are validated and registries filled.
 
+    :param settings: the validated settings (plugin sections in ``settings.sections``).
+    :param registry: providers, strategies, cache backends and image stores by name.
+    :param services: the app's services; keep it for request hooks (``services.cache``
+        and ``services.images`` exist while the app runs).
+
     Mode: historic (a plugin registered later is called at registration).
-    Async: no.  Returns: nothing.  Raise ``gateway.errors.StartupError`` to refuse.
+    Async: no.  Returns: nothing.  Raise ``gateway.sdk.StartupError`` to refuse.
     """
 
 
 @hookspec
 def gateway_lifespan(app: web.Application) -> AbstractAsyncContextManager[None] | None:
     """Return an async context manager entered at app start-up and exited at clean-up.
+
+    :param app: the aiohttp application.
 
     Mode: collected; each is appended to ``app.cleanup_ctx`` in call order.
     Async: no (the context manager itself is async).  Returns: a context manager or None.
@@ -128,9 +156,12 @@ def gateway_lifespan(app: web.Application) -> AbstractAsyncContextManager[None] 
 def gateway_authenticate(ctx: RequestContext) -> Any | None:
     """Stage 1, auth: decide who the caller is.
 
+    :param ctx: the request; ``ctx.inbound.headers`` holds what the caller sent.
+
     Mode: first result (``None`` means "not mine, ask the next one").  Async: yes.
-    Returns: a principal (any object; the built-in one is a str) stored as
-    ``ctx.principal``.  Raise ``gateway.errors.AuthError`` to reject outright.
+    Returns: a principal (any object with a stable ``str()``; the built-in one is a
+    str), stored as ``ctx.principal``; the cache keys on it, so two principals never
+    share an entry.  Raise ``gateway.sdk.AuthError`` to reject outright.
     """
 
 
@@ -138,58 +169,79 @@ def gateway_authenticate(ctx: RequestContext) -> Any | None:
 def gateway_resolve_config(ctx: RequestContext) -> Target | None:
     """Stage 2, config resolve: build the routing tree for this request.
 
+    :param ctx: the request, authenticated, its body read (``ctx.inbound.params``).
+
     Mode: first result.  Async: yes.  Returns: the root
     :class:`gateway.targets.Target` (stored as ``ctx.config``), or None.
-    Raise ``gateway.errors.ConfigError`` for a bad config (a 400).
+    Raise ``gateway.sdk.ConfigError`` for a bad config (a 400).
+    """
+
+
+@hookspec(firstresult=True)
+def gateway_cache_lookup(ctx: RequestContext, query: CacheQuery) -> CacheHit | CacheLease | None:
+    """Stage 3, cache lookup: answer from a cache, or take a lease to fill it.
+
+    Called once per request on the unified routes, before any strategy draws a
+    target; on passthrough once per target attempt, after the provider built the
+    request (the key is that provider-shaped request).  Only called when the
+    config or ``[cache] default`` turns a cache on.
+
+    :param ctx: the request (``ctx.principal`` is part of ``query.key``).
+    :param query: the key, ``mode`` (``simple``/``semantic``), ``max_age`` and
+        ``refresh`` (``x-portkey-cache-force-refresh``).
+
+    Mode: first result.  Async: yes.  Returns: a :class:`gateway.sdk.CacheHit`
+    (served as it is, nothing sent upstream), a :class:`gateway.sdk.CacheLease`
+    (a miss this request fills: the core enters it around the work and the
+    delivery, calls ``lease.keep(outcome, body)`` once with a complete 2xx answer,
+    and leaving it without ``keep`` gives it up), or None (no cache).  The core
+    records ``HIT``/``MISS``/``REFRESH``/``DISABLED`` from the answer's ``status``.
     """
 
 
 @hookspec(firstresult=True)
 def gateway_route(ctx: RequestContext) -> Outcome | None:
-    """Stage 3, route: walk ``ctx.config`` and produce the upstream outcome.
+    """Stage 4, route: walk ``ctx.config`` and produce the upstream outcome.
 
-    Mode: first result.  Async: yes.  The built-in implementation delegates
-    each node with ``targets`` to the routing strategy its ``strategy.mode``
-    names and runs leaves through the provider.  Returns: an
-    :class:`gateway.outcome.Outcome`.
-    """
+    :param ctx: the request with ``ctx.config`` resolved.
 
+    The built-in implementation runs, in order: a node with ``targets`` goes to
+    the strategy its ``strategy.mode`` names, which calls back for its children;
+    a leaf runs with its retries, each try an attempt that resolves the
+    virtual key and provider, checks the custom host, and runs the endpoint
+    pipeline within the attempt's time limit: for generations negotiate ->
+    ``provider.build_generation`` -> :func:`gateway_transform_request` ->
+    ``provider.authorize`` -> ``provider.generate`` -> deliver; for passthrough
+    ``provider.build_proxy`` -> :func:`gateway_cache_lookup` ->
+    :func:`gateway_transform_request` -> ``provider.authorize`` -> send.
 
-@hookspec(firstresult=True)
-def gateway_cache_lookup(ctx: RequestContext, call: Call) -> Outcome | None:
-    """Stage 3a, cache lookup: answer one target's call from a cache.
-
-    Called for every leaf attempt after the provider built its upstream
-    request (so the key can include the provider-shaped request) and before
-    it is sent.  Mode: first result.  Async: yes.  Returns: an Outcome to
-    serve instead of calling upstream, or None.  Set ``ctx.cache_status``.
-    """
-
-
-@hookspec
-def gateway_cache_store(ctx: RequestContext, pending: Pending, outcome: Outcome, body: bytes) -> None:
-    """Stage 3b, cache store: a miss this request led has a complete 2xx answer.
-
-    Called after the answer was sent to the client, in a task the app tracks
-    (so the client never waits for it), with the whole body.  Mode: collected.
-    Async: yes.  Returns: nothing.  The single-flight lock is released after
-    every implementation ran.
+    Mode: first result.  Async: yes.  Returns: an :class:`gateway.sdk.Outcome`.
+    Side effects: ``ctx.record`` (provider, attempts, retry count).
     """
 
 
 @hookspec
-def gateway_transform_request(ctx: RequestContext, call: Call) -> None:
-    """Stage 4, transform: edit ``call.upstream`` (headers, URL, body) in place.
+def gateway_transform_request(ctx: RequestContext, attempt: Attempt) -> None:
+    """Stage 5, transform: edit ``attempt.upstream`` (headers, URL, body) in place.
 
-    Called after the provider built the upstream request and after the cache
-    lookup missed.  Mode: collected (every implementation runs, in pluggy
-    order).  Async: yes.  Returns: nothing.
+    Called for every upstream request the gateway is about to send (each part of
+    an ``n`` split), after the provider built it and before the provider
+    authorizes it (so a signature covers the edit).
+
+    :param ctx: the request.
+    :param attempt: the attempt: ``attempt.upstream`` is the request to edit;
+        ``attempt.target``, ``attempt.provider`` and ``attempt.params`` say where it goes.
+
+    Mode: collected (every implementation runs, in pluggy order).  Async: yes.
+    Returns: nothing.
     """
 
 
 @hookspec
 def gateway_log_fields(ctx: RequestContext) -> dict[str, Any] | None:
-    """Stage 5, log: add fields to the one canonical ``request.finished`` line.
+    """Stage 6, log: add fields to the one canonical ``request.finished`` line.
+
+    :param ctx: the answered request; ``ctx.record`` holds what the core learned.
 
     Mode: collected; dicts are merged in call order.  Async: no.
     Returns: a dict or None.  Never return secrets.
@@ -198,7 +250,10 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any] | None:
 
 @hookspec
 def gateway_request_finished(ctx: RequestContext, fields: dict[str, Any]) -> None:
-    """Stage 5, log: the request is answered; ``fields`` is the canonical log record.
+    """Stage 6, log: the request is answered; ``fields`` is the canonical log record.
+
+    :param ctx: the answered request.
+    :param fields: the merged ``gateway_log_fields`` results.
 
     Mode: collected notification; an exception in one implementation is
     logged and does not affect the others.  Async: yes.  Returns: nothing.
@@ -210,6 +265,10 @@ def gateway_request_finished(ctx: RequestContext, fields: dict[str, Any]) -> Non
 def gateway_handle_error(ctx: RequestContext, error: GatewayError) -> web.StreamResponse | None:
     """Render a gateway error as an HTTP response.
 
+    :param ctx: the request (``ctx.record`` already says the error's status).
+    :param error: the error; ``error.status``, ``error.body()`` give OpenAI's shape.
+
     Mode: first result.  Async: yes.  Returns: a response, or None to let the
     next implementation (ultimately the built-in OpenAI-shaped JSON) answer.
+    The core adds the ``x-portkey-*`` answer headers to it.
     """

@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway.errors import BadParam
 from gateway.generation import (
     RESPONSE_FORMATS,
     UNIFIED,
     GenerationPlan,
     GenerationRequest,
 )
-from gateway.routing import CannotServe
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gateway.provider import Call, ModelCapabilities, Provider
+    from gateway.attempt import Attempt
+    from gateway.provider import ModelCapabilities
 
 #: Quality names in rising order, for mapping one provider's tiers onto another's.
 _QUALITY_RANK = {"low": 0, "draft": 0, "standard": 1, "medium": 1, "auto": 1, "high": 2, "hd": 2, "premium": 2}
@@ -34,45 +35,36 @@ def parse_size(value: Any) -> tuple[int, int] | None:
     if value == "auto":
         return None
     if isinstance(value, str):
-        w, sep, hgt = value.lower().partition("x")
-        if sep and w.isdigit() and hgt.isdigit() and int(w) > 0 and int(hgt) > 0:
-            return int(w), int(hgt)
+        w, sep, height = value.lower().partition("x")
+        if sep and w.isdigit() and height.isdigit() and int(w) > 0 and int(height) > 0:
+            return int(w), int(height)
     raise BadParam("size", f"Invalid `size` {value!r}: expected WIDTHxHEIGHT, such as 1024x1024")
 
 
 def ratio_of(value: str) -> float:
-    w, _, hgt = value.partition(":")
-    return float(w) / float(hgt)
+    w, _, height = value.partition(":")
+    return float(w) / float(height)
 
 
-def nearest_size(w: int, hgt: int, sizes: Sequence[str]) -> str:
+def nearest_size(w: int, height: int, sizes: Sequence[str]) -> str:
     """The listed size closest in shape first, then in area."""
     def score(s: str) -> tuple[float, float]:
         sw, sh = (int(x) for x in s.split("x"))
-        return (round(abs(math.log((w / hgt) / (sw / sh))), 3), abs(math.log((w * hgt) / (sw * sh))))
+        return (round(abs(math.log((w / height) / (sw / sh))), 3), abs(math.log((w * height) / (sw * sh))))
     return min((s for s in sizes if s != "auto"), key=score)
 
 
-def nearest_ratio(w: int, hgt: int, ratios: Sequence[str]) -> str:
-    return min(ratios, key=lambda r: abs(math.log((w / hgt) / ratio_of(r))))
+def nearest_ratio(w: int, height: int, ratios: Sequence[str]) -> str:
+    return min(ratios, key=lambda r: abs(math.log((w / height) / ratio_of(r))))
 
 
-class BadParam(CannotServe):
-    """A parameter value this target cannot take (strict mode, or never valid).
-
-    A fallback moves on to the next target: another provider may take it."""
-
-    code = "unsupported_parameter_value"
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message, param=param)
-
-
-def negotiate(provider: Provider, call: Call) -> GenerationPlan:
-    """Map the client's parameters onto what ``provider`` and the model take."""
-    params = call.params
+def negotiate(attempt: Attempt) -> GenerationPlan:
+    """Map the attempt's parameters (as ``provider.generation_params`` gives them) onto
+    what the provider and the model take."""
+    provider = attempt.provider
+    params = provider.generation_params(attempt)
     caps = provider.capabilities
-    strict = call.strict_params
+    strict = attempt.strict_params
     model = params.get("model") or caps.default_model
     mc = caps.models.get(model) if model else None
     if mc is None:
@@ -146,43 +138,43 @@ def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: 
         else:  # the provider's own default size is its "auto"
             adjust("size", size, None, mc.sizes or mc.aspect_ratios or "WIDTHxHEIGHT")
         return
-    w, hgt = dims
+    w, height = dims
     if mc.aspect_ratios:
-        ratio = nearest_ratio(w, hgt, mc.aspect_ratios)
-        if abs(ratio_of(ratio) - w / hgt) > 0.01 * ratio_of(ratio):
+        ratio = nearest_ratio(w, height, mc.aspect_ratios)
+        if abs(ratio_of(ratio) - w / height) > 0.01 * ratio_of(ratio):
             ratio = adjust("size", size, ratio, [*mc.aspect_ratios])
         req.aspect_ratio = ratio
         return
     if mc.sizes:
-        if f"{w}x{hgt}" not in mc.sizes:
-            new = adjust("size", size, nearest_size(w, hgt, mc.sizes), mc.sizes)
-            w, hgt = (int(x) for x in new.split("x"))
+        if f"{w}x{height}" not in mc.sizes:
+            new = adjust("size", size, nearest_size(w, height, mc.sizes), mc.sizes)
+            w, height = (int(x) for x in new.split("x"))
     elif mc.min_side or mc.max_side:
-        nw, nh = _fit(w, hgt, mc)
-        if (nw, nh) != (w, hgt):
+        nw, nh = _fit(w, height, mc)
+        if (nw, nh) != (w, height):
             rule = f"sides {mc.min_side or 1} to {mc.max_side or 'any'}"
             if mc.side_multiple > 1:
                 rule += f" in multiples of {mc.side_multiple}"
             if mc.max_pixels:
                 rule += f", at most {mc.max_pixels} pixels"
             adjust("size", size, f"{nw}x{nh}", rule)
-            w, hgt = nw, nh
-    req.size, req.width, req.height = f"{w}x{hgt}", w, hgt
+            w, height = nw, nh
+    req.size, req.width, req.height = f"{w}x{height}", w, height
 
 
-def _fit(w: int, hgt: int, mc: ModelCapabilities) -> tuple[int, int]:
+def _fit(w: int, height: int, mc: ModelCapabilities) -> tuple[int, int]:
     """Scale into the side and pixel limits keeping the shape, then round each side
     to the model's multiple (only a shape no limit allows is bent)."""
     k = 1.0
-    if mc.max_side and max(w, hgt) > mc.max_side:
-        k = mc.max_side / max(w, hgt)
-    if mc.max_pixels and w * hgt * k * k > mc.max_pixels:
-        k = min(k, math.sqrt(mc.max_pixels / (w * hgt)))
+    if mc.max_side and max(w, height) > mc.max_side:
+        k = mc.max_side / max(w, height)
+    if mc.max_pixels and w * height * k * k > mc.max_pixels:
+        k = min(k, math.sqrt(mc.max_pixels / (w * height)))
     if k == 1.0:
-        if mc.min_side and min(w, hgt) < mc.min_side:
-            k = mc.min_side / min(w, hgt)
-        if mc.min_pixels and w * hgt * k * k < mc.min_pixels:
-            k = max(k, math.sqrt(mc.min_pixels / (w * hgt)))
+        if mc.min_side and min(w, height) < mc.min_side:
+            k = mc.min_side / min(w, height)
+        if mc.min_pixels and w * height * k * k < mc.min_pixels:
+            k = max(k, math.sqrt(mc.min_pixels / (w * height)))
     m = mc.side_multiple
     lo = math.ceil((mc.min_side or 1) / m) * m
     hi = (mc.max_side // m * m) if mc.max_side else None
@@ -191,11 +183,11 @@ def _fit(w: int, hgt: int, mc: ModelCapabilities) -> tuple[int, int]:
         v = max(how(x / m) * m, lo)
         return min(v, hi) if hi else v
 
-    nw, nh = side(w * k, round), side(hgt * k, round)
+    nw, nh = side(w * k, round), side(height * k, round)
     if mc.max_pixels and nw * nh > mc.max_pixels:
-        nw, nh = side(w * k, math.floor), side(hgt * k, math.floor)
+        nw, nh = side(w * k, math.floor), side(height * k, math.floor)
     elif mc.min_pixels and nw * nh < mc.min_pixels:
-        nw, nh = side(w * k, math.ceil), side(hgt * k, math.ceil)
+        nw, nh = side(w * k, math.ceil), side(height * k, math.ceil)
     return nw, nh
 
 

@@ -3,14 +3,17 @@ many OpenAI-compatible services): a subclass sets ``name``, ``default_base_url``
 and its capabilities, and is done."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError
-from gateway.generation import ContentPolicyViolation, GenerationRequest, GenerationResult, Image, MalformedAnswer
-from gateway.provider import Call, Provider, UpstreamRequest
+from gateway.errors import ContentPolicyViolation, GatewayError, MalformedAnswer
+from gateway.generation import GenerationRequest, GenerationResult, Image
+from gateway.provider import Provider, UpstreamRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.attempt import Attempt
+    from gateway.upstream import Answer
 
 _encode = msgspec.json.Encoder().encode
 
@@ -58,15 +61,15 @@ class OpenAICompatibleProvider(Provider):
     #: Path of the generations endpoint below the base URL.
     generations_path = "/images/generations"
 
-    def generation_body(self, call: Call, req: GenerationRequest) -> bytes:
+    def generation_body(self, attempt: Attempt, req: GenerationRequest) -> bytes:
         """The JSON body: the client's own bytes when nothing was changed."""
-        if self.body_as_sent(call, req):
-            return call.ctx.body
+        if self.body_as_sent(attempt, req) and attempt.inbound.body is not None:
+            return attempt.inbound.body
         body: dict[str, Any] = {"prompt": req.prompt}
-        model = self.body_model(call, req)
+        model = self.body_model(attempt, req)
         if model is not None:
             body["model"] = model
-        if req.n != 1 or "n" in call.params:
+        if req.n != 1 or "n" in attempt.params:
             body["n"] = req.n
         for key in ("size", "quality", "style", "user"):
             value = getattr(req, key)
@@ -77,12 +80,12 @@ class OpenAICompatibleProvider(Provider):
         body.update(req.extra)
         return _encode(body)
 
-    def body_as_sent(self, call: Call, req: GenerationRequest) -> bool:
+    def body_as_sent(self, attempt: Attempt, req: GenerationRequest) -> bool:
         """Whether the client's body can go upstream byte for byte."""
-        return (not req.changed and not call.target.override_params
+        return (not req.changed and not attempt.target.override_params
                 and (req.response_format is None or self.takes_response_format(req)))
 
-    def body_model(self, call: Call, req: GenerationRequest) -> str | None:
+    def body_model(self, attempt: Attempt, req: GenerationRequest) -> str | None:
         """The ``model`` a rebuilt body carries."""
         return req.model
 
@@ -108,21 +111,21 @@ class OpenAICompatibleProvider(Provider):
             return ContentPolicyViolation(self.name, refusal)
         return MalformedAnswer(self.name, what, body)
 
-    def generation_headers(self, call: Call) -> dict[str, str]:
+    def generation_headers(self, attempt: Attempt) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        headers.update(call.forwarded_headers())
-        headers.update(self.auth_headers(call))
+        headers.update(attempt.forwarded_headers())
+        headers.update(self.auth_headers(attempt))
         return headers
 
-    def generation_url(self, call: Call, req: GenerationRequest) -> str:
-        return call.base_url + self.generations_path
+    def generation_url(self, attempt: Attempt, req: GenerationRequest) -> str:
+        return attempt.base_url + self.generations_path
 
-    def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
-        return UpstreamRequest("POST", self.generation_url(call, req), self.generation_headers(call),
-                               self.generation_body(call, req))
+    def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
+        return UpstreamRequest("POST", self.generation_url(attempt, req), self.generation_headers(attempt),
+                               self.generation_body(attempt, req))
 
-    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
-                         body: bytes) -> GenerationResult:
+    def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
+        body = answer.body
         try:
             doc = _decode_answer(body)
         except msgspec.ValidationError as e:

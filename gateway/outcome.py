@@ -1,14 +1,16 @@
 """What one routed request produced, before it is written to the client."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
 if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
 
+    from gateway.cache.lease import CacheLease
     from gateway.errors import GatewayError
+    from gateway.targets import Target
 
 
 class Outcome:
@@ -19,7 +21,8 @@ class Outcome:
     gateway or provider error rendered by the error hook.
     """
 
-    __slots__ = ("status", "headers", "body", "relay", "error", "provider", "target_path", "cache")
+    __slots__ = ("status", "headers", "body", "relay", "error", "provider", "target_path", "target", "lease",
+                 "cacheable")
 
     def __init__(
         self,
@@ -38,12 +41,19 @@ class Outcome:
         self.error = error
         self.provider = provider
         self.target_path = target_path
-        #: A cache miss this answer fills (set by the router from the call).
-        self.cache: Any = None
+        #: The leaf target that answered (set by the router; None for a cache hit).
+        self.target: Target | None = None
+        #: A per-target cache miss this answer fills (passthrough), entered around the relay.
+        self.lease: CacheLease | None = None
+        #: False when the answer must not be cached (it hands on URLs that will expire).
+        self.cacheable = True
 
     @classmethod
     def from_error(cls, error: GatewayError, provider: str | None = None) -> Outcome:
-        return cls(error.status, error=error, provider=provider or error.provider)
+        outcome = cls(error.status, error=error, provider=provider or error.provider)
+        if error.upstream_headers is not None:
+            outcome.headers = error.upstream_headers
+        return outcome
 
     @property
     def ok(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pluggy
 
-from gateway import hookspecs
+from gateway import __version__, hookspecs
 from gateway.errors import StartupError
 from gateway.settings import suggest
 
@@ -32,6 +32,14 @@ DEFAULT_PLUGINS = (
 )
 #: Without these the gateway cannot answer at all, so they cannot be disabled.
 ESSENTIAL_PLUGINS = frozenset({"gateway.defaults.routing", "gateway.defaults.errors_json"})
+
+
+def default_plugin(modname: str) -> Any:
+    """A built-in plugin: the module, or, when it keeps per-app state (services it is
+    handed by ``gateway_configure``), a fresh instance of its ``Plugin`` class."""
+    module = importlib.import_module(modname)
+    factory = getattr(module, "Plugin", None)
+    return factory() if factory is not None else module
 
 
 class GatewayPluginManager(pluggy.PluginManager):
@@ -108,7 +116,7 @@ def get_plugin_manager(
     try:
         for modname in DEFAULT_PLUGINS:
             if not pm.is_blocked(modname):
-                pm.register(importlib.import_module(modname), name=modname)
+                pm.register(default_plugin(modname), name=modname)
         if load_entrypoints:
             problems = _duplicate_entrypoints()
             if problems:
@@ -170,6 +178,4 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
 
 
 def _core_version() -> str:
-    from gateway import __version__
-
     return __version__

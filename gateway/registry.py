@@ -1,23 +1,25 @@
-"""Registries of providers and routing strategies, filled once per app at start-up."""
+"""Registries of providers, routing strategies, cache backends and image stores,
+filled once per app at start-up."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import msgspec
 
 from gateway.errors import BadRequest, ConfigError, StartupError
 from gateway.settings import suggest
+from gateway.strategy import StrategyConfig, tagged_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import pluggy
 
     from gateway.provider import Provider
-    from gateway.routing import RoutingStrategy
     from gateway.settings import Settings
+    from gateway.strategy import RoutingStrategy
 
 
 class Registry:
-    """Providers and strategies by name (the names configs and headers use)."""
+    """Everything configs and settings name, by that name."""
 
     def __init__(self, providers: dict[str, Provider], strategies: dict[str, RoutingStrategy],
                  cache_backends: dict[str, Any] | None = None, image_stores: dict[str, Any] | None = None) -> None:
@@ -26,6 +28,9 @@ class Registry:
         self.cache_backends = cache_backends or {}
         self.image_stores = image_stores or {}
         self._installed_providers = ", ".join(sorted(providers)) or "none"
+        #: ``strategy`` of a config node: each strategy's own Config, tagged by ``mode``.
+        configs = tuple(tagged_config(type(s)) for s in strategies.values())
+        self.strategy_configs: Any = Union[configs] if configs else StrategyConfig  # noqa: UP007
 
     def provider(self, name: str) -> Provider:
         """The provider called ``name``, or a 400 listing the installed ones."""

@@ -11,11 +11,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.logging import configure_logging
+from gateway.keys import GATEWAY
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -30,12 +32,8 @@ def run_worker(raw: Mapping[str, Any], reuse_port: bool) -> None:
     """Run one gateway process until SIGTERM/SIGINT; in-flight requests get
     ``server.shutdown_timeout`` seconds to finish."""
     app = create_app(raw)
-    from gateway.keys import GATEWAY
-
     settings = app[GATEWAY].settings
     configure_logging(settings.logging.format, settings.logging.level)
-    import structlog
-
     log = structlog.get_logger("gateway")
     host, port = settings.server.host, settings.server.port
     log.info("gateway.started", host=host, port=port, pid=os.getpid(),

@@ -91,10 +91,9 @@ class CacheDefault(Base):
 class CacheSettings(Base):
     """The response cache (per target: ``cache: {mode: "simple", max_age: <s>}`` in a config)."""
 
-    #: A registered cache backend: ``memory`` (built in) or ``redis`` (plugin gateway-cache-redis).
+    #: A registered cache backend: ``memory`` (built in) or another a plugin registers
+    #: (gateway-cache-redis: ``redis``, with its own ``[redis]`` section).
     backend: str = "memory"
-    #: Where the ``redis`` backend connects (``redis://[:password@]host:port/db``).
-    redis_url: str = "redis://127.0.0.1:6379/0"
     #: Bytes the ``memory`` backend holds before the least recently used entries go.
     memory_max_bytes: int = 256 * 1024 * 1024
     #: Largest response body stored.

@@ -14,6 +14,7 @@ import msgspec
 
 from gateway.errors import ConfigError
 from gateway.settings import suggest
+from gateway.strategy import StrategyConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.registry import Registry
@@ -53,15 +54,6 @@ class CacheConfig(_Lenient, forbid_unknown_fields=True):
             raise ValueError("`max_age` must not be negative")
 
 
-class StrategyConfig(_Lenient):
-    """``strategy``; the strategy plugin validates its own fields further."""
-
-    mode: str
-    on_status_codes: list[int] | None = None
-    conditions: list[dict[str, Any]] | None = None
-    default: str | None = None
-
-
 class NodeFields(_Lenient):
     """The fields the core knows on every node; others are provider options."""
 
@@ -69,7 +61,7 @@ class NodeFields(_Lenient):
     provider: str | None = None
     api_key: str | None = None
     virtual_key: str | None = None
-    strategy: StrategyConfig | None = None
+    strategy: dict[str, Any] | None = None
     targets: list[dict[str, Any]] | None = None
     weight: float = 1.0
     override_params: dict[str, Any] | None = None
@@ -88,6 +80,8 @@ class NodeFields(_Lenient):
 
 
 NODE_FIELDS = frozenset(NodeFields.__struct_fields__)
+#: Fields a child takes from its parent unless it sets its own.
+INHERITED = ("retry", "request_timeout", "cache", "custom_host", "forward_headers", "strict_params")
 #: Keys the hosted product accepts that have no meaning here; accepted and ignored
 #: so that configs written for it work unchanged.
 IGNORED_FIELDS = frozenset(
@@ -141,7 +135,7 @@ def located(error: msgspec.ValidationError, path: str) -> str:
     return f"{msg} - at `{where}`"
 
 
-def parse(raw: Any, registry: Registry | None = None, *, source: str = "x-portkey-config",
+def parse(raw: Any, registry: Registry, *, source: str = "x-portkey-config",
           virtual_keys: Mapping[str, Any] | None = None) -> Target:
     """Validate a decoded config and resolve inheritance; raise ConfigError naming the path.
 
@@ -152,7 +146,7 @@ def parse(raw: Any, registry: Registry | None = None, *, source: str = "x-portke
     return _node(raw, "config", None, registry, source, virtual_keys)
 
 
-def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry | None, source: str,
+def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry, source: str,
           virtual_keys: Mapping[str, Any] | None) -> Target:
     core = {}
     options = {}
@@ -172,16 +166,22 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
             f"Invalid config in {source}: a node has either `targets` or `provider`, not both - at `{where}`",
             param="x-portkey-config",
         )
+    strategy = None
     if f.targets is not None:
-        if f.strategy is None:
+        mode = f.strategy.get("mode") if f.strategy is not None else None
+        if not isinstance(mode, str):
             raise ConfigError(
                 f"Invalid config in {source}: a node with `targets` needs `strategy.mode` - at `{where}`",
                 param="x-portkey-config",
             )
         if not f.targets:
             raise ConfigError(f"Invalid config in {source}: `targets` is empty - at `{where}.targets`", param="x-portkey-config")
-        if registry is not None:
-            registry.check_strategy(f.strategy.mode, f"{source} at `{where}.strategy.mode`")
+        registry.check_strategy(mode, f"{source} at `{where}.strategy.mode`")
+        try:
+            strategy = msgspec.convert(f.strategy, registry.strategy_configs, strict=False)
+        except msgspec.ValidationError as e:
+            raise ConfigError(f"Invalid config in {source}: {located(e, path + '.strategy')}",
+                              param="x-portkey-config") from None
     elif not (f.provider or f.virtual_key) and parent is not None:
         # The root may leave the provider to the x-portkey-provider header.
         raise ConfigError(
@@ -201,22 +201,21 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
     override = f.override_params
     if parent is not None and parent.override_params:
         override = {**parent.override_params, **(override or {})}
+    inherited = {}
+    for name in INHERITED:
+        value = getattr(f, name)
+        inherited[name] = value if value is not None or parent is None else getattr(parent, name)
     node = Target(
         path=path,
         name=f.name,
         provider=f.provider,
         api_key=Secret(f.api_key) if f.api_key is not None else None,
         virtual_key=f.virtual_key,
-        strategy=f.strategy,
+        strategy=strategy,
         weight=f.weight,
         override_params=override,
-        retry=f.retry if f.retry is not None else (parent.retry if parent else None),
-        request_timeout=f.request_timeout if f.request_timeout is not None else (parent.request_timeout if parent else None),
-        cache=f.cache if f.cache is not None else (parent.cache if parent else None),
-        custom_host=f.custom_host if f.custom_host is not None else (parent.custom_host if parent else None),
-        forward_headers=f.forward_headers if f.forward_headers is not None else (parent.forward_headers if parent else None),
-        strict_params=f.strict_params if f.strict_params is not None else (parent.strict_params if parent else None),
         options=options,
+        **inherited,
     )
     if f.targets is not None:
         children = []
@@ -227,6 +226,5 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
                 )
             children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys))
         node.targets = tuple(children)
-        if registry is not None:
-            registry.strategy(f.strategy.mode).validate(node, source)
+        registry.strategy(mode).validate(node, source)
     return node

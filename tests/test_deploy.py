@@ -21,6 +21,7 @@ from gateway import settings as settings_mod
 from gateway.app import create_app
 from gateway.cli import parser as cli_parser
 from gateway.keys import GATEWAY
+from gateway_cache_redis import RedisSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -303,7 +304,7 @@ def test_compose_runs_two_gateways_redis_and_nginx() -> None:
         assert env["GATEWAY_CONFIG"] == CONFIG_PATH
         assert f"./gateway.example.toml:{CONFIG_PATH}:ro" in svc["volumes"]
         assert env["GATEWAY__CACHE__BACKEND"] == "redis"
-        assert env["GATEWAY__CACHE__REDIS_URL"] == "redis://redis:6379/0"
+        assert env["GATEWAY__REDIS__URL"] == "redis://redis:6379/0"
         assert env["GATEWAY__IMAGES__STORE"] == "cache"
         assert "OPENAI_API_KEY" in env
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -451,7 +452,7 @@ def test_service_hpa_and_pdb_select_the_gateway_pods() -> None:
 def test_redis_in_kubernetes() -> None:
     services = {n: d for (k, n), d in manifests().items() if k == "Service"}
     deployments = {n: d for (k, n), d in manifests().items() if k == "Deployment"}
-    url = k8s_env(gateway_container())["GATEWAY__CACHE__REDIS_URL"]
+    url = k8s_env(gateway_container())["GATEWAY__REDIS__URL"]
     m = re.fullmatch(r"redis://([\w.-]+):(\d+)/\d+", url)
     assert m, url
     svc = services[m.group(1)]
@@ -474,6 +475,7 @@ def test_container_environment_names_real_settings() -> None:
     for where, env in envs.items():
         overrides = {k: v for k, v in env.items() if k.startswith(settings_mod.ENV_PREFIX)}
         raw = settings_mod.apply_env(example_raw(), overrides)
-        settings_mod.build(raw)  # every core section, the cache included once it is one
-        assert set(raw.get("cache", {})) == {"backend", "redis_url"}, where
+        settings_mod.build(raw, {"redis": RedisSettings})  # the core sections and the Redis plugin's
+        assert set(raw.get("cache", {})) == {"backend"}, where
         assert raw["cache"]["backend"] == "redis", where
+        assert set(raw.get("redis", {})) == {"url"}, where

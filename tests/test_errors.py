@@ -6,7 +6,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from gateway.testing import Reply, openai_fake
+from gateway.testing import Reply
+from gateway_openai import testing as openai_fake
 
 H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test", "Content-Type": "application/json"}
 

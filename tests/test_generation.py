@@ -10,7 +10,8 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from gateway.testing import Recorded, Reply, openai_fake
+from gateway.testing import Recorded, Reply
+from gateway_openai import testing as openai_fake
 from gateway.testing.provider_contract import make_png
 
 GEN = "/v1/images/generations"

@@ -13,7 +13,8 @@ from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.images.store import LocalImageStore, new_id
 from gateway.keys import GATEWAY
-from gateway.testing import Recorded, Reply, openai_fake
+from gateway.testing import Recorded, Reply
+from gateway_openai import testing as openai_fake
 
 GEN = "/v1/images/generations"
 
@@ -103,15 +104,33 @@ async def test_cached_url_answer_still_resolves_after_the_provider_url_dies(gate
                                                                       "revised_prompt": "r"}]}))
     cfg = {"x-portkey-config": msgspec.json.encode(
         {"provider": "openai", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
-    first = await (await gateway_client.post(GEN, json={"prompt": "fox", "model": "dall-e-3"}, headers=cfg)).json()
-    assert first["data"][0]["url"].startswith(fake_upstream.url)  # the miss answers as the provider did
+    first = await gateway_client.post(GEN, json={"prompt": "fox", "model": "dall-e-3"}, headers=cfg)
+    assert first.headers["x-portkey-cache-status"] == "MISS"
+    first_body = await first.read()
     await gateway_app[GATEWAY].drain()
     alive["on"] = False  # the provider's signed URL has expired
     resp = await gateway_client.post(GEN, json={"prompt": "fox", "model": "dall-e-3"}, headers=cfg)
     assert resp.headers["x-portkey-cache-status"] == "HIT"
+    # The miss that was stored answered what every hit answers: the gateway's own URL.
+    assert await resp.read() == first_body
     item = (await resp.json())["data"][0]
     assert item["revised_prompt"] == "r"
     url = item["url"]
     assert "/v1/images/files/" in url and url.startswith(str(gateway_client.make_url("/")).rstrip("/"))
     got = await gateway_client.get(url[url.index("/v1/"):])
     assert got.status == 200 and await got.read() == png and got.content_type == "image/png"
+
+
+async def test_a_cacheable_url_answer_whose_image_cannot_be_fetched_is_handed_on_and_not_cached(
+        gateway_client, gateway_app, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("GET", "/blob/gone.png", Reply(403, body=b"Signature expired", content_type="text/plain"))
+    url = fake_upstream.url + "/blob/gone.png"
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
+    cfg = {"x-portkey-config": msgspec.json.encode(
+        {"provider": "openai", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
+    for _ in range(2):
+        resp = await gateway_client.post(GEN, json={"prompt": "owl", "model": "dall-e-3"}, headers=cfg)
+        assert resp.status == 200 and resp.headers["x-portkey-cache-status"] == "MISS"
+        assert (await resp.json())["data"][0]["url"] == url  # the provider's own, still valid for the caller
+        await gateway_app[GATEWAY].drain()
+    assert len([r for r in fake_upstream.requests if r.method == "POST"]) == 2

@@ -11,6 +11,7 @@ import pytest
 
 import gateway
 from gateway import hookspecs
+import import_graph as imports
 from gateway.errors import StartupError
 from gateway.plugins import DEFAULT_PLUGINS, ESSENTIAL_PLUGINS, get_plugin_manager
 
@@ -37,11 +38,19 @@ def test_every_hook_is_documented(hook):
     assert signature in (ROOT / "README.md").read_text(), f"README hook table lacks {signature}"
 
 
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_documents_its_parameters(hook):
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    for param in inspect.signature(getattr(hookspecs, hook)).parameters:
+        assert f":param {param}:" in doc, f"{hook} docstring does not document `{param}`"
+
+
 def test_defaults_are_registered_by_module_path_and_overridable():
     pm = get_plugin_manager(load_entrypoints=False)
     for name in DEFAULT_PLUGINS:
         plugin = pm.get_plugin(name)
-        assert plugin is not None and plugin.__name__ == name
+        # A module, or (when it keeps per-app state) an instance of the module's Plugin class.
+        assert plugin is not None and getattr(plugin, "__name__", type(plugin).__module__) == name
         for caller in pm.get_hookcallers(plugin) or []:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not caller.name.startswith("gateway_register_"):
@@ -76,3 +85,46 @@ def test_providers_page_is_built_from_the_plugin_readmes():
                  and "cache" not in p.name}
     assert dists == installed, "every provider plugin is on the page"
     assert (ROOT / "docs" / "providers.md").read_text() == builder.build(), "run: python docs/build_providers.py"
+
+
+# -- layering: imports run one way -------------------------------------------------------
+
+
+def test_no_function_local_imports_in_the_core():
+    """Imports sit at the top of a module (where a reader sees what it depends on),
+    except for optional dependencies."""
+    found = [f"{use.path}:{use.line} {use.module}" for use in imports.core()
+             if use.local and use.module.split(".")[0] not in imports.OPTIONAL]
+    assert not found, "function-local imports:\n" + "\n".join(found)
+
+
+def test_plugins_import_only_the_sdk():
+    """A plugin depends on ``gateway.sdk`` (and its tests and fakes on ``gateway.testing``), nothing else."""
+    found = []
+    for use in imports.plugins():
+        if use.module != "gateway" and not use.module.startswith("gateway."):
+            continue
+        allowed = use.module == "gateway.sdk" or (use.module.startswith("gateway.testing") and use.for_tests)
+        if not allowed:
+            found.append(f"{use.path}:{use.line} {use.module}")
+    assert not found, "plugins importing the core beyond gateway.sdk:\n" + "\n".join(found)
+
+
+def test_imports_run_one_way():
+    """HTTP handlers -> engine -> endpoints -> provider SDK -> utilities: no module imports a
+    layer above its own (type-only imports under TYPE_CHECKING aside)."""
+    found = []
+    for use in imports.core():
+        if use.type_only or not use.module.startswith("gateway"):
+            continue
+        here, there = imports.layer(use.importer), imports.layer(use.module)
+        if there > here:
+            found.append(f"{use.path}:{use.line} {use.importer} ({imports.LAYERS[here]}) imports "
+                         f"{use.module} ({imports.LAYERS[there]})")
+    assert not found, "\n".join(found)
+
+
+def test_no_import_cycles_in_the_core():
+    """No circle of module-level imports in ``gateway/`` (type-only ones aside: they never run)."""
+    cycles = imports.cycles(imports.graph(imports.core()))
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)

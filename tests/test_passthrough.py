@@ -117,7 +117,7 @@ async def test_custom_host_header(aiohttp_client, gateway_plugins, fake_upstream
 
 
 async def test_forward_headers_on_unified_route(gateway_client, fake_upstream):  # noqa: ANN001
-    from gateway.testing import openai_fake
+    from gateway_openai import testing as openai_fake
 
     openai_fake.install(fake_upstream)
     resp = await gateway_client.post(
@@ -130,7 +130,7 @@ async def test_forward_headers_on_unified_route(gateway_client, fake_upstream): 
 
 
 async def test_original_bytes_forwarded_and_overrides_reencode(gateway_client, fake_upstream):  # noqa: ANN001
-    from gateway.testing import openai_fake
+    from gateway_openai import testing as openai_fake
 
     openai_fake.install(fake_upstream)
     raw = b'{ "prompt" : "keep   my spacing",  "model":"dall-e-2", "future_param": {"x": [1,2]} }'

@@ -13,7 +13,8 @@ from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.keys import GATEWAY
 from gateway.settings import read_file
-from gateway.testing import Reply, openai_fake
+from gateway.testing import Reply
+from gateway_openai import testing as openai_fake
 
 GEN = "/v1/images/generations"
 
@@ -159,3 +160,50 @@ async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_
     models = [r.json().get("model") for r in fake_upstream.requests if r.path == GEN]
     assert models == ["dall-e-3", "dall-e-2"]
     assert all(r.headers["Authorization"] != "Bearer unused" for r in fake_upstream.requests)
+
+
+@pytest.mark.parametrize("draws", [[0.9, 0.1], [0.1, 0.9], [0.9, 0.9], [0.1, 0.1]])
+async def test_seed_cookbook_step_4_the_repeat_comes_from_the_cache_whichever_target_answered(
+        aiohttp_server, fake_upstream, draws):  # noqa: ANN001
+    """Step 3's config with ``cache`` on: the second identical request is a HIT and costs no
+    image, whatever the load balancer would draw; the answer says which target made it."""
+    import gateway_openai
+    import gateway_route_fallback
+    import gateway_route_loadbalance
+    import gateway_stability_ai
+    from gateway_stability_ai import testing as stability_fake
+
+    stability_fake.install(fake_upstream)
+    # dall-e answers with URLs on the provider's own host, served by the fake.
+    openai_fake.install(fake_upstream, url_base=fake_upstream.url + "/img")
+    fake_upstream.on("GET", "/img-0.png", Reply(body=openai_fake.PNG_1X1, content_type="image/png"))
+    app = create_app(
+        {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}, "stability-ai": {"base_url": fake_upstream.url}}},
+        plugins=[gateway_openai, gateway_route_fallback, gateway_route_loadbalance, gateway_stability_ai],
+        load_entrypoints=False,
+    )
+    app[GATEWAY].registry.strategies["loadbalance"].rng = types.SimpleNamespace(random=iter(draws).__next__)
+    server = await aiohttp_server(app)
+    config = {
+        "strategy": {"mode": "fallback"},
+        "cache": {"mode": "simple"},
+        "targets": [
+            {"strategy": {"mode": "loadbalance"}, "targets": [
+                {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-3"}},
+                {"provider": "stability-ai", "api_key": "sk-stability",
+                 "override_params": {"model": "stable-diffusion-v1-6"}},
+            ]},
+            {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-2"}},
+        ],
+    }
+    client = openai.AsyncOpenAI(api_key="unused", base_url=str(server.make_url("/v1")), max_retries=0,
+                                default_headers=createHeaders(config=config))
+    async with client:
+        first = await client.images.with_raw_response.generate(prompt="a fox", size="1024x1024")
+        await app[GATEWAY].drain()
+        second = await client.images.with_raw_response.generate(prompt="a fox", size="1024x1024")
+    assert (first.headers["x-portkey-cache-status"], second.headers["x-portkey-cache-status"]) == ("MISS", "HIT")
+    assert len([r for r in fake_upstream.requests if r.method == "POST"]) == 1  # one image paid for
+    for name in ("x-portkey-provider", "x-portkey-last-used-option-index"):
+        assert second.headers[name] == first.headers[name]
+    assert second.content == first.content

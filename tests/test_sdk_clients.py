@@ -8,7 +8,7 @@ import openai
 import pytest
 from portkey_ai import AsyncPortkey, createHeaders
 
-from gateway.testing import openai_fake
+from gateway_openai import testing as openai_fake
 
 
 @pytest.fixture

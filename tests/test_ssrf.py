@@ -7,7 +7,8 @@ import pytest
 from gateway.errors import BadRequest
 from gateway.settings import SecuritySettings
 from gateway.ssrf import check_custom_host
-from gateway.testing import Reply, openai_fake
+from gateway.testing import Reply
+from gateway_openai import testing as openai_fake
 
 DEFAULT_TRUSTED = frozenset(SecuritySettings().trusted_hosts)
 NONE_TRUSTED: frozenset[str] = frozenset()

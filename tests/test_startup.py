@@ -25,8 +25,9 @@ from gateway import hookimpl
 from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.plugins import get_plugin_manager
-from gateway.provider import Provider
-from gateway.testing import FakeUpstream, Reply, openai_fake
+from gateway.sdk import Provider
+from gateway.testing import FakeUpstream, Reply
+from gateway_openai import testing as openai_fake
 
 IMAGES = "/v1/images/generations"
 

@@ -1,17 +1,34 @@
-"""Cache keys: provider, endpoint, the canonical provider-shaped request, and the caller's scope."""
+"""Cache keys.
+
+* :func:`request_key` (unified routes): the endpoint, the client's parameters,
+  the caller's scope and the config's identity (every target and what it sends),
+  so the same request through the same config is one entry whichever target a
+  strategy draws.
+* :func:`attempt_key` (passthrough): the provider, the provider-shaped request
+  (method, URL, the headers the provider says vary its answer, the canonical
+  body) and the caller's scope.
+
+The scope keeps tenants apart: the gateway principal and the provider credential
+(as a hash) both go in, so two callers with different keys never share an entry.
+"""
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway import headers as h
+
 if TYPE_CHECKING:  # pragma: no cover
-    from gateway.provider import Call
+    from gateway.attempt import Attempt
+    from gateway.context import Inbound
+    from gateway.provider import UpstreamRequest
+    from gateway.targets import Target
 
 _canonical_json = msgspec.json.Encoder(order="sorted").encode
-#: Request headers that change what a provider answers.
-_VARY = ("accept", "accept-encoding", "openai-organization", "openai-project")
+# Secrets are strings to the digest (never stored: only the hash is kept).
+_identity_json = msgspec.json.Encoder(order="sorted", enc_hook=str).encode
 
 
 def canonical_body(body: bytes, content_type: str) -> bytes:
@@ -59,27 +76,43 @@ def _multipart_parts(body: bytes, boundary: str) -> list[list[str]] | None:
     return out
 
 
-def cache_key(call: Call, body: bytes) -> str:
-    """The key of ``call``'s upstream request for the caller who sent it.
+def request_key(inbound: Inbound, principal: Any, config: Target) -> str:
+    """The key of a unified request through ``config`` for the caller who sent it."""
+    digest = hashlib.sha256()
+    digest.update(inbound.endpoint.encode() + b"\0")
+    digest.update(_canonical_json(inbound.params))
+    digest.update(b"\0config\0" + _identity_json(config))
+    headers = inbound.headers
+    # Request headers that change what any target sends or how the answer is mapped.
+    for name in (h.CUSTOM_HOST, h.STRICT_PARAMS, h.FORWARD_HEADERS, *_forwarded(headers, config)):
+        digest.update(name.encode() + b"=" + headers.get(name, "").encode() + b"\0")
+    digest.update(b"\0scope\0" + str(principal).encode())
+    return digest.hexdigest()
 
-    The scope keeps tenants apart: the gateway principal and a hash of the
-    provider credential and options both go in, so two callers with different
-    keys never share an entry.
-    """
-    req = call.upstream
-    assert req is not None
-    h = hashlib.sha256()
-    for part in (call.provider.name, call.endpoint, req.method, req.url):
-        h.update(part.encode())
-        h.update(b"\0")
-    for name in _VARY:
-        h.update(name.encode() + b"=" + req.headers.get(name, "").encode() + b"\0")
-    h.update(canonical_body(body, req.headers.get("content-type", "")))
-    if call.generation is not None:  # n split over calls, response_format: not all in the first request
-        h.update(b"\0generation\0" + call.generation.cache_material())
-    h.update(b"\0scope\0")
-    h.update(str(call.ctx.principal).encode())
-    h.update(b"\0")
-    h.update(hashlib.sha256((call.api_key or "").encode()).digest())
-    h.update(msgspec.json.encode(call.target.options, order="sorted"))
-    return h.hexdigest()
+
+def attempt_key(attempt: Attempt, req: UpstreamRequest, body: bytes, principal: Any) -> str:
+    """The key of one provider-shaped request (passthrough) for the caller who sent it."""
+    digest = hashlib.sha256()
+    for part in (attempt.provider.name, attempt.endpoint, req.method, req.url):
+        digest.update(part.encode() + b"\0")
+    for name in attempt.provider.cache_vary_headers:
+        digest.update(name.encode() + b"=" + req.headers.get(name, "").encode() + b"\0")
+    digest.update(canonical_body(body, req.headers.get("content-type", "")))
+    digest.update(b"\0scope\0" + str(principal).encode() + b"\0")
+    digest.update(hashlib.sha256((attempt.api_key or "").encode()).digest())
+    digest.update(_identity_json(attempt.target.options))
+    return digest.hexdigest()
+
+
+def _forwarded(headers: Any, node: Target) -> list[str]:
+    """Header names some target of ``node`` forwards (their values change what it sends)."""
+    names = sorted({n.strip().lower() for n in headers.get(h.FORWARD_HEADERS, "").split(",") if n.strip()}
+                   | set(_tree_forward_headers(node)))
+    return names
+
+
+def _tree_forward_headers(node: Target) -> set[str]:
+    found = {n.lower() for n in node.forward_headers or ()}
+    for child in node.targets:
+        found |= _tree_forward_headers(child)
+    return found

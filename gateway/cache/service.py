@@ -37,19 +37,12 @@ class Entry(msgspec.Struct, array_like=True):
     blob: str
     provider: str | None
     created: float
-
-
-class Pending(msgspec.Struct):
-    """A miss this request leads: what to store once the answer is complete."""
-
-    key: str
-    max_age: int
+    #: The config target that produced the answer (``x-portkey-last-used-option-index``).
+    target_path: str = "config"
 
 
 _encode_entry = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(Entry).decode
-#: Upstream headers not worth keeping with an entry.
-_SKIP_HEADERS = frozenset({"set-cookie", "x-request-id", "openai-processing-ms", "date", "age"})
 
 
 class CacheService:
@@ -105,15 +98,19 @@ class CacheService:
         body = await self._call("get", "b:" + entry.blob)
         if body is None:
             return None
-        return Outcome(entry.status, CIMultiDict(entry.headers), body=body, provider=entry.provider)
+        return Outcome(entry.status, CIMultiDict(entry.headers), body=body, provider=entry.provider,
+                       target_path=entry.target_path)
 
-    async def store(self, pending: Pending, outcome: Outcome, body: bytes) -> None:
+    async def store(self, key: str, max_age: int, outcome: Outcome, body: bytes,
+                    volatile: frozenset[str] = frozenset()) -> None:
+        """Keep ``body`` (the whole answer) under ``key``; headers in ``volatile`` and the
+        gateway's own are not kept."""
         blob = hashlib.sha256(body).hexdigest()
         headers = [(str(k), str(v)) for k, v in outcome.headers.items()
-                   if k.lower() not in _SKIP_HEADERS and not k.lower().startswith("x-portkey-")]
-        entry = Entry(outcome.status, headers, blob, outcome.provider, time.time())
-        await self._call("set", "b:" + blob, body, ttl=pending.max_age + BLOB_GRACE)
-        await self._call("set", "e:" + pending.key, _encode_entry(entry), ttl=pending.max_age)
+                   if k.lower() not in volatile and not k.lower().startswith("x-portkey-")]
+        entry = Entry(outcome.status, headers, blob, outcome.provider, time.time(), outcome.target_path)
+        await self._call("set", "b:" + blob, body, ttl=max_age + BLOB_GRACE)
+        await self._call("set", "e:" + key, _encode_entry(entry), ttl=max_age)
 
     # -- single flight ------------------------------------------------------------
     async def lead(self, key: str) -> bool:

@@ -7,39 +7,39 @@ import structlog
 
 from gateway import hookimpl
 from gateway.context import RequestContext
+from gateway.headers import METADATA
 
 _log = structlog.get_logger("gateway")
 
 
 @hookimpl(trylast=True)
 def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
+    inbound, record = ctx.inbound, ctx.record
     fields: dict[str, Any] = {
-        "trace_id": ctx.trace_id,
-        "method": ctx.request.method,
-        "path": ctx.request.path,
-        "endpoint": ctx.endpoint,
-        "provider": ctx.provider,
-        "model": ctx.model,
-        "status": ctx.status,
+        "trace_id": inbound.trace_id,
+        "method": inbound.method,
+        "path": "/v1" + inbound.path,
+        "endpoint": inbound.endpoint,
+        "provider": record.provider,
+        "model": record.model,
+        "status": record.status,
         "ms": round(ctx.elapsed_ms(), 2),
-        "upstream_ms": round(ctx.upstream_ms, 2),
-        "bytes_in": ctx.bytes_in,
-        "bytes_out": ctx.bytes_out,
-        "attempts": len(ctx.attempts),
-        "target": ctx.target_path,
-        "cache": ctx.cache_status or "DISABLED",
+        "upstream_ms": round(record.upstream_ms, 2),
+        "bytes_in": record.bytes_in,
+        "bytes_out": record.bytes_out,
+        "attempts": len(record.attempts),
+        "target": record.target_path,
+        "cache": record.cache_status or "DISABLED",
     }
-    if ctx.request.headers.get("x-portkey-metadata"):
-        try:
-            fields["metadata"] = ctx.metadata
-        except Exception:  # a malformed header is already the request's error
-            pass
-    if len(ctx.attempts) > 1:
+    if inbound.metadata or inbound.headers.get(METADATA):
+        # Parsed by the core before any work; empty when the header was the request's error.
+        fields["metadata"] = inbound.metadata
+    if len(record.attempts) > 1:
         # Every attempt, so a retried (and maybe twice billed) generation is visible.
-        fields["path_taken"] = [a["target"] for a in ctx.attempts]
-        fields["tries"] = ctx.attempts
-    if ctx.error:
-        fields["error"] = ctx.error
+        fields["path_taken"] = [a["target"] for a in record.attempts]
+        fields["tries"] = record.attempts
+    if record.error:
+        fields["error"] = record.error
     return fields
 
 

@@ -1,1 +1,3 @@
-"""The image store: images the gateway keeps and serves at ``GET /v1/images/files/{id}``."""
+"""Images the gateway handles itself: the store behind ``/v1/images/files/{id}``
+(:mod:`.store`), the URLs it hands out and the hosts it fetches from (:mod:`.urls`),
+fetching (:mod:`.fetch`) and telling a type from its bytes (:mod:`.sniff`)."""

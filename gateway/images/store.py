@@ -2,7 +2,8 @@
 
 A store class (registered with ``gateway_register_image_stores``) has a
 ``name`` (the value of ``images.store``) and is built once per app with
-``from_state(state)``.  Ids are unguessable (192 random bits); every image has
+``from_services(services)`` (:class:`gateway.services.Services`: the settings,
+and the cache for a store that keeps images there).  Ids are unguessable (192 random bits); every image has
 an expiry, after which it is gone.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ImageStore:
     name: ClassVar[str] = ""
 
     @classmethod
-    def from_state(cls, state: Any) -> ImageStore:
+    def from_services(cls, services: Any) -> ImageStore:
         raise NotImplementedError
 
     async def put(self, data: bytes, content_type: str, ttl: float) -> str:
@@ -78,8 +79,8 @@ class LocalImageStore(ImageStore):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     @classmethod
-    def from_state(cls, state: Any) -> LocalImageStore:
-        cfg = state.settings.images
+    def from_services(cls, services: Any) -> LocalImageStore:
+        cfg = services.settings.images
         return cls(Path(cfg.directory), cfg.max_bytes, cfg.sweep_interval)
 
     async def put(self, data: bytes, content_type: str, ttl: float) -> str:
@@ -160,23 +161,23 @@ class CacheImageStore(ImageStore):
 
     name = "cache"
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    def __init__(self, services: Any) -> None:
+        self.services = services
 
     @classmethod
-    def from_state(cls, state: Any) -> CacheImageStore:
-        return cls(state)
+    def from_services(cls, services: Any) -> CacheImageStore:
+        return cls(services)
 
     async def put(self, data: bytes, content_type: str, ttl: float) -> str:
         image_id = new_id()
         record = msgspec.msgpack.encode(StoredImage(content_type, time.time() + ttl, data=data))
-        await self.state.cache.set("i:" + image_id, record, ttl=ttl)
+        await self.services.cache.set("i:" + image_id, record, ttl=ttl)
         return image_id
 
     async def get(self, image_id: str) -> StoredImage | None:
         if not valid_id(image_id):
             return None
-        raw = await self.state.cache.get("i:" + image_id)
+        raw = await self.services.cache.get("i:" + image_id)
         return None if raw is None else msgspec.msgpack.decode(raw, type=StoredImage)
 
 

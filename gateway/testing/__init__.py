@@ -9,6 +9,7 @@ in :mod:`gateway.testing.pytest_plugin` (loaded automatically through the
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +19,15 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
-__all__ = ["FakeUpstream", "Recorded", "Reply", "LogCapture"]
+from gateway.logging import configure_logging
+
+__all__ = ["PNG_1X1", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "image_url_allowed", "make_app",
+           "make_attempt", "make_provider", "services_of"]
+
+#: A 1x1 PNG, for fakes that need a real image.
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 class Recorded:
@@ -174,10 +183,19 @@ class LogCapture:
         return [line for line in self.lines if line.get("event") == name]
 
     def install(self) -> None:
-        from gateway.logging import configure_logging
-
         configure_logging("json", "debug", stream=self.stream, cache=False)
 
     @staticmethod
     def uninstall() -> None:
         structlog.reset_defaults()
+
+
+# The in-process harness (after FakeUpstream: it needs nothing of this module).
+from gateway.testing.harness import (  # noqa: E402
+    answer,
+    image_url_allowed,
+    make_app,
+    make_attempt,
+    make_provider,
+    services_of,
+)

@@ -33,6 +33,8 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from gateway.app import create_app
+from gateway.keys import GATEWAY
 from gateway.testing import FakeUpstream, Recorded, Reply
 
 __all__ = ["ProviderContract", "make_png"]
@@ -68,6 +70,8 @@ class ProviderContract:
     api_key: ClassVar[str] = "contract-key-0123456789"
     #: Provider options (config target fields) the requests need, if any.
     target_options: ClassVar[dict[str, Any]] = {}
+    #: ``[providers.<slug>]`` settings besides ``base_url``.
+    provider_settings: ClassVar[dict[str, Any]] = {}
     #: A ``size`` the model does not take as it is, and what lenient mode sends instead
     #: (as :meth:`sent_size` reads it); None when the provider takes any size.
     odd_size: ClassVar[str | None] = None
@@ -147,48 +151,35 @@ class ProviderContract:
         fake.on("GET", path, Reply(body=data, content_type=content_type))
         return fake.url + path
 
-    # -- plumbing -------------------------------------------------------------------------
+    # -- plumbing: the pytest plugin's fixtures, set from the class attributes ----------
     @pytest.fixture
-    async def fake(self) -> Any:
-        upstream = await FakeUpstream().start()
-        try:
-            yield upstream
-        finally:
-            await upstream.close()
+    def gateway_plugins(self) -> list[Any]:
+        return list(self.plugins)
 
     @pytest.fixture
-    async def server(self, aiohttp_server: Any, fake: FakeUpstream) -> Any:
-        from gateway.app import create_app
-
-        app = create_app({"providers": {self.provider: {"base_url": fake.url + self.base_path}}},
-                         plugins=self.plugins)
-        return await aiohttp_server(app)
-
-    @pytest.fixture
-    async def client(self, aiohttp_client: Any, server: Any) -> Any:
-        return await aiohttp_client(server)
+    def gateway_settings(self, fake_upstream: FakeUpstream) -> dict[str, Any]:
+        provider = {"base_url": fake_upstream.url + self.base_path, **self.provider_settings}
+        return {"providers": {self.provider: provider}}
 
     async def generate(self, client: Any, headers: dict[str, str] | None = None, **body: Any) -> Any:
+        """POST a generation for ``model`` through ``client`` (``gateway_client``)."""
         body = {"prompt": "a lighthouse at dusk", "model": self.model, **body}
         return await client.post("/v1/images/generations", json=body, headers={**self.request_headers(), **(headers or {})})
 
     # -- the checks -----------------------------------------------------------------------
     def test_plugin_is_installed_by_entry_point(self) -> None:
-        from gateway.app import create_app
-        from gateway.keys import GATEWAY
-
         app = create_app({}, load_entrypoints=True)
         state = app[GATEWAY]
         assert self.provider in state.registry.providers
         assert self.entrypoint in [name for name, _ in state.pm.list_name_plugin()]
 
-    async def test_generation_through_the_openai_sdk(self, server: Any, fake: FakeUpstream) -> None:
+    async def test_generation_through_the_openai_sdk(self, gateway_server: Any, fake_upstream: FakeUpstream) -> None:
         import openai
 
         served: list[list[bytes]] = []
-        self.install_success(fake, served)
+        self.install_success(fake_upstream, served)
         headers = {k: v for k, v in self.request_headers().items() if k.lower() != "authorization"}
-        async with openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=self.api_key,
+        async with openai.AsyncOpenAI(base_url=str(gateway_server.make_url("/v1")), api_key=self.api_key,
                                       default_headers=headers, max_retries=0) as sdk:
             raw = await sdk.images.with_raw_response.generate(
                 model=self.model, prompt="a lighthouse at dusk", response_format="b64_json")
@@ -199,110 +190,110 @@ class ProviderContract:
         result = raw.parse()
         assert [base64.b64decode(d.b64_json) for d in result.data] == served[0]
 
-    async def test_n_images_come_back_in_order(self, client: Any, fake: FakeUpstream) -> None:
+    async def test_n_images_come_back_in_order(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
         served: list[list[bytes]] = []
-        self.install_success(fake, served)
-        resp = await self.generate(client, n=3, response_format="b64_json")
+        self.install_success(fake_upstream, served)
+        resp = await self.generate(gateway_client, n=3, response_format="b64_json")
         assert resp.status == 200, await resp.text()
         got = [base64.b64decode(d["b64_json"]) for d in (await resp.json())["data"]]
         assert len(got) == 3 and len(set(got)) == 3
         # Each upstream call's images stay together and in the provider's order.
         calls = sorted(served, key=lambda images: got.index(images[0]))
         assert got == [img for images in calls for img in images]
-        assert sum(self.images_asked(r) for r in self.generation_requests(fake)) == 3
+        assert sum(self.images_asked(r) for r in self.generation_requests(fake_upstream)) == 3
 
-    async def test_size_is_mapped_leniently_and_refused_strictly(self, client: Any, fake: FakeUpstream) -> None:
+    async def test_size_is_mapped_leniently_and_refused_strictly(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
         if self.odd_size is None:
             pytest.skip("the provider takes any size")
-        self.install_success(fake, [])
-        resp = await self.generate(client, size=self.odd_size)
+        self.install_success(fake_upstream, [])
+        resp = await self.generate(gateway_client, size=self.odd_size)
         assert resp.status == 200, await resp.text()
-        assert self.sent_size(self.generation_requests(fake)[-1]) == self.mapped_size
+        assert self.sent_size(self.generation_requests(fake_upstream)[-1]) == self.mapped_size
         assert f"size={self.odd_size}->" in resp.headers["x-portkey-adjusted-params"]
-        before = len(fake.requests)
-        resp = await self.generate(client, {"x-portkey-strict-params": "true"}, size=self.odd_size)
+        before = len(fake_upstream.requests)
+        resp = await self.generate(gateway_client, {"x-portkey-strict-params": "true"}, size=self.odd_size)
         assert resp.status == 400
         err = (await resp.json())["error"]
         assert err["param"] == "size" and "allowed" in err["message"]
-        assert len(fake.requests) == before
+        assert len(fake_upstream.requests) == before
 
-    async def test_response_format_url_serves_the_image(self, client: Any, fake: FakeUpstream) -> None:
+    async def test_response_format_url_serves_the_image(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
         served: list[list[bytes]] = []
-        self.install_success(fake, served)
-        resp = await self.generate(client, response_format="url")
+        self.install_success(fake_upstream, served)
+        resp = await self.generate(gateway_client, response_format="url")
         assert resp.status == 200, await resp.text()
         url = (await resp.json())["data"][0]["url"]
-        if url.startswith(fake.url):
+        if url.startswith(fake_upstream.url):
             # A provider that answers with URLs: its own URL is handed on as it is.
             async with aiohttp.ClientSession() as session, session.get(url) as image:
                 assert image.status == 200
                 assert await image.read() == served[0][0]
             return
-        assert url.startswith(str(client.make_url("/v1/images/files/")))
-        image = await client.get("/" + url.split("://", 1)[1].partition("/")[2])
+        assert url.startswith(str(gateway_client.make_url("/v1/images/files/")))
+        image = await gateway_client.get("/" + url.split("://", 1)[1].partition("/")[2])
         assert image.status == 200
         assert image.headers["Content-Type"] == "image/png"
         assert await image.read() == served[0][0]
 
-    async def test_response_format_b64_json(self, client: Any, fake: FakeUpstream) -> None:
+    async def test_response_format_b64_json(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
         served: list[list[bytes]] = []
-        self.install_success(fake, served)
-        resp = await self.generate(client, response_format="b64_json")
+        self.install_success(fake_upstream, served)
+        resp = await self.generate(gateway_client, response_format="b64_json")
         assert resp.status == 200, await resp.text()
         item = (await resp.json())["data"][0]
         assert "url" not in item
         assert base64.b64decode(item["b64_json"]) == served[0][0]
 
-    async def test_provider_error_keeps_status_and_message(self, client: Any, fake: FakeUpstream) -> None:
-        self.install_reply(fake, self.error_answer(422, self.error_message))
-        resp = await self.generate(client)
+    async def test_provider_error_keeps_status_and_message(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
+        self.install_reply(fake_upstream, self.error_answer(422, self.error_message))
+        resp = await self.generate(gateway_client)
         assert resp.status == 422, await resp.text()
         doc = await resp.json()
         assert self.error_message in doc["error"]["message"]
         assert doc["provider"] == self.provider
         assert resp.headers["Content-Type"].startswith("application/json")
 
-    async def test_content_policy_refusal_has_one_code(self, client: Any, fake: FakeUpstream) -> None:
-        self.install_reply(fake, self.content_policy_answer(fake))
-        resp = await self.generate(client)
+    async def test_content_policy_refusal_has_one_code(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
+        self.install_reply(fake_upstream, self.content_policy_answer(fake_upstream))
+        resp = await self.generate(gateway_client)
         assert 400 <= resp.status < 500, await resp.text()
         doc = await resp.json()
         assert doc["error"]["code"] == "content_policy_violation"
         assert doc["provider"] == self.provider
 
-    async def test_malformed_answer_is_a_502(self, client: Any, fake: FakeUpstream) -> None:
-        self.install_reply(fake, self.malformed_answer())
-        resp = await self.generate(client)
+    async def test_malformed_answer_is_a_502(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
+        self.install_reply(fake_upstream, self.malformed_answer())
+        resp = await self.generate(gateway_client)
         assert resp.status == 502, await resp.text()
         doc = await resp.json()
         assert doc["error"]["code"] == "invalid_provider_response"
         assert self.provider in doc["error"]["message"]
 
-    async def test_auth_placement_and_no_gateway_headers_upstream(self, client: Any, fake: FakeUpstream) -> None:
-        self.install_success(fake, [])
-        resp = await self.generate(client, {
+    async def test_auth_placement_and_no_gateway_headers_upstream(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
+        self.install_success(fake_upstream, [])
+        resp = await self.generate(gateway_client, {
             "x-portkey-trace-id": "contract-trace", "x-portkey-metadata": '{"team": "contract"}',
             "x-portkey-cache-force-refresh": "false", "x-portkey-request-timeout": "30000"})
         assert resp.status == 200, await resp.text()
-        for rec in fake.requests:
+        for rec in fake_upstream.requests:
             leaked = [name for name in rec.headers if name.lower().startswith("x-portkey-")]
             assert not leaked, f"{rec.method} {rec.path} carried {leaked}"
-        self.assert_auth(self.generation_requests(fake)[0])
+        self.assert_auth(self.generation_requests(fake_upstream)[0])
 
-    async def test_client_disconnect_cancels_the_upstream_request(self, server: Any, fake: FakeUpstream) -> None:
-        self.install_hang(fake)
+    async def test_client_disconnect_cancels_the_upstream_request(self, gateway_server: Any, fake_upstream: FakeUpstream) -> None:
+        self.install_hang(fake_upstream)
         body = {"prompt": "a lighthouse at dusk", "model": self.model}
         async with aiohttp.ClientSession() as session:
             with pytest.raises(asyncio.TimeoutError):
-                await session.post(server.make_url("/v1/images/generations"), json=body,
+                await session.post(gateway_server.make_url("/v1/images/generations"), json=body,
                                    headers=self.request_headers(), timeout=aiohttp.ClientTimeout(total=0.5))
-        await self.assert_upstream_cancelled(fake)
+        await self.assert_upstream_cancelled(fake_upstream)
 
-    async def test_request_timeout_cancels_the_upstream_request(self, client: Any, fake: FakeUpstream) -> None:
-        self.install_hang(fake)
-        resp = await self.generate(client, {"x-portkey-request-timeout": "300"})
+    async def test_request_timeout_cancels_the_upstream_request(self, gateway_client: Any, fake_upstream: FakeUpstream) -> None:
+        self.install_hang(fake_upstream)
+        resp = await self.generate(gateway_client, {"x-portkey-request-timeout": "300"})
         assert resp.status == 408
-        await self.assert_upstream_cancelled(fake)
+        await self.assert_upstream_cancelled(fake_upstream)
 
 
 async def _eventually(check: Any, message: str, timeout: float = 5.0) -> None:

@@ -12,6 +12,11 @@ from typing import Any
 
 import pytest
 
+from gateway.app import create_app
+from gateway.keys import GATEWAY
+from gateway.services import Services
+from gateway.testing import FakeUpstream, LogCapture
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gateway_entrypoints: load plugins through entry points in gateway_app")
@@ -32,10 +37,27 @@ def gateway_plugins() -> list[Any]:
 @pytest.fixture
 def gateway_app(request: pytest.FixtureRequest, gateway_settings: dict[str, Any], gateway_plugins: list[Any]):  # noqa: ANN201
     """A gateway app built the way ``gateway serve`` builds it."""
-    from gateway.app import create_app
-
     entrypoints = request.node.get_closest_marker("gateway_entrypoints") is not None
     return create_app(gateway_settings, plugins=gateway_plugins, load_entrypoints=entrypoints)
+
+
+@pytest.fixture
+def gateway_services(gateway_app) -> Services:  # noqa: ANN001
+    """The :class:`gateway.sdk.Services` of ``gateway_app``: its registry (the provider
+    instances), ``sleep`` (swap it so retries and polls never wait), ``drain()``."""
+    return gateway_app[GATEWAY]
+
+
+@pytest.fixture
+def no_sleep(gateway_services: Services) -> list[float]:
+    """Retries and polls record their waits here instead of sleeping."""
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    gateway_services.sleep = sleep
+    return waited
 
 
 @pytest.fixture
@@ -53,8 +75,6 @@ async def gateway_client(aiohttp_client, gateway_server):  # noqa: ANN001, ANN20
 @pytest.fixture
 async def fake_upstream() -> AsyncIterator[Any]:
     """A scriptable fake provider on loopback; see :class:`gateway.testing.FakeUpstream`."""
-    from gateway.testing import FakeUpstream
-
     upstream = await FakeUpstream().start()
     try:
         yield upstream
@@ -65,8 +85,6 @@ async def fake_upstream() -> AsyncIterator[Any]:
 @pytest.fixture
 def log_capture() -> Iterator[Any]:
     """Capture the gateway's rendered JSON log lines (``.text``, ``.lines``, ``.events(name)``)."""
-    from gateway.testing import LogCapture
-
     cap = LogCapture()
     cap.install()
     try:

@@ -1,7 +1,7 @@
 """Azure OpenAI provider plugin: ``x-portkey-provider: azure-openai``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_azure_openai.provider import AzureOpenAIProvider
 
 __version__ = "0.1.0"

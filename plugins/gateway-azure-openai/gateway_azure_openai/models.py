@@ -7,7 +7,7 @@ request's ``model`` (or the ``azure_model_name`` option), and by
 """
 from __future__ import annotations
 
-from gateway.provider import ModelCapabilities
+from gateway.sdk import ModelCapabilities
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "PARAMETERS"]
 

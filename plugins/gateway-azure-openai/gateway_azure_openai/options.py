@@ -13,7 +13,7 @@ import re
 
 import msgspec
 
-from gateway.settings import ProviderSettings
+from gateway.sdk import ProviderSettings
 
 __all__ = [
     "DEFAULT_API_VERSION", "HEADER_OPTIONS", "V1_VERSIONS", "AzureOpenAIOptions", "AzureOpenAISettings",

@@ -3,19 +3,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError
-from gateway.generation import (
+from gateway.sdk import (
+    Answer,
+    Attempt,
+    BadParam,
+    Capabilities,
     ContentPolicyViolation,
+    GatewayError,
     GenerationRequest,
     GenerationResult,
     MalformedAnswer,
+    OpenAICompatibleProvider,
+    UpstreamRequest,
 )
-from gateway.negotiation import BadParam
-from gateway.openai_compatible import OpenAICompatibleProvider
-from gateway.provider import IMAGES_GENERATIONS, Call, Capabilities, UpstreamRequest
 from gateway_azure_openai import urls
 from gateway_azure_openai.errors import content_refusal, item_refusal
 from gateway_azure_openai.models import DEFAULT_MODEL, MODELS, PARAMETERS
@@ -25,7 +27,6 @@ from gateway_azure_openai.options import (
     AzureOpenAISettings,
     ad_token,
 )
-
 
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):
@@ -42,67 +43,77 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     capabilities = Capabilities(
         default_model=DEFAULT_MODEL, models=MODELS, parameters=PARAMETERS, passes_unknown_parameters=True,
     )
+    #: A client's own ``api-key`` (the AzureOpenAI SDK's, on passthrough without a
+    #: gateway-side key) chooses whose resource answers: cached answers are kept apart.
+    cache_vary_headers = ("accept", "accept-encoding", "api-key")
+    #: Per-request ids, timings and rate-limit counters Azure and its API Management front add.
+    volatile_headers = frozenset({
+        "set-cookie", "x-request-id", "date", "age", "apim-request-id", "x-ms-client-request-id",
+        "x-envoy-upstream-service-time", "azureml-model-session", "x-ratelimit-remaining-requests",
+        "x-ratelimit-remaining-tokens",
+    })
     settings: AzureOpenAISettings
 
     # -- where and how -------------------------------------------------------------
-    def auth_headers(self, call: Call) -> dict[str, str]:
+    def auth_headers(self, attempt: Attempt) -> dict[str, str]:
         """``api-key: <key>``, or ``Authorization: Bearer <token>`` with an Entra ID token."""
-        token = call.options.azure_ad_token
+        token = attempt.options.azure_ad_token
         if token:
             return {"Authorization": f"Bearer {ad_token(token)}"}
-        return {"api-key": str(call.api_key)} if call.api_key else {}
+        return {"api-key": str(attempt.api_key)} if attempt.api_key else {}
 
-    def build_proxy(self, call: Call) -> UpstreamRequest:
-        req = super().build_proxy(call)
-        if call.options.azure_ad_token:
+    def build_proxy(self, attempt: Attempt) -> UpstreamRequest:
+        req = super().build_proxy(attempt)
+        if attempt.options.azure_ad_token:
             # The configured credential wins: a client's own `api-key` does not ride along.
             req.headers.popall("api-key", None)
         return req
 
-    def proxy_url(self, call: Call, path: str, query_string: str) -> str:
-        return urls.proxy_url(call.base_url, call.options, self.settings.api_version, path, query_string)
+    def proxy_url(self, attempt: Attempt, path: str, query_string: str) -> str:
+        return urls.proxy_url(attempt.base_url, attempt.options, self.settings.api_version, path, query_string)
 
-    def generation_url(self, call: Call, req: GenerationRequest) -> str:
-        return urls.generation_url(call.base_url, call.options, self.settings.api_version)
+    def generation_url(self, attempt: Attempt, req: GenerationRequest) -> str:
+        return urls.generation_url(attempt.base_url, attempt.options, self.settings.api_version)
 
     # -- the request ---------------------------------------------------------------
-    def build_request(self, call: Call) -> Any:
-        if call.endpoint == IMAGES_GENERATIONS:
-            self._check_generation_target(call)
-            named = call.options.azure_model_name
-            asked = call.params.get("model")
-            if named and not (isinstance(asked, str) and asked in MODELS):
-                # The deployment's model, as the config or header states it, drives the mapping.
-                override = {**(call.target.override_params or {}), "model": named}
-                call.target = msgspec.structs.replace(call.target, override_params=override)
-        return super().build_request(call)
+    def generation_params(self, attempt: Attempt) -> dict[str, Any]:
+        """The target checked (a 400 naming what is missing, before any mapping or upstream
+        call), and the deployment's model, as the config or header names it, driving the
+        mapping when the request's ``model`` is not one the plugin knows."""
+        self._check_generation_target(attempt)
+        named = _named_model(attempt)
+        if named is not None:
+            return {**attempt.params, "model": named}
+        return attempt.params
 
-    def _check_generation_target(self, call: Call) -> None:
+    def _check_generation_target(self, attempt: Attempt) -> None:
         """A 400 naming what is missing, before any parameter mapping or upstream call."""
-        urls.api_root(call.base_url, call.options)
-        if urls.is_v1(call.options, self.settings.api_version):
-            urls.require_deployment(call.options, _client_model(call))
+        urls.api_root(attempt.base_url, attempt.options)
+        if urls.is_v1(attempt.options, self.settings.api_version):
+            urls.require_deployment(attempt.options, _client_model(attempt))
         else:
-            urls.require_deployment(call.options)
-        if call.params.get("stream") is True:
+            urls.require_deployment(attempt.options)
+        if attempt.params.get("stream") is True:
             raise BadParam("stream", "`stream` is not supported on /v1/images/generations (the gateway answers "
                                      "one JSON document); stream through passthrough /v1/openai/... instead")
 
-    def body_model(self, call: Call, req: GenerationRequest) -> str | None:
+    def body_model(self, attempt: Attempt, req: GenerationRequest) -> str | None:
         """The dated API takes the model from the deployment, so ``model`` goes only when
-        the client or the config named one; the v1 API wants the deployment name there."""
-        if urls.is_v1(call.options, self.settings.api_version):
-            return urls.require_deployment(call.options, _client_model(call))
-        named = call.params.get("model")
+        the client, the config or ``azure_model_name`` named one; the v1 API wants the
+        deployment name there."""
+        if urls.is_v1(attempt.options, self.settings.api_version):
+            return urls.require_deployment(attempt.options, _client_model(attempt))
+        named = _named_model(attempt) or attempt.params.get("model")
         return named if isinstance(named, str) else None
 
-    def body_as_sent(self, call: Call, req: GenerationRequest) -> bool:
-        return super().body_as_sent(call, req) and _client_model(call) == self.body_model(call, req)
+    def body_as_sent(self, attempt: Attempt, req: GenerationRequest) -> bool:
+        # A model substituted from `azure_model_name` is a change the client's bytes lack.
+        return (super().body_as_sent(attempt, req) and _named_model(attempt) is None
+                and _client_model(attempt) == self.body_model(attempt, req))
 
     # -- the answer ----------------------------------------------------------------
-    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
-                         body: bytes) -> GenerationResult:
-        result = super().parse_generation(call, req, resp, body)
+    def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
+        result = super().parse_generation(attempt, req, answer)
         if len(result.images) != req.n:
             raise MalformedAnswer(self.name, f"asked for {req.n} images, got {len(result.images)}")
         return result
@@ -131,7 +142,17 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         return super().error_from_response(status, body, content_type)
 
 
-def _client_model(call: Call) -> str | None:
+def _named_model(attempt: Attempt) -> str | None:
+    """``azure_model_name`` when it stands in for the request's ``model`` (which names no
+    model the plugin knows), else None."""
+    named = attempt.options.azure_model_name
+    asked = attempt.params.get("model")
+    if named and not (isinstance(asked, str) and asked in MODELS):
+        return named
+    return None
+
+
+def _client_model(attempt: Attempt) -> str | None:
     """The ``model`` the client itself sent (on the v1 API, a deployment name)."""
-    model = call.ctx.params.get("model")
+    model = attempt.inbound.params.get("model")
     return model if isinstance(model, str) and model else None

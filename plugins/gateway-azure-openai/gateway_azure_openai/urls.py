@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, quote, urlencode
 
-from gateway.errors import BadRequest
+from gateway.sdk import BadRequest
 from gateway_azure_openai.options import (
     DEFAULT_API_VERSION,
     V1_VERSIONS,

@@ -2,19 +2,29 @@
 from __future__ import annotations
 
 import base64
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
 
 import gateway_azure_openai
 import msgspec
 import openai
 import pytest
-from azure_openai_fake import AzureOpenAIFake, content_policy_refusal, filter_results
 from portkey_ai import createHeaders
 
-from gateway.app import create_app
-from gateway.generation import host_allowed
-from gateway.keys import GATEWAY
-from gateway.testing import Reply
-from gateway.testing.provider_contract import ProviderContract
+from gateway.sdk import (
+    PROXY,
+    BadParam,
+    BadRequest,
+    ContentPolicyViolation,
+    MalformedAnswer,
+    StartupError,
+)
+from gateway.testing import Reply, answer, make_attempt
+from gateway.testing.harness import make_provider
+from gateway.testing.provider_contract import ProviderContract, make_png
+from gateway_azure_openai import testing as fake_api
+from gateway_azure_openai.provider import AzureOpenAIProvider
+from gateway_azure_openai.testing import content_policy_refusal, filter_results
 
 GEN = "/v1/images/generations"
 KEY = "azure-key-1"
@@ -34,11 +44,6 @@ def config(**target: object) -> dict[str, str]:
 @pytest.fixture
 def gateway_plugins():  # noqa: ANN201
     return [gateway_azure_openai]
-
-
-@pytest.fixture
-def azure(fake_upstream):  # noqa: ANN001, ANN201
-    return AzureOpenAIFake(fake_upstream).install()
 
 
 @pytest.fixture
@@ -187,12 +192,11 @@ async def test_values_that_would_change_the_url_are_refused(gateway_client, fake
     assert fake_upstream.requests == []
 
 
-def test_a_bad_virtual_key_option_stops_start_up():
-    from gateway.errors import StartupError
-
+@pytest.mark.parametrize("gateway_settings", [
+    {"virtual_keys": {"bad": {"provider": "azure-openai", "api_key": "k", "resource_name": "a.b"}}}])
+def test_a_bad_virtual_key_option_stops_start_up(request, gateway_settings):  # noqa: ANN001
     with pytest.raises(StartupError, match="resource_name"):
-        create_app({"virtual_keys": {"bad": {"provider": "azure-openai", "api_key": "k", "resource_name": "a.b"}}},
-                   plugins=[gateway_azure_openai])
+        request.getfixturevalue("gateway_app")
 
 
 async def test_stream_is_refused_on_the_unified_route(gateway_client, fake_upstream):  # noqa: ANN001
@@ -371,7 +375,7 @@ async def test_passthrough_needs_the_resource(gateway_client, fake_upstream):  #
 
 async def test_custom_host_replaces_the_resource_url(gateway_client, fake_upstream):  # noqa: ANN001
     # An API Management front door, say: no resource name needed.
-    AzureOpenAIFake(fake_upstream, root="/apim/openai").install()
+    fake_api.install(fake_upstream, root="/apim/openai")
     headers = {k: v for k, v in H.items() if k != "x-portkey-azure-resource-name"}
     resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={
         **headers, "x-portkey-custom-host": fake_upstream.url + "/apim/openai"})
@@ -382,25 +386,20 @@ async def test_custom_host_replaces_the_resource_url(gateway_client, fake_upstre
 # -- settings and registration ----------------------------------------------------------------------
 
 def test_default_base_url_and_settings():
-    app = create_app({}, plugins=[gateway_azure_openai], load_entrypoints=False)
-    provider = app[GATEWAY].registry.providers["azure-openai"]
+    provider = make_provider(AzureOpenAIProvider)
     assert provider.base_url == "https://{resource_name}.openai.azure.com/openai"
     assert provider.settings.api_version == "2025-04-01-preview"
-    app = create_app({"providers": {"azure-openai": {"base_url": "https://{resource_name}.openai.azure.us/openai/",
-                                                     "api_version": "2024-10-21"}}},
-                     plugins=[gateway_azure_openai], load_entrypoints=False)
-    provider = app[GATEWAY].registry.providers["azure-openai"]
+    provider = make_provider(AzureOpenAIProvider, {"base_url": "https://{resource_name}.openai.azure.us/openai/",
+                                                   "api_version": "2024-10-21"})
     assert provider.base_url == "https://{resource_name}.openai.azure.us/openai"
     assert provider.settings.api_version == "2024-10-21"
 
 
-def test_images_are_fetched_only_from_azures_image_storage():
-    app = create_app({}, plugins=[gateway_azure_openai], load_entrypoints=False)
-    provider = app[GATEWAY].registry.providers["azure-openai"]
-
-    class FakeCall:
-        base_url = provider.base_url
-
+async def test_images_are_fetched_only_from_azures_image_storage(gateway_client, fake_upstream):  # noqa: ANN001
+    # The core's host check (gateway.images.urls.host_allowed) is not part of gateway.sdk or
+    # gateway.testing: a URL the gateway must refuse is refused through the gateway itself; one it
+    # may fetch would be fetched from Azure over the network, so the declaration is checked instead.
+    provider = make_provider(AzureOpenAIProvider)
     for url, ok in [
         ("https://dalleprodsec.blob.core.windows.net/private/images/1/generated_00.png?se=1", True),
         ("https://dalletipusw2.blob.core.windows.net/private/images/1/generated_00.png", True),
@@ -408,13 +407,153 @@ def test_images_are_fetched_only_from_azures_image_storage():
         ("https://attacker.blob.core.windows.net/x.png", False),
         ("https://169.254.169.254/latest/meta-data", False),
     ]:
-        assert host_allowed(provider, FakeCall(), url) is ok, url
+        parts = urlsplit(url)
+        declared = parts.scheme == "https" and any(fnmatch(parts.hostname or "", p) for p in provider.image_hosts)
+        assert declared is ok, url
+        if ok:
+            continue
+        fake_upstream.on("POST", "/contoso/openai/deployments/img/images/generations",
+                         Reply(json={"created": 1, "data": [{"url": url}]}))
+        resp = await gateway_client.post(GEN, json={"prompt": "x", "model": "dall-e-3", "response_format": "b64_json"},
+                                         headers=H)
+        assert resp.status == 502, url
+        err = (await resp.json())["error"]
+        assert err["code"] == "invalid_provider_response", url
+        assert f"not on azure-openai's own hosts ({parts.hostname})" in err["message"], url
+        assert fake_upstream.last.path == "/contoso/openai/deployments/img/images/generations", url
 
 
 def test_options_never_show_the_entra_token():
     from gateway_azure_openai.options import AzureOpenAIOptions
 
     assert "secret-token" not in repr(AzureOpenAIOptions(azure_ad_token="secret-token"))
+
+
+# -- the translations, in process (no server) ------------------------------------------------
+
+#: Options of a target on the fake's resource and its gpt-image-1 deployment.
+OPTIONS = {"resource_name": "contoso", "deployment_id": "img"}
+
+
+def b64_item(k: int = 1) -> dict[str, str]:
+    return {"b64_json": base64.b64encode(make_png(k)).decode()}
+
+
+def test_the_clients_body_goes_as_sent_to_the_deployment():
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "model": "gpt-image-1", "size": "1024x1024"},
+                           options=OPTIONS, api_key=KEY)
+    req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
+    assert req.url == ("https://contoso.openai.azure.com/openai/deployments/img/images/generations"
+                       "?api-version=2025-04-01-preview")
+    assert req.body is attempt.inbound.body
+    assert req.headers["api-key"] == KEY and "Authorization" not in req.headers
+
+
+def test_azure_model_name_drives_the_mapping_and_goes_in_the_body():
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "size": "1536x1024"},
+                           options={**OPTIONS, "deployment_id": "dalle", "azure_model_name": "dall-e-3"})
+    part = attempt.plan.parts[0]
+    assert part.model == "dall-e-3" and part.size == "1792x1024"
+    assert attempt.plan.adjusted == ["size=1536x1024->1792x1024"]
+    # The substituted model is a change: the client's bytes (which name none) cannot go as they are,
+    # even when nothing else was adjusted.
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x"},
+                           options={**OPTIONS, "deployment_id": "dalle", "azure_model_name": "dall-e-3"})
+    part = attempt.plan.parts[0]
+    assert not part.changed and not attempt.target.override_params
+    assert attempt.provider.body_as_sent(attempt, part) is False
+    req = attempt.provider.build_generation(attempt, part)
+    assert msgspec.json.decode(req.body) == {"prompt": "x", "model": "dall-e-3"}
+    # A model the plugin knows wins over the option.
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "model": "gpt-image-1"},
+                           options={**OPTIONS, "azure_model_name": "dall-e-3"})
+    assert attempt.plan.parts[0].model == "gpt-image-1"
+    assert attempt.provider.body_as_sent(attempt, attempt.plan.parts[0]) is True
+
+
+def test_v1_api_url_and_model_in_process():
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "model": "mini"},
+                           options={"resource_name": "contoso", "api_version": "preview"})
+    req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
+    assert req.url == "https://contoso.openai.azure.com/openai/v1/images/generations?api-version=preview"
+    assert msgspec.json.decode(req.body) == {"prompt": "x", "model": "mini"}
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "model": "gpt-image-1"},
+                           options={**OPTIONS, "api_version": "v1"})
+    req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
+    assert req.url == "https://contoso.openai.azure.com/openai/v1/images/generations"
+    assert msgspec.json.decode(req.body) == {"prompt": "x", "model": "img"}
+
+
+def test_a_custom_host_needs_no_resource_name():
+    attempt = make_attempt(AzureOpenAIProvider, options={"deployment_id": "img"},
+                           custom_host="https://apim.example.com/openai")
+    req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
+    assert req.url.startswith("https://apim.example.com/openai/deployments/img/images/generations?")
+
+
+@pytest.mark.parametrize(("options", "body", "error", "param"), [
+    ({"deployment_id": "img"}, {}, BadRequest, "x-portkey-azure-resource-name"),
+    ({"resource_name": "contoso"}, {}, BadRequest, "x-portkey-azure-deployment-id"),
+    ({"resource_name": "contoso", "api_version": "v1"}, {}, BadRequest, "x-portkey-azure-deployment-id"),
+    (OPTIONS, {"stream": True}, BadParam, "stream"),
+])
+def test_a_target_that_cannot_generate_is_refused_before_mapping(options, body, error, param):  # noqa: ANN001
+    with pytest.raises(error) as info:
+        make_attempt(AzureOpenAIProvider, body={"prompt": "x", **body}, options=options)
+    assert info.value.param == param and info.value.status == 400
+
+
+def test_parse_generation_counts_the_images():
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "n": 2}, options=OPTIONS)
+    part = attempt.plan.parts[0]
+    result = attempt.provider.parse_generation(
+        attempt, part, answer(200, {"created": 1, "data": [b64_item(1), b64_item(2)], "usage": {"total_tokens": 3}}))
+    assert len(result.images) == 2 and result.extra == {"usage": {"total_tokens": 3}}
+    with pytest.raises(MalformedAnswer, match="asked for 2 images, got 1"):
+        attempt.provider.parse_generation(attempt, part, answer(200, {"created": 1, "data": [b64_item()]}))
+
+
+def test_a_filtered_item_of_a_2xx_answer_is_a_refusal():
+    attempt = make_attempt(AzureOpenAIProvider, options=OPTIONS)
+    with pytest.raises(ContentPolicyViolation, match=r"\(filtered: hate\)"):
+        attempt.provider.parse_generation(attempt, attempt.plan.parts[0], answer(200, {
+            "created": 1, "data": [{"content_filter_results": filter_results(hate="high")}]}))
+
+
+def test_upstream_errors_in_process():
+    provider = make_provider(AzureOpenAIProvider)
+    refusal = content_policy_refusal()
+    err = provider.upstream_error(answer(400, refusal.body, content_type="application/json"))
+    assert isinstance(err, ContentPolicyViolation) and err.status == 400
+    assert err.code == "content_policy_violation" and err.message.endswith("(filtered: violence)")
+    err = provider.upstream_error(answer(429, {"error": {"code": "429", "message": "rate limit"}},
+                                         {"Retry-After": "7"}))
+    assert (err.status, err.code) == (429, "429")
+    assert err.upstream_headers["Retry-After"] == "7"
+
+
+@pytest.mark.parametrize(("path", "query", "options", "url"), [
+    ("/images/edits", "", OPTIONS,
+     "https://contoso.openai.azure.com/openai/deployments/img/images/edits?api-version=2025-04-01-preview"),
+    ("/openai/deployments/img/images/edits", "api-version=2024-10-21&x=1", OPTIONS,
+     "https://contoso.openai.azure.com/openai/deployments/img/images/edits?api-version=2024-10-21&x=1"),
+    ("/models", "", OPTIONS, "https://contoso.openai.azure.com/openai/models?api-version=2025-04-01-preview"),
+    ("/images/edits", "", {**OPTIONS, "api_version": "v1"}, "https://contoso.openai.azure.com/openai/v1/images/edits"),
+])
+def test_proxy_url_in_process(path, query, options, url):  # noqa: ANN001
+    attempt = make_attempt(AzureOpenAIProvider, endpoint=PROXY, path=path, query_string=query, options=options)
+    assert attempt.provider.proxy_url(attempt, attempt.inbound.path, attempt.inbound.query_string) == url
+
+
+def test_build_proxy_with_an_entra_token_drops_the_clients_api_key():
+    attempt = make_attempt(AzureOpenAIProvider, endpoint=PROXY, method="GET", path="/models", api_key=None,
+                           headers={"api-key": "client-own-key"},
+                           options={"resource_name": "contoso", "azure_ad_token": "Bearer entra-token-1"})
+    req = attempt.provider.build_proxy(attempt)
+    assert req.headers["Authorization"] == "Bearer entra-token-1" and "api-key" not in req.headers
+    attempt = make_attempt(AzureOpenAIProvider, endpoint=PROXY, method="GET", path="/models", api_key=None,
+                           headers={"api-key": "client-own-key"}, options={"resource_name": "contoso"})
+    assert attempt.provider.build_proxy(attempt).headers["api-key"] == "client-own-key"
 
 
 # -- the conformance suite ----------------------------------------------------------------------------

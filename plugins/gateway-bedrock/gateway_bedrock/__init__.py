@@ -1,7 +1,7 @@
 """AWS Bedrock provider plugin: ``x-portkey-provider: bedrock``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_bedrock.provider import BedrockProvider
 
 __version__ = "0.1.0"

@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.errors import GatewayError, ProviderError
-from gateway.generation import ContentPolicyViolation
+from gateway.sdk import ContentPolicyViolation, GatewayError, ProviderError
 
 __all__ = ["bedrock_error", "error_type"]
 

@@ -25,14 +25,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from gateway.errors import UpstreamError
-from gateway.generation import (
+from gateway.sdk import (
     ContentPolicyViolation,
     GenerationRequest,
     Image,
     MalformedAnswer,
+    ModelCapabilities,
+    UpstreamError,
 )
-from gateway.provider import ModelCapabilities
 
 __all__ = [
     "DEFAULT_MODEL", "FAMILIES", "MODELS", "NATIVE_PARAMETERS", "REGION_PREFIXES", "Family", "ModelTable",

@@ -5,7 +5,7 @@ import re
 
 import msgspec
 
-from gateway.settings import ProviderSettings
+from gateway.sdk import ProviderSettings
 
 __all__ = ["AUTH_TYPES", "HEADER_OPTIONS", "BedrockOptions", "BedrockSettings"]
 

@@ -19,22 +19,26 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
 import msgspec
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
-from gateway import headers as h
-from gateway.errors import AuthError, GatewayError, UpstreamError
-from gateway.generation import (
+from gateway.sdk import (
+    Answer,
+    Attempt,
+    AuthError,
+    BadParam,
+    Capabilities,
+    GatewayError,
     GenerationRequest,
     GenerationResult,
     MalformedAnswer,
+    Provider,
+    UpstreamError,
+    UpstreamRequest,
     decode_json,
 )
-from gateway.negotiation import BadParam
-from gateway.outcome import Outcome
-from gateway.provider import PROXY, Call, Capabilities, Provider, UpstreamRequest
+from gateway.sdk import headers as h
 from gateway_bedrock.auth import (
     AUTH_HEADERS,
     CredentialsUnavailable,
@@ -58,6 +62,11 @@ from gateway_bedrock.options import HEADER_OPTIONS, BedrockOptions, BedrockSetti
 __all__ = ["DEFAULT_REGION", "BedrockProvider"]
 
 DEFAULT_REGION = "us-east-1"
+#: Bedrock request headers that change what InvokeModel answers (passthrough cache key).
+VARY_HEADERS = ("content-type", "x-amzn-bedrock-trace", "x-amzn-bedrock-guardrailidentifier",
+                "x-amzn-bedrock-guardrailversion", "x-amzn-bedrock-performanceconfig-latency")
+#: Bedrock answer headers that describe one invocation only.
+VOLATILE_HEADERS = frozenset({"x-amzn-requestid", "x-amzn-bedrock-invocation-latency"})
 _encode = msgspec.json.Encoder().encode
 
 
@@ -73,6 +82,13 @@ class BedrockProvider(Provider):
         parameters=frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format"})
         | NATIVE_PARAMETERS,
     )
+    # SigV4 signs the body's hash: passthrough needs the body whole before build_proxy.
+    proxy_reads_body = True
+    #: Besides the content negotiation headers, Bedrock's own request headers change
+    #: the answer (a trace, a guardrail, a latency tier).
+    cache_vary_headers: ClassVar[tuple[str, ...]] = (*Provider.cache_vary_headers, *VARY_HEADERS)
+    #: Per-invocation answer headers (request id, timings) are not kept with a cached answer.
+    volatile_headers: ClassVar[frozenset[str]] = Provider.volatile_headers | VOLATILE_HEADERS
 
     def __init__(self, settings: BedrockSettings) -> None:
         super().__init__(settings)
@@ -82,27 +98,27 @@ class BedrockProvider(Provider):
         self.use_environment = settings.environment_credentials
 
     # -- where requests go ----------------------------------------------------------
-    def region(self, call: Call) -> str:
-        return call.options.aws_region or self.environment.region or DEFAULT_REGION
+    def region(self, attempt: Attempt) -> str:
+        return attempt.options.aws_region or self.environment.region or DEFAULT_REGION
 
-    def endpoint(self, call: Call) -> str:
-        """The bedrock-runtime base URL for the call's region (a custom host as it is)."""
-        if call.target.custom_host:
-            return call.base_url
-        return call.base_url.replace("{region}", self.region(call))
+    def endpoint(self, attempt: Attempt) -> str:
+        """The bedrock-runtime base URL for the attempt's region (a custom host as it is)."""
+        if attempt.custom_host:
+            return attempt.base_url
+        return attempt.base_url.replace("{region}", self.region(attempt))
 
-    def proxy_url(self, call: Call, path: str, query_string: str) -> str:
-        url = self.endpoint(call) + path
+    def proxy_url(self, attempt: Attempt, path: str, query_string: str) -> str:
+        url = self.endpoint(attempt) + path
         return f"{url}?{query_string}" if query_string else url
 
     # -- images.generations -----------------------------------------------------------
-    def dialect_model(self, call: Call, model: str) -> str:
+    def dialect_model(self, attempt: Attempt, model: str) -> str:
         """The model whose request dialect applies (``aws_bedrock_model`` names it for
         an application inference profile)."""
-        return call.options.aws_bedrock_model or model
+        return attempt.options.aws_bedrock_model or model
 
-    def family(self, call: Call, model: str) -> Family:
-        family = family_of(self.dialect_model(call, model))
+    def family(self, attempt: Attempt, model: str) -> Family:
+        family = family_of(self.dialect_model(attempt, model))
         if family is None:
             raise BadParam(
                 "model",
@@ -113,46 +129,44 @@ class BedrockProvider(Provider):
             )
         return family
 
-    def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
+    def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         model = req.model or DEFAULT_MODEL
-        family = self.family(call, model)
-        dialect = self.dialect_model(call, model)
-        extra = self._natives(call, req, family.natives_for(dialect), model)
-        req = self._fit_nova(call, req, dialect, model)
+        family = self.family(attempt, model)
+        dialect = self.dialect_model(attempt, model)
+        extra = self._natives(attempt, req, family.natives_for(dialect), model)
+        req = self._fit_nova(attempt, req, dialect, model)
         body = _encode(family.body(dialect, req, extra))
-        url = wire_url(f"{self.endpoint(call)}/model/{quote(model, safe='')}/invoke")
-        headers: CIMultiDict[str] = CIMultiDict(call.forwarded_headers())
+        url = wire_url(f"{self.endpoint(attempt)}/model/{quote(model, safe='')}/invoke")
+        headers: CIMultiDict[str] = CIMultiDict(attempt.forwarded_headers())
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "application/json"
         return UpstreamRequest("POST", url, headers, body)
 
-    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
-                         body: bytes) -> GenerationResult:
+    def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
         model = req.model or DEFAULT_MODEL
+        body = answer.body
         doc = decode_json(self, body)
-        images = self.family(call, model).images(self.name, req, doc, body, req.extra)
+        images = self.family(attempt, model).images(self.name, req, doc, body, req.extra)
         if len(images) != req.n:
             raise MalformedAnswer(self.name, f"asked for {req.n} images, got {len(images)}", body)
         return GenerationResult(images=images)
 
-    async def generate(self, call: Call, req: GenerationRequest) -> GenerationResult:
-        await self.authorize(call)
-        return await super().generate(call, req)
-
-    def _natives(self, call: Call, req: GenerationRequest, allowed: frozenset[str], model: str) -> dict[str, Any]:
+    def _natives(self, attempt: Attempt, req: GenerationRequest, allowed: frozenset[str],
+                 model: str) -> dict[str, Any]:
         """The native parameters this model's dialect takes; others are a 400 in strict
         mode and dropped (and reported) otherwise."""
         out = {}
         for key, value in req.extra.items():
             if key in allowed:
                 out[key] = value
-            elif call.strict_params:
+            elif attempt.strict_params:
                 raise BadParam(key, f"Parameter `{key}` is not supported by {self.name} model {model!r}")
             else:
-                _report(call, f"{key}=(dropped)")
+                assert attempt.plan is not None  # built from a negotiated plan
+                attempt.plan.report(f"{key}=(dropped)")
         return out
 
-    def _fit_nova(self, call: Call, req: GenerationRequest, dialect: str, model: str) -> GenerationRequest:
+    def _fit_nova(self, attempt: Attempt, req: GenerationRequest, dialect: str, model: str) -> GenerationRequest:
         """Nova Canvas takes aspect ratios from 1:4 to 4:1 only: the long side is cut."""
         if not bare_model_id(dialect).startswith("amazon.nova-canvas") or req.width is None or req.height is None:
             return req
@@ -160,67 +174,60 @@ class BedrockProvider(Provider):
         short = min(w, hgt)
         if max(w, hgt) <= NOVA_MAX_RATIO * short:
             return req
-        asked = call.params.get("size", req.size)
-        if call.strict_params:
+        asked = attempt.params.get("size", req.size)
+        if attempt.strict_params:
             raise BadParam("size", f"`size` {asked!r} is not supported by {self.name} model {model!r}; allowed: "
                                    f"aspect ratios from 1:{NOVA_MAX_RATIO} to {NOVA_MAX_RATIO}:1")
         if w > hgt:
             w = NOVA_MAX_RATIO * short
         else:
             hgt = NOVA_MAX_RATIO * short
-        plan = call.generation
-        if plan is not None:
-            plan.adjusted[:] = [a for a in plan.adjusted if not a.startswith("size=")]
-        _report(call, f"size={asked}->{w}x{hgt}")
+        assert attempt.plan is not None  # built from a negotiated plan
+        attempt.plan.report(f"size={asked}->{w}x{hgt}", replacing="size=")
         return msgspec.structs.replace(req, width=w, height=hgt, size=f"{w}x{hgt}")
 
     # -- passthrough ------------------------------------------------------------------
-    async def build_proxy(self, call: Call) -> UpstreamRequest:
-        ctx = call.ctx
-        body = await _body_bytes(ctx)
-        headers = h.passthrough_headers(ctx.headers)
+    def build_proxy(self, attempt: Attempt) -> UpstreamRequest:
+        """The client's request as bedrock-runtime takes it, unsigned (:meth:`authorize`
+        signs it last).  The core has read the body whole (``proxy_reads_body``)."""
+        inbound = attempt.inbound
+        headers = h.passthrough_headers(inbound.headers)
         for name in AUTH_HEADERS:
             headers.popall(name, None)
         if not headers.get("Accept-Encoding"):
             # Relayed as the provider sent it: ask for no encoding the client did not ask for.
             headers["Accept-Encoding"] = "identity"
         # The raw path keeps the client's encoding (an ARN's %2F stays one path segment).
-        raw = ctx.request.rel_url.raw_path
-        path = raw[len("/v1"):] if raw.startswith("/v1/") else ctx.path
-        url = wire_url(self.proxy_url(call, path, ctx.request.rel_url.raw_query_string))
-        return UpstreamRequest(ctx.request.method, url, headers, body=body or None, decompress=False)
-
-    async def execute(self, call: Call) -> Outcome:
-        if call.endpoint == PROXY:
-            await self.authorize(call)
-        return await super().execute(call)
+        raw = inbound.raw_path
+        path = raw[len("/v1"):] if raw.startswith("/v1/") else inbound.path
+        url = wire_url(self.proxy_url(attempt, path, inbound.raw_query_string))
+        return UpstreamRequest(inbound.method, url, headers, body=inbound.body or None, decompress=False)
 
     # -- authentication ---------------------------------------------------------------
-    async def authorize(self, call: Call) -> None:
-        """Put the call's credentials on ``call.upstream`` (see the module docstring)."""
-        req = call.upstream
-        assert req is not None
-        opts: BedrockOptions = call.options
+    async def authorize(self, attempt: Attempt, request: UpstreamRequest) -> None:
+        """Put the attempt's credentials on ``request`` (see the module docstring): called
+        by the core for every request just before it is sent, after transform plugins."""
+        opts: BedrockOptions = attempt.options
         mode = opts.aws_auth_type
         if mode == "apiKey":
-            key = call.api_key or self._own_bearer(call)
+            key = attempt.api_key or self._own_bearer(attempt)
             if not key:
                 raise AuthError(f"{self.name}: `aws_auth_type` apiKey needs a Bedrock API key "
                                 "(Authorization: Bearer <key>, or `api_key` in the config)", provider=self.name)
-            _bearer(req, key)
+            _bearer(request, key)
             return
         if mode != "serviceRole":
             if opts.aws_access_key_id and opts.aws_secret_access_key:
                 creds = Credentials(opts.aws_access_key_id, opts.aws_secret_access_key, opts.aws_session_token)
-                sign(req.method, req.url, req.headers, req.body, creds, self.region(call))
+                sign(request.method, request.url, request.headers, request.body, creds, self.region(attempt))
                 return
-            if call.api_key:
-                _bearer(req, call.api_key)
+            if attempt.api_key:
+                _bearer(request, attempt.api_key)
                 return
-        self._check_own(call)
-        key = self._own_bearer(call)
+        self._check_own(attempt)
+        key = self._own_bearer(attempt)
         if key:
-            _bearer(req, key)
+            _bearer(request, key)
             return
         try:
             creds = await self.environment.get()
@@ -235,9 +242,9 @@ class BedrockProvider(Provider):
                 f"Authorization: Bearer <key>; the gateway has no AWS credentials of its own{why}",
                 provider=self.name,
             )
-        sign(req.method, req.url, req.headers, req.body, creds, self.region(call))
+        sign(request.method, request.url, request.headers, request.body, creds, self.region(attempt))
 
-    def _check_own(self, call: Call) -> None:
+    def _check_own(self, attempt: Attempt) -> None:
         if not self.use_environment:
             raise AuthError(
                 f"{self.name}: no AWS credentials: send x-portkey-aws-access-key-id and "
@@ -245,21 +252,22 @@ class BedrockProvider(Provider):
                 "Authorization: Bearer <key> (the gateway's own AWS credentials are turned off)",
                 provider=self.name,
             )
-        if call.target.custom_host:
+        if attempt.custom_host:
             # A caller-chosen host must never receive the gateway's own key or signature.
             raise AuthError(f"{self.name}: the gateway's own AWS credentials are not sent to a custom host; "
                             "send credentials with the request", provider=self.name)
 
-    def _own_bearer(self, call: Call) -> str | None:
+    def _own_bearer(self, attempt: Attempt) -> str | None:
         if self.environment.bearer is None:
             return None
-        self._check_own(call)
+        self._check_own(attempt)
         return self.environment.bearer
 
     # -- errors -----------------------------------------------------------------------
-    def upstream_error(self, resp: aiohttp.ClientResponse, body: bytes) -> GatewayError:
-        err = bedrock_error(self.name, resp.status, body, error_type(resp.headers.get("x-amzn-ErrorType")))
-        err.upstream_headers = h.relay_headers(resp.headers)  # type: ignore[attr-defined]
+    def upstream_error(self, answer: Answer) -> GatewayError:
+        err = bedrock_error(self.name, answer.status, answer.body,
+                            error_type(answer.headers.get("x-amzn-ErrorType")))
+        err.upstream_headers = h.relay_headers(answer.headers)
         return err
 
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:
@@ -271,26 +279,3 @@ def _bearer(req: UpstreamRequest, key: str) -> None:
         req.headers.popall(name, None)
     req.headers["Authorization"] = f"Bearer {key}"
 
-
-def _report(call: Call, note: str) -> None:
-    """Say in ``x-portkey-adjusted-params`` what lenient mode changed (once per plan)."""
-    plan = call.generation
-    if plan is not None and note not in plan.adjusted:
-        plan.adjusted.append(note)
-
-
-async def _body_bytes(ctx: Any) -> bytes:
-    """The whole passthrough body (SigV4 signs its hash).  The handler has already
-    refused a body over the size limit, or limits a chunked one as it is read; kept
-    on the context so a retry sends the same bytes."""
-    stream = ctx.body_stream
-    if stream is None:
-        return b""
-    if isinstance(stream, (bytes, bytearray)):
-        return bytes(stream)
-    if isinstance(stream, aiohttp.StreamReader):
-        body = await stream.read()
-    else:
-        body = b"".join([chunk async for chunk in stream])
-    ctx.body_stream = body
-    return body

@@ -4,20 +4,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import gateway_bedrock
-from bedrock_fake import (
-    ACCESS_KEY,
-    API_KEY,
-    SECRET_KEY,
-    BedrockFake,
-    clean_aws_environment,
-    error,
-    path_of,
-)
+from gateway_bedrock.testing import ACCESS_KEY, API_KEY, SECRET_KEY, error, install, path_of
 
 from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import ProviderContract
-
-__all__ = ["clean_aws_environment"]
 
 
 class _BedrockContract(ProviderContract):
@@ -27,9 +17,7 @@ class _BedrockContract(ProviderContract):
 
     def install_success(self, fake: FakeUpstream, served: list[list[bytes]]) -> None:
         # The faithful fake answers: it verifies the signature or API key and the body first.
-        bedrock = BedrockFake(fake)
-        bedrock.served = served
-        bedrock.install((self.model,))
+        install(fake, models=(self.model,), served=served)
 
     def error_answer(self, status: int, message: str) -> Reply:
         return error(status, "ValidationException", message)

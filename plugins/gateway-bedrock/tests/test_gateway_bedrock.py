@@ -3,52 +3,30 @@ from __future__ import annotations
 
 import base64
 
-import gateway_bedrock
 import msgspec
 import openai
 import pytest
-from bedrock_fake import (
+from gateway_bedrock.testing import (
     ACCESS_KEY,
     API_KEY,
     SECRET_KEY,
     SESSION_TOKEN,
     TEMP_ACCESS_KEY,
     TEMP_SECRET_KEY,
-    BedrockFake,
-    clean_aws_environment,
     error,
     path_of,
 )
 from portkey_ai import createHeaders
 
-from gateway import hookimpl
-from gateway.app import create_app
-from gateway.keys import GATEWAY
+from gateway.sdk import hookimpl
 from gateway.testing import Reply
 from gateway.testing.provider_contract import make_png
-
-__all__ = ["clean_aws_environment"]
 
 SIGV4 = {"x-portkey-provider": "bedrock", "x-portkey-aws-access-key-id": ACCESS_KEY,
          "x-portkey-aws-secret-access-key": SECRET_KEY}
 BEARER = {"x-portkey-provider": "bedrock", "Authorization": f"Bearer {API_KEY}"}
 NOVA = "amazon.nova-canvas-v1:0"
 SD35 = "stability.sd3-5-large-v1:0"
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_bedrock]
-
-
-@pytest.fixture
-def bedrock(fake_upstream):  # noqa: ANN001, ANN201
-    return BedrockFake(fake_upstream).install()
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream, bedrock):  # noqa: ANN001, ANN201
-    return {"providers": {"bedrock": {"base_url": fake_upstream.url}}}
 
 
 def config(**node: object) -> dict[str, str]:
@@ -253,12 +231,10 @@ async def test_wrong_secret_fails_the_signature_check(gateway_client, bedrock): 
     assert bedrock.signed == []
 
 
-async def test_region_template_in_base_url(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
+async def test_region_template_in_base_url(make_client, fake_upstream, bedrock):  # noqa: ANN001
     bedrock.region = "ap-southeast-2"
     fake_upstream.on("POST", "/ap-southeast-2" + path_of(NOVA), bedrock.handle)
-    app = create_app({"providers": {"bedrock": {"base_url": fake_upstream.url + "/{region}"}}},
-                     plugins=[gateway_bedrock])
-    client = await aiohttp_client(app)
+    client = await make_client(providers={"bedrock": {"base_url": fake_upstream.url + "/{region}"}})
     resp = await generate(client, {**SIGV4, "x-portkey-aws-region": "ap-southeast-2"}, model=NOVA)
     assert resp.status == 200, await resp.text()
     assert fake_upstream.last.path == "/ap-southeast-2" + path_of(NOVA)
@@ -272,17 +248,17 @@ class _Redirect:
         self.built: list[str] = []
 
     @hookimpl
-    def gateway_transform_request(self, ctx, call) -> None:  # noqa: ANN001
-        self.built.append(call.upstream.url)
-        call.upstream.url = call.upstream.url.replace("https://bedrock-runtime.eu-central-1.amazonaws.com",
-                                                      self.target)
+    def gateway_transform_request(self, ctx, attempt) -> None:  # noqa: ANN001
+        self.built.append(attempt.upstream.url)
+        attempt.upstream.url = attempt.upstream.url.replace("https://bedrock-runtime.eu-central-1.amazonaws.com",
+                                                            self.target)
 
 
 async def test_default_url_is_the_regions_runtime_and_signing_follows_a_transform(
-        aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
+        make_client, fake_upstream, bedrock):  # noqa: ANN001
     bedrock.region = "eu-central-1"
     redirect = _Redirect(fake_upstream.url)
-    client = await aiohttp_client(create_app({}, plugins=[gateway_bedrock, redirect]))
+    client = await make_client(redirect, providers={})
     resp = await generate(client, {**SIGV4, "x-portkey-aws-region": "eu-central-1"}, model="eu." + NOVA)
     assert resp.status == 200, await resp.text()
     assert redirect.built == ["https://bedrock-runtime.eu-central-1.amazonaws.com/model/eu.amazon.nova-canvas-v1:0/invoke"]
@@ -348,13 +324,10 @@ async def test_bad_options_are_a_400_naming_them(gateway_client, fake_upstream, 
     assert fake_upstream.requests == []
 
 
-async def test_virtual_key_holds_aws_credentials(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
-    app = create_app({"providers": {"bedrock": {"base_url": fake_upstream.url}},
-                      "virtual_keys": {"bedrock-prod": {"provider": "bedrock", "aws_access_key_id": TEMP_ACCESS_KEY,
-                                                        "aws_secret_access_key": TEMP_SECRET_KEY,
-                                                        "aws_session_token": SESSION_TOKEN}}},
-                     plugins=[gateway_bedrock])
-    client = await aiohttp_client(app)
+async def test_virtual_key_holds_aws_credentials(make_client, fake_upstream, bedrock):  # noqa: ANN001
+    client = await make_client(virtual_keys={"bedrock-prod": {
+        "provider": "bedrock", "aws_access_key_id": TEMP_ACCESS_KEY, "aws_secret_access_key": TEMP_SECRET_KEY,
+        "aws_session_token": SESSION_TOKEN}})
     resp = await generate(client, {"x-portkey-virtual-key": "bedrock-prod"}, model=NOVA)
     assert resp.status == 200, await resp.text()
     assert bedrock.signed[-1].access_key == TEMP_ACCESS_KEY
@@ -373,19 +346,18 @@ async def test_secrets_never_reach_the_log(gateway_client, log_capture):  # noqa
 
 # -- the gateway's own AWS identity -----------------------------------------------------------
 
-async def own_client(aiohttp_client, fake_upstream, **settings):  # noqa: ANN001, ANN201
-    app = create_app({"providers": {"bedrock": {"base_url": fake_upstream.url, **settings}}},
-                     plugins=[gateway_bedrock])
-    return await aiohttp_client(app)
+async def own_client(make_client, fake_upstream, **settings):  # noqa: ANN001, ANN201
+    """The gateway built after the test set its AWS environment up (the provider reads it once)."""
+    return await make_client(providers={"bedrock": {"base_url": fake_upstream.url, **settings}})
 
 
-async def test_environment_credentials_and_region(aiohttp_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
+async def test_environment_credentials_and_region(make_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEMP_ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEMP_SECRET_KEY)
     monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
     bedrock.region = "us-west-2"
-    client = await own_client(aiohttp_client, fake_upstream)
+    client = await own_client(make_client, fake_upstream)
     for _ in range(2):
         resp = await generate(client, {"x-portkey-provider": "bedrock"}, model=NOVA)
         assert resp.status == 200, await resp.text()
@@ -398,16 +370,16 @@ async def test_environment_credentials_and_region(aiohttp_client, fake_upstream,
     assert len(bedrock.signed) == 3
 
 
-async def test_environment_bedrock_api_key(aiohttp_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
+async def test_environment_bedrock_api_key(make_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", API_KEY)
-    client = await own_client(aiohttp_client, fake_upstream)
+    client = await own_client(make_client, fake_upstream)
     resp = await generate(client, {"x-portkey-provider": "bedrock"}, model=NOVA)
     assert resp.status == 200, await resp.text()
     assert fake_upstream.last.headers["Authorization"] == f"Bearer {API_KEY}"
 
 
-async def test_no_credentials_anywhere_is_a_401(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
-    client = await own_client(aiohttp_client, fake_upstream)
+async def test_no_credentials_anywhere_is_a_401(make_client, fake_upstream, bedrock):  # noqa: ANN001
+    client = await own_client(make_client, fake_upstream)
     resp = await generate(client, {"x-portkey-provider": "bedrock"}, model=NOVA)
     assert resp.status == 401
     doc = await resp.json()
@@ -415,11 +387,11 @@ async def test_no_credentials_anywhere_is_a_401(aiohttp_client, fake_upstream, b
     assert fake_upstream.requests == []
 
 
-async def test_own_credentials_never_go_to_a_custom_host(aiohttp_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
+async def test_own_credentials_never_go_to_a_custom_host(make_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", API_KEY)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    client = await own_client(aiohttp_client, fake_upstream)
+    client = await own_client(make_client, fake_upstream)
     resp = await generate(client, {"x-portkey-provider": "bedrock", "x-portkey-custom-host": fake_upstream.url},
                           model=NOVA)
     assert resp.status == 401
@@ -430,10 +402,10 @@ async def test_own_credentials_never_go_to_a_custom_host(aiohttp_client, fake_up
     assert resp.status == 200, await resp.text()
 
 
-async def test_own_credentials_can_be_turned_off(aiohttp_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
+async def test_own_credentials_can_be_turned_off(make_client, fake_upstream, bedrock, monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    client = await own_client(aiohttp_client, fake_upstream, environment_credentials=False)
+    client = await own_client(make_client, fake_upstream, environment_credentials=False)
     resp = await generate(client, {"x-portkey-provider": "bedrock"}, model=NOVA)
     assert resp.status == 401
     assert "turned off" in (await resp.json())["error"]["message"]
@@ -454,7 +426,8 @@ async def test_environment_is_asked_again_when_it_had_nothing(monkeypatch):  # n
     assert (creds.access_key, creds.secret_key, creds.token) == (ACCESS_KEY, SECRET_KEY, None)
 
 
-async def test_own_credentials_that_cannot_be_refreshed_are_a_502(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
+async def test_own_credentials_that_cannot_be_refreshed_are_a_502(make_client, app_services, fake_upstream,
+                                                                  bedrock):  # noqa: ANN001
     from botocore.exceptions import CredentialRetrievalError
 
     class Expiring:
@@ -464,8 +437,8 @@ async def test_own_credentials_that_cannot_be_refreshed_are_a_502(aiohttp_client
         def get_frozen_credentials(self) -> None:
             raise CredentialRetrievalError(provider="container-role", error_msg="connection timed out")
 
-    client = await own_client(aiohttp_client, fake_upstream)
-    client.app[GATEWAY].registry.providers["bedrock"].environment._resolve = Expiring
+    client = await own_client(make_client, fake_upstream)
+    app_services.registry.providers["bedrock"].environment._resolve = Expiring
     resp = await generate(client, {"x-portkey-provider": "bedrock"}, model=NOVA)
     assert resp.status == 502
     err = (await resp.json())["error"]
@@ -495,20 +468,14 @@ async def test_bedrock_errors_keep_status_type_and_message(gateway_client, fake_
     assert doc["provider"] == "bedrock"
 
 
-async def test_throttling_is_retried_after_a_new_signature(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
+async def test_throttling_is_retried_after_a_new_signature(gateway_client, no_sleep, fake_upstream, bedrock):  # noqa: ANN001
     fake_upstream.on("POST", path_of(NOVA), error(429, "ThrottlingException", "Too many requests"), bedrock.handle)
-    app = create_app({"providers": {"bedrock": {"base_url": fake_upstream.url}}}, plugins=[gateway_bedrock])
-    app[GATEWAY].sleep = _no_sleep
-    client = await aiohttp_client(app)
+    client = gateway_client
     headers = config(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, retry={"attempts": 1})
     resp = await generate(client, headers, model=NOVA)
     assert resp.status == 200, await resp.text()
     assert resp.headers["x-portkey-retry-attempt-count"] == "1"
     assert len(fake_upstream.requests) == 2 and len(bedrock.signed) == 1
-
-
-async def _no_sleep(_delay: float) -> None:
-    return None
 
 
 @pytest.mark.parametrize(
@@ -590,11 +557,10 @@ async def test_passthrough_relays_bedrock_errors_as_they_are(gateway_client, bed
     assert (await resp.json()) == {"message": "required key [textToImageParams] not found"}
 
 
-async def test_passthrough_retry_resends_the_same_body_signed_again(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
+async def test_passthrough_retry_resends_the_same_body_signed_again(gateway_client, no_sleep, fake_upstream,
+                                                                    bedrock):  # noqa: ANN001
     fake_upstream.on("POST", path_of(SD35), error(503, "ServiceUnavailableException", "try later"), bedrock.handle)
-    app = create_app({"providers": {"bedrock": {"base_url": fake_upstream.url}}}, plugins=[gateway_bedrock])
-    client = await aiohttp_client(app)
-    app[GATEWAY].sleep = _no_sleep
+    client = gateway_client
     headers = config(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, retry={"attempts": 1})
     resp = await client.post(f"/v1/model/{SD35}/invoke", data=b'{"prompt": "a red fox"}',
                              headers={**headers, "Content-Type": "application/json"})
@@ -603,10 +569,8 @@ async def test_passthrough_retry_resends_the_same_body_signed_again(aiohttp_clie
     assert len(bedrock.signed) == 1
 
 
-async def test_passthrough_body_over_the_limit_is_413(aiohttp_client, fake_upstream, bedrock):  # noqa: ANN001
-    app = create_app({"server": {"max_body_bytes": 64}, "providers": {"bedrock": {"base_url": fake_upstream.url}}},
-                     plugins=[gateway_bedrock])
-    client = await aiohttp_client(app)
+async def test_passthrough_body_over_the_limit_is_413(make_client, fake_upstream, bedrock):  # noqa: ANN001
+    client = await make_client(server={"max_body_bytes": 64})
 
     async def chunks():  # noqa: ANN202
         for _ in range(10):

@@ -1,4 +1,4 @@
-"""The ``redis`` cache backend: ``[cache] backend = "redis"``."""
+"""The ``redis`` cache backend: ``[cache] backend = "redis"``, connected as ``[redis]`` says."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,23 +6,29 @@ from typing import Any
 from aiocache import RedisCache
 from yarl import URL
 
-from gateway import hookimpl
-from gateway.cache.backend import BytesSerializer, CacheBackend
-from gateway.errors import StartupError
+from gateway.sdk import Base, BytesSerializer, CacheBackend, StartupError, hookimpl
 
 __version__ = "0.1.0"
 
 
+class RedisSettings(Base):
+    """``[redis]``: where the ``redis`` cache backend connects."""
+
+    #: ``redis://[:password@]host:port/db`` (``rediss://`` for TLS).
+    url: str = "redis://127.0.0.1:6379/0"
+
+
 class RedisBackend(CacheBackend):
-    """aiocache's RedisCache holding raw bytes, from ``cache.redis_url``."""
+    """aiocache's RedisCache holding raw bytes, at ``[redis] url``."""
 
     name = "redis"
 
     @classmethod
     def from_settings(cls, settings: Any) -> RedisCache:
-        url = URL(settings.cache.redis_url)
+        redis: RedisSettings = settings.sections["redis"]
+        url = URL(redis.url)
         if url.scheme not in ("redis", "rediss"):
-            raise StartupError(f"settings [cache] redis_url: expected redis:// or rediss://, got {url.scheme!r}")
+            raise StartupError(f"settings [redis] url: expected redis:// or rediss://, got {url.scheme!r}")
         db = int(url.path.strip("/") or 0)
         return RedisCache(
             serializer=BytesSerializer(), endpoint=url.host or "127.0.0.1", port=url.port or 6379, db=db,
@@ -34,3 +40,8 @@ class RedisBackend(CacheBackend):
 @hookimpl
 def gateway_register_cache_backends() -> list[type]:
     return [RedisBackend]
+
+
+@hookimpl
+def gateway_register_config_sections() -> dict[str, type]:
+    return {"redis": RedisSettings}

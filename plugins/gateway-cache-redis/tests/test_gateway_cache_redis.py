@@ -124,8 +124,10 @@ base_url = "{fake_upstream.url}/v1"
 
 [cache]
 backend = "redis"
-redis_url = "{redis.url}"
 op_timeout = 0.3
+
+[redis]
+url = "{redis.url}"
 """)
     a, b = GatewayProcess(config), GatewayProcess(config)
     session = aiohttp.ClientSession()

@@ -1,7 +1,7 @@
 """OpenAI provider plugin: ``x-portkey-provider: openai``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_openai.provider import OpenAIProvider
 
 __version__ = "0.1.0"

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
-from gateway.provider import Capabilities, ModelCapabilities
+from gateway.sdk import Attempt, Capabilities, ModelCapabilities, OpenAICompatibleProvider, OpenAIOptions
 
 
 class OpenAIProvider(OpenAICompatibleProvider):
@@ -41,10 +40,14 @@ class OpenAIProvider(OpenAICompatibleProvider):
         passes_unknown_parameters=True,
     )
 
-    def auth_headers(self, call):  # noqa: ANN001, ANN201
-        headers = super().auth_headers(call)
-        if call.options.openai_organization:
-            headers["OpenAI-Organization"] = call.options.openai_organization
-        if call.options.openai_project:
-            headers["OpenAI-Project"] = call.options.openai_project
+    #: The organization and project choose whose quota and data an answer comes from.
+    cache_vary_headers = ("accept", "accept-encoding", "openai-organization", "openai-project")
+    volatile_headers = frozenset({"set-cookie", "x-request-id", "openai-processing-ms", "date", "age"})
+
+    def auth_headers(self, attempt: Attempt) -> dict[str, str]:
+        headers = super().auth_headers(attempt)
+        if attempt.options.openai_organization:
+            headers["OpenAI-Organization"] = attempt.options.openai_organization
+        if attempt.options.openai_project:
+            headers["OpenAI-Project"] = attempt.options.openai_project
         return headers

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 import gateway_openai
-from gateway.keys import GATEWAY
-from gateway.testing import Reply, openai_fake
+from gateway.testing import Reply, make_app, services_of
+from gateway_openai import testing as openai_fake
 from gateway.testing.provider_contract import ProviderContract
 
 H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-openai-1"}
@@ -30,8 +30,8 @@ def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.gateway_entrypoints
-def test_plugin_is_installed(gateway_app):  # noqa: ANN001
-    assert "openai" in gateway_app[GATEWAY].registry.providers
+def test_plugin_is_installed(gateway_services):  # noqa: ANN001
+    assert "openai" in gateway_services.registry.providers
     gateway_bin = Path(sys.executable).with_name("gateway")
     out = subprocess.run([str(gateway_bin), "plugins"], capture_output=True, text=True, check=True).stdout
     assert "openai  gateway-openai " + gateway_openai.__version__ in out
@@ -112,10 +112,8 @@ async def test_passthrough_variations_to_openai_path(gateway_client, fake_upstre
 
 
 def test_default_base_url_is_openais():
-    from gateway.app import create_app
-
-    app = create_app({}, plugins=[gateway_openai], load_entrypoints=False)
-    assert app[GATEWAY].registry.providers["openai"].base_url == "https://api.openai.com/v1"
+    app = make_app({}, [gateway_openai])
+    assert services_of(app).registry.providers["openai"].base_url == "https://api.openai.com/v1"
 
 
 class TestContract(ProviderContract):

@@ -1,7 +1,7 @@
 """Replicate provider plugin: ``x-portkey-provider: replicate``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_replicate.provider import ReplicateProvider
 
 __version__ = "0.1.0"

@@ -13,9 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.generation import GenerationRequest
-from gateway.negotiation import BadParam
-from gateway.provider import ModelCapabilities
+from gateway.sdk import BadParam, GenerationRequest, ModelCapabilities
 
 #: Where ``size`` goes in a model's input:
 #: ``aspect_ratio``: ``aspect_ratio: "W:H"``;

@@ -13,8 +13,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.errors import GatewayError, ProviderError
-from gateway.generation import ContentPolicyViolation, GenerationResult, Image, MalformedAnswer
+from gateway.sdk import ContentPolicyViolation, GatewayError, GenerationResult, Image, MalformedAnswer, ProviderError
 
 PROVIDER = "replicate"
 RUNNING = frozenset({"starting", "processing"})

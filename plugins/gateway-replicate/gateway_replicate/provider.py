@@ -17,11 +17,21 @@ import aiohttp
 import msgspec
 import structlog
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.generation import GenerationRequest, GenerationResult, MalformedAnswer
-from gateway.negotiation import BadParam
-from gateway.provider import MAX_ERROR_BODY, Call, Capabilities, Provider, UpstreamRequest
-from gateway.settings import ProviderSettings
+from gateway.sdk import (
+    MAX_ERROR_BODY,
+    Attempt,
+    BadParam,
+    Capabilities,
+    GatewayError,
+    GenerationRequest,
+    GenerationResult,
+    MalformedAnswer,
+    Provider,
+    ProviderSettings,
+    Upstream,
+    UpstreamError,
+    UpstreamRequest,
+)
 from gateway_replicate.models import ANY_MODEL, DEFAULT_MODEL, MODELS, build_input, resolve
 from gateway_replicate.predictions import Prediction, error_from_problem, outcome, read_prediction
 
@@ -68,26 +78,26 @@ class ReplicateProvider(Provider):
     settings: ReplicateSettings
 
     # -- the create request ------------------------------------------------------------
-    def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
+    def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         model = req.model or DEFAULT_MODEL
         if not isinstance(model, str):
             raise BadParam("model", f"Invalid `model` {model!r}: expected a string")
         target = resolve(model)
         headers = {"Content-Type": "application/json"}
-        headers.update(call.forwarded_headers())
-        headers.update(self.wait_headers(call))
-        headers.update(self.auth_headers(call))
-        return UpstreamRequest("POST", call.base_url + target.path(), headers,
+        headers.update(attempt.forwarded_headers())
+        headers.update(self.wait_headers(attempt))
+        headers.update(self.auth_headers(attempt))
+        return UpstreamRequest("POST", attempt.base_url + target.path(), headers,
                                _encode(target.body(build_input(target.spec, req))))
 
-    def wait_headers(self, call: Call) -> dict[str, str]:
-        """``Prefer: wait=N`` and ``Cancel-After`` within the request's own deadline.
+    def wait_headers(self, attempt: Attempt) -> dict[str, str]:
+        """``Prefer: wait=N`` and ``Cancel-After`` within the attempt's own deadline.
 
         The create request must answer before the attempt times out: only then is
         the prediction's id known and the prediction can be cancelled.
         """
         budget = self.settings.max_wait
-        timeout_ms = call.timeout_ms
+        timeout_ms = attempt.timeout_ms
         if timeout_ms is not None:
             budget = min(budget, timeout_ms / 1000.0)
         headers = {"Cancel-After": f"{max(MIN_CANCEL_AFTER, math.ceil(budget))}s"}
@@ -97,12 +107,13 @@ class ReplicateProvider(Provider):
         return headers
 
     # -- running a prediction ----------------------------------------------------------
-    async def generate(self, call: Call, req: GenerationRequest) -> GenerationResult:
-        gw = call.ctx.gateway
+    async def generate(self, attempt: Attempt, req: GenerationRequest, upstream: Upstream) -> GenerationResult:
+        """Create the prediction (``attempt.upstream``), poll it until it ends, and cancel
+        it when the gateway gives up on it; every request goes through ``upstream``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.max_wait
-        assert call.upstream is not None
-        pred = read_prediction(await self._exchange(call, call.upstream))
+        assert attempt.upstream is not None
+        pred = read_prediction(await self._exchange(upstream, attempt.upstream))
         try:
             delay, failures = FIRST_POLL, 0
             while pred.running:
@@ -110,10 +121,11 @@ class ReplicateProvider(Provider):
                     raise UpstreamError(
                         f"{self.name} prediction {pred.id} did not finish within {self.settings.max_wait:g} s",
                         status=504, code="prediction_timeout", provider=self.name)
-                await gw.sleep(delay)
+                await upstream.sleep(delay)
                 delay = min(delay * 1.5, MAX_POLL)
                 try:
-                    pred = _same(pred, read_prediction(await self._exchange(call, self._get(call, pred.id))))
+                    body = await self._exchange(upstream, self._get(attempt, pred.id))
+                    pred = _same(pred, read_prediction(body))
                     failures = 0
                 except GatewayError as e:
                     if isinstance(e, MalformedAnswer) or e.status not in _TRANSIENT or failures >= POLL_RETRIES:
@@ -122,38 +134,41 @@ class ReplicateProvider(Provider):
         except BaseException:
             # Client gone, timeout or error: nobody will take this prediction's images.
             if pred.running:
-                gw.spawn(self._cancel(call, pred.id))
+                upstream.spawn(self._cancel(attempt, upstream, pred.id))
             raise
         return outcome(pred)
 
-    async def _exchange(self, call: Call, req: UpstreamRequest) -> bytes:
+    async def _exchange(self, upstream: Upstream, req: UpstreamRequest) -> bytes:
         """One request; the body of a 2xx answer, else the provider's error raised."""
-        resp = await call.send(req)
-        try:
-            if not 200 <= resp.status < 300:
-                raise self.upstream_error(resp, await call.read_body(resp, MAX_ERROR_BODY))
-            return await call.read_body(resp)
-        finally:
-            resp.release()
+        answer = await upstream.exchange(req)
+        if not answer.ok:
+            raise self.upstream_error(answer)
+        return answer.body
 
-    def _get(self, call: Call, prediction_id: str) -> UpstreamRequest:
-        # Built from the configured base URL, not the answer's `urls.get`: a custom host
+    def _get(self, attempt: Attempt, prediction_id: str) -> UpstreamRequest:
+        # Built from the attempt's base URL, not the answer's `urls.get`: a custom host
         # or proxy stays in the path, and the gateway never follows a URL it was handed.
-        return UpstreamRequest("GET", f"{call.base_url}/predictions/{prediction_id}", self.auth_headers(call))
+        return UpstreamRequest("GET", f"{attempt.base_url}/predictions/{prediction_id}", self.auth_headers(attempt))
 
-    async def _cancel(self, call: Call, prediction_id: str) -> None:
+    async def _cancel(self, attempt: Attempt, upstream: Upstream, prediction_id: str) -> None:
         """Cancel a prediction (runs as an app task: the request that made it is gone)."""
-        url = f"{call.base_url}/predictions/{prediction_id}/cancel"
+        url = f"{attempt.base_url}/predictions/{prediction_id}/cancel"
+        trace_id = attempt.inbound.trace_id
         try:
-            async with call.ctx.gateway.session.post(
-                url, headers=self.auth_headers(call), timeout=aiohttp.ClientTimeout(total=CANCEL_TIMEOUT),
-            ) as resp:
-                await resp.read()
-        except (aiohttp.ClientError, TimeoutError, RuntimeError) as e:
-            _log.warning("replicate.cancel_failed", prediction=prediction_id, error=f"{type(e).__name__}: {e}")
+            resp = await upstream.send(UpstreamRequest("POST", url, self.auth_headers(attempt)),
+                                       timeout=CANCEL_TIMEOUT)
+            try:
+                await upstream.read_body(resp, MAX_ERROR_BODY)
+            finally:
+                resp.release()
+        except (GatewayError, aiohttp.ClientError, TimeoutError, RuntimeError) as e:
+            # GatewayError: Upstream's 502s (unreachable, disconnected, reset); RuntimeError:
+            # the app's session closed at shutdown.
+            _log.warning("replicate.cancel_failed", prediction=prediction_id, error=f"{type(e).__name__}: {e}",
+                         trace_id=trace_id)
             return
         _log.info("replicate.prediction_cancelled", prediction=prediction_id, status=resp.status,
-                  trace_id=call.ctx.trace_id)
+                  trace_id=trace_id)
 
     # -- errors --------------------------------------------------------------------------
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:

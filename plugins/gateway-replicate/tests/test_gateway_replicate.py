@@ -8,44 +8,14 @@ import msgspec
 import openai
 import pytest
 
-import gateway_replicate
-from gateway.app import create_app
-from gateway.errors import StartupError
-from gateway.keys import GATEWAY
+from gateway.sdk import StartupError
 from gateway.testing import Reply
 from gateway.testing.provider_contract import make_png
 from gateway_replicate.models import SDXL_VERSION
-from replicate_fake import COMMUNITY_VERSION, NSFW, PROBLEM, ReplicateFake
+from gateway_replicate.testing import COMMUNITY_VERSION, NSFW, PROBLEM, install
 
 H = {"x-portkey-provider": "replicate", "Authorization": "Bearer r8_test_key"}
 FLUX = "/v1/models/black-forest-labs/flux-schnell/predictions"
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_replicate]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    return {"providers": {"replicate": {"base_url": fake_upstream.url + "/v1"}}}
-
-
-@pytest.fixture
-def sleeps(gateway_app):  # noqa: ANN001, ANN201
-    """Polls record their waits here and barely sleep."""
-    return _record_sleeps(gateway_app)
-
-
-def _record_sleeps(app):  # noqa: ANN001, ANN202
-    waited: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        await asyncio.sleep(min(seconds, 0.005))
-
-    app[GATEWAY].sleep = sleep
-    return waited
 
 
 def creates(upstream):  # noqa: ANN001, ANN201
@@ -71,7 +41,7 @@ async def post(client, body, headers=None):  # noqa: ANN001, ANN201
 # -- the create request per model ---------------------------------------------------------
 
 async def test_flux_schnell_finishes_within_the_sync_wait(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream).install()
+    fake = install(fake_upstream)
     body = {"prompt": "a red fox", "model": "black-forest-labs/flux-schnell", "n": 2, "size": "1920x1080",
             "seed": 7, "output_format": "png", "go_fast": True}
     resp = await post(gateway_client, body)
@@ -94,7 +64,7 @@ async def test_flux_schnell_finishes_within_the_sync_wait(gateway_client, fake_u
 
 
 async def test_default_model_is_flux_schnell_and_odd_sizes_map_to_the_nearest_ratio(gateway_client, fake_upstream):  # noqa: ANN001
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "size": "1000x1400"})
     assert resp.status == 200, await resp.text()
     assert fake_upstream.requests[0].path == FLUX
@@ -103,7 +73,7 @@ async def test_default_model_is_flux_schnell_and_odd_sizes_map_to_the_nearest_ra
 
 
 async def test_slow_prediction_is_polled_with_backoff(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream, steps=6).install()
+    fake = install(fake_upstream, steps=6)
     resp = await post(gateway_client, {"prompt": "a fox", "model": "black-forest-labs/flux-dev"})
     assert resp.status == 200, await resp.text()
     [pred] = fake.predictions.values()
@@ -115,7 +85,7 @@ async def test_slow_prediction_is_polled_with_backoff(gateway_client, fake_upstr
 
 
 async def test_versioned_sdxl_takes_width_height_in_multiples_of_8(gateway_client, fake_upstream):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream).install()
+    fake = install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "model": "stability-ai/sdxl", "n": 2, "size": "1000x700",
                                        "negative_prompt": "blurry"})
     assert resp.status == 200, await resp.text()
@@ -131,7 +101,7 @@ async def test_versioned_sdxl_takes_width_height_in_multiples_of_8(gateway_clien
 @pytest.mark.parametrize("model", [f"acme/pixel-art:{COMMUNITY_VERSION}", COMMUNITY_VERSION])
 async def test_any_other_model_gets_the_generic_mapping_one_prediction_per_image(gateway_client, fake_upstream,  # noqa: ANN001
                                                                                  model):
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "model": model, "n": 2, "size": "512x640", "seed": 10,
                                        "quality": "hd"})
     assert resp.status == 200, await resp.text()
@@ -144,7 +114,7 @@ async def test_any_other_model_gets_the_generic_mapping_one_prediction_per_image
 
 
 async def test_flux_pro_takes_a_custom_size_and_answers_one_url(gateway_client, fake_upstream):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream).install()
+    fake = install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "model": "black-forest-labs/flux-1.1-pro", "size": "1000x1500",
                                        "safety_tolerance": 5})
     assert resp.status == 200, await resp.text()
@@ -167,7 +137,7 @@ async def test_flux_pro_takes_a_custom_size_and_answers_one_url(gateway_client, 
      {"aspect_ratio": "1:1", "cfg": 4.5}),
 ])
 async def test_size_and_style_land_where_each_model_reads_them(gateway_client, fake_upstream, body, expect):  # noqa: ANN001
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", **body})
     assert resp.status == 200, await resp.text()
     [sent] = creates(fake_upstream)
@@ -176,7 +146,7 @@ async def test_size_and_style_land_where_each_model_reads_them(gateway_client, f
 
 
 async def test_native_parameters_from_override_params_and_config_key(gateway_client, fake_upstream):  # noqa: ANN001
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     cfg = {"provider": "replicate", "api_key": "r8_from_config", "override_params": {"output_format": "jpg"}}
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "a fox"},
                                      headers={"x-portkey-config": msgspec.json.encode(cfg).decode()})
@@ -187,7 +157,7 @@ async def test_native_parameters_from_override_params_and_config_key(gateway_cli
 
 
 async def test_b64_json_fetches_the_output_file(gateway_client, fake_upstream):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream).install()
+    fake = install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "n": 2, "response_format": "b64_json"})
     assert resp.status == 200, await resp.text()
     got = [base64.b64decode(d["b64_json"]) for d in (await resp.json())["data"]]
@@ -212,7 +182,7 @@ async def test_invalid_model_is_a_400_before_any_upstream_call(gateway_client, f
 
 
 async def test_openai_sdk(gateway_server, fake_upstream):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream).install()
+    fake = install(fake_upstream)
     async with openai.AsyncOpenAI(base_url=str(gateway_server.make_url("/v1")), api_key="r8_sdk",
                                   default_headers={"x-portkey-provider": "replicate"}, max_retries=0) as client:
         result = await client.images.generate(model="black-forest-labs/flux-dev", prompt="a fox", size="1024x1024", n=2)
@@ -225,7 +195,7 @@ async def test_openai_sdk(gateway_server, fake_upstream):  # noqa: ANN001
 # -- waiting, timeouts and cancelling --------------------------------------------------------
 
 async def test_request_timeout_cancels_the_prediction(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream, never=True).install()
+    fake = install(fake_upstream, never=True)
     resp = await post(gateway_client, {"prompt": "a fox"}, {"x-portkey-request-timeout": "200"})
     assert resp.status == 408
     [sent] = creates(fake_upstream)
@@ -237,7 +207,7 @@ async def test_request_timeout_cancels_the_prediction(gateway_client, fake_upstr
 
 
 async def test_sync_wait_stays_inside_the_request_timeout(gateway_client, fake_upstream):  # noqa: ANN001
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox"}, {"x-portkey-request-timeout": "10500"})
     assert resp.status == 200, await resp.text()
     sent = creates(fake_upstream)[0]
@@ -245,7 +215,7 @@ async def test_sync_wait_stays_inside_the_request_timeout(gateway_client, fake_u
 
 
 async def test_client_disconnect_cancels_the_prediction(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream, never=True).install()
+    fake = install(fake_upstream, never=True)
     task = asyncio.ensure_future(post(gateway_client, {"prompt": "a fox"}))
     await eventually(lambda: len(polls(fake_upstream)) >= 2)
     task.cancel()
@@ -255,7 +225,7 @@ async def test_client_disconnect_cancels_the_prediction(gateway_client, fake_ups
 
 
 async def test_every_parallel_prediction_is_cancelled_when_one_fails(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream, never=True).install()
+    fake = install(fake_upstream, never=True)
     first = True
 
     async def fail_one(request, rec):  # noqa: ANN001, ANN202
@@ -273,13 +243,10 @@ async def test_every_parallel_prediction_is_cancelled_when_one_fails(gateway_cli
     await eventually(lambda: sorted(fake.cancelled) == sorted(fake.predictions) and len(fake.predictions) == 2)
 
 
-async def test_max_wait_cancels_and_is_a_504(aiohttp_client, fake_upstream):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream, never=True).install()
-    app = create_app({"providers": {"replicate": {"base_url": fake_upstream.url + "/v1", "max_wait": 0.05,
-                                                  "sync_wait": 0}}}, plugins=[gateway_replicate])
-    _record_sleeps(app)
-    client = await aiohttp_client(app)
-    resp = await post(client, {"prompt": "a fox"})
+@pytest.mark.parametrize("gateway_settings", [{"max_wait": 0.05, "sync_wait": 0}], indirect=True)
+async def test_max_wait_cancels_and_is_a_504(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
+    fake = install(fake_upstream, never=True)
+    resp = await post(gateway_client, {"prompt": "a fox"})
     assert resp.status == 504
     err = (await resp.json())["error"]
     assert err["code"] == "prediction_timeout" and "within 0.05 s" in err["message"]
@@ -287,15 +254,16 @@ async def test_max_wait_cancels_and_is_a_504(aiohttp_client, fake_upstream):  # 
     await eventually(lambda: fake.cancelled == list(fake.predictions))
 
 
-def test_settings_are_checked_at_start_up():
+@pytest.mark.parametrize("gateway_settings", [{"providers": {"replicate": {"sync_wait": 61}}}])
+def test_settings_are_checked_at_start_up(request, gateway_settings):  # noqa: ANN001
     with pytest.raises(StartupError, match="sync_wait"):
-        create_app({"providers": {"replicate": {"sync_wait": 61}}}, plugins=[gateway_replicate])
+        request.getfixturevalue("gateway_app")
 
 
 # -- errors -------------------------------------------------------------------------------------
 
 async def test_missing_key_is_replicates_401(gateway_client, fake_upstream):  # noqa: ANN001
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox"}, {"Authorization": ""})
     assert resp.status == 401
     err = (await resp.json())["error"]
@@ -304,7 +272,7 @@ async def test_missing_key_is_replicates_401(gateway_client, fake_upstream):  # 
 
 
 async def test_input_validation_error_keeps_422_detail_and_field(gateway_client, fake_upstream):  # noqa: ANN001
-    ReplicateFake(fake_upstream).install()
+    install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "num_inference_steps": 9})
     assert resp.status == 422
     err = (await resp.json())["error"]
@@ -323,7 +291,7 @@ async def test_throttling_keeps_429_and_retry_after(gateway_client, fake_upstrea
 
 
 async def test_failed_prediction_is_a_502_with_its_error(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
-    ReplicateFake(fake_upstream, steps=2, fail="CUDA out of memory").install()
+    install(fake_upstream, steps=2, fail="CUDA out of memory")
     resp = await post(gateway_client, {"prompt": "a fox"})
     assert resp.status == 502
     doc = await resp.json()
@@ -336,7 +304,7 @@ async def test_failed_prediction_is_a_502_with_its_error(gateway_client, fake_up
     "The input or output was flagged as sensitive. Please try again with different inputs. (E005)",
 ])
 async def test_safety_refusals_are_content_policy_violations(gateway_client, fake_upstream, sleeps, message):  # noqa: ANN001
-    ReplicateFake(fake_upstream, steps=1, fail=message).install()
+    install(fake_upstream, steps=1, fail=message)
     resp = await post(gateway_client, {"prompt": "a fox"})
     assert resp.status == 400
     err = (await resp.json())["error"]
@@ -394,7 +362,7 @@ async def test_a_poll_that_keeps_failing_gives_up_and_cancels(gateway_client, fa
 # -- passthrough ------------------------------------------------------------------------------
 
 async def test_passthrough_reaches_the_native_api(gateway_client, fake_upstream):  # noqa: ANN001
-    fake = ReplicateFake(fake_upstream).install()
+    fake = install(fake_upstream)
     native = {"version": COMMUNITY_VERSION, "input": {"prompt": "a fox"}}
     resp = await gateway_client.post("/v1/predictions", json=native, headers={**H, "Prefer": "wait=5"})
     assert resp.status == 201
@@ -407,8 +375,8 @@ async def test_passthrough_reaches_the_native_api(gateway_client, fake_upstream)
     assert resp.status == 200 and (await resp.json())["id"] == pred["id"]
 
 
-def test_default_base_url_is_replicates():
-    app = create_app({}, plugins=[gateway_replicate], load_entrypoints=False)
-    provider = app[GATEWAY].registry.providers["replicate"]
+@pytest.mark.parametrize("gateway_settings", [{}])
+def test_default_base_url_is_replicates(gateway_app, app_services):  # noqa: ANN001
+    provider = app_services.registry.providers["replicate"]
     assert provider.base_url == "https://api.replicate.com/v1"
     assert provider.image_hosts == ("replicate.delivery", "*.replicate.delivery")

@@ -3,7 +3,8 @@
 A generation is create-then-poll here: success, hang and the cancel check
 install the whole fake API (create, get, cancel, output files) instead of one
 route; a hung prediction counts as cancelled when the fake receives
-``POST /v1/predictions/{id}/cancel``.
+``POST /v1/predictions/{id}/cancel``.  The app polls without the real pauses
+(:class:`QuickPolls` swaps the sleeper the core hands providers).
 """
 from __future__ import annotations
 
@@ -11,37 +12,34 @@ import asyncio
 from typing import Any, ClassVar
 
 import msgspec
-import pytest
 
 import gateway_replicate
-from gateway.keys import GATEWAY
+from gateway.sdk import Services, hookimpl
 from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import ProviderContract
-from replicate_fake import NSFW, PROBLEM, ReplicateFake
+from gateway_replicate.testing import NSFW, PROBLEM, install
+
+
+class QuickPolls:
+    """A plugin making the app's polls wait at most 10 ms."""
+
+    @hookimpl
+    def gateway_configure(self, services: Services) -> None:
+        async def quick(seconds: float) -> None:
+            await asyncio.sleep(min(seconds, 0.01))
+
+        services.sleep = quick
 
 
 class TestReplicateContract(ProviderContract):
     provider = "replicate"
-    plugins: ClassVar[list[Any]] = [gateway_replicate]
+    plugins: ClassVar[list[Any]] = [gateway_replicate, QuickPolls()]
     entrypoint = "replicate"
     model = "black-forest-labs/flux-schnell"
     route = ("POST", "/v1/models/black-forest-labs/flux-schnell/predictions")
     base_path = "/v1"
     odd_size = "1792x1024"
     mapped_size = "16:9"
-
-    @pytest.fixture
-    async def server(self, aiohttp_server: Any, fake: FakeUpstream) -> Any:
-        from gateway.app import create_app
-
-        app = create_app({"providers": {self.provider: {"base_url": fake.url + self.base_path}}},
-                         plugins=self.plugins)
-
-        async def quick(seconds: float) -> None:  # polls without the real pauses
-            await asyncio.sleep(min(seconds, 0.01))
-
-        app[GATEWAY].sleep = quick
-        return await aiohttp_server(app)
 
     def images_asked(self, rec: Recorded) -> int:
         return rec.json()["input"].get("num_outputs", 1)
@@ -60,11 +58,11 @@ class TestReplicateContract(ProviderContract):
 
     def install_success(self, fake: FakeUpstream, served: list[list[bytes]]) -> None:
         # One poll before each prediction succeeds, so the checks go through create and get.
-        replicate = ReplicateFake(fake, steps=1).install()
+        replicate = install(fake, steps=1)
         replicate.served = served
 
     def install_hang(self, fake: FakeUpstream) -> None:
-        ReplicateFake(fake, never=True).install()
+        install(fake, never=True)
 
     async def assert_upstream_cancelled(self, fake: FakeUpstream) -> None:
         for _ in range(250):

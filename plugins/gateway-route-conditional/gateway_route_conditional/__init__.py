@@ -1,13 +1,31 @@
 """``strategy.mode = "conditional"``: the first condition that matches picks a target by name."""
 from __future__ import annotations
 
-from gateway import hookimpl
-from gateway.errors import BadRequest, ConfigError
-from gateway.outcome import Outcome
-from gateway.routing import RoutingStrategy
+from typing import Any
+
+from gateway.sdk import (
+    BadRequest,
+    ConfigError,
+    Outcome,
+    RequestContext,
+    Router,
+    RoutingStrategy,
+    StrategyConfig,
+    Target,
+    hookimpl,
+)
 from gateway_route_conditional import query
 
 __version__ = "0.1.0"
+
+
+class ConditionalConfig(StrategyConfig):
+    """``strategy`` of a conditional node."""
+
+    #: ``[{"query": {...}, "then": "<target name>"}]``, tried in order.
+    conditions: list[dict[str, Any]] | None = None
+    #: The target name when no condition matches.
+    default: str | None = None
 
 
 class Conditional(RoutingStrategy):
@@ -16,8 +34,10 @@ class Conditional(RoutingStrategy):
     ``override_params``) and ``url.pathname``; ``strategy.default`` when none matches."""
 
     name = "conditional"
+    Config = ConditionalConfig
 
-    def validate(self, node, source):  # noqa: ANN001, ANN201
+    def validate(self, node: Target, source: str) -> None:
+        assert isinstance(node.strategy, ConditionalConfig)
         where = node.json_path
         names = {t.name for t in node.targets if t.name}
         conditions = node.strategy.conditions
@@ -39,10 +59,12 @@ class Conditional(RoutingStrategy):
         if default is not None and default not in names:
             raise ConfigError(f"Invalid config in {source}: no target is named {default!r} - at `{where}.strategy.default`")
 
-    async def route(self, ctx, node, router) -> Outcome:  # noqa: ANN001
-        context = {"metadata": ctx.metadata, "params": ctx.params, "url": {"pathname": ctx.request.path}}
+    async def route(self, ctx: RequestContext, node: Target, router: Router) -> Outcome:
+        assert isinstance(node.strategy, ConditionalConfig)
+        inbound = ctx.inbound
+        context = {"metadata": inbound.metadata, "params": inbound.params, "url": {"pathname": "/v1" + inbound.path}}
         chosen = node.strategy.default
-        for cond in node.strategy.conditions:
+        for cond in node.strategy.conditions or ():
             if query.matches(cond["query"], context):
                 chosen = cond["then"]
                 break

@@ -1,11 +1,25 @@
 """``strategy.mode = "fallback"``: targets in order until one answers well."""
 from __future__ import annotations
 
-from gateway import hookimpl
-from gateway.outcome import Outcome
-from gateway.routing import CannotServe, RoutingStrategy
+from gateway.sdk import (
+    CannotServe,
+    Outcome,
+    RequestContext,
+    Router,
+    RoutingStrategy,
+    StrategyConfig,
+    Target,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
+
+
+class FallbackConfig(StrategyConfig):
+    """``strategy`` of a fallback node."""
+
+    #: Statuses that move on to the next target; by default every non-2xx does.
+    on_status_codes: list[int] | None = None
 
 
 class Fallback(RoutingStrategy):
@@ -15,8 +29,10 @@ class Fallback(RoutingStrategy):
     supported) is skipped.  When every target fails, the last answer is returned."""
 
     name = "fallback"
+    Config = FallbackConfig
 
-    async def route(self, ctx, node, router) -> Outcome:  # noqa: ANN001
+    async def route(self, ctx: RequestContext, node: Target, router: Router) -> Outcome:
+        assert isinstance(node.strategy, FallbackConfig)
         codes = node.strategy.on_status_codes
         outcome: Outcome | None = None
         skipped: CannotServe | None = None

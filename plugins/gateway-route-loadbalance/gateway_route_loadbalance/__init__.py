@@ -5,10 +5,7 @@ import bisect
 import itertools
 import random
 
-from gateway import hookimpl
-from gateway.errors import ConfigError
-from gateway.outcome import Outcome
-from gateway.routing import RoutingStrategy
+from gateway.sdk import ConfigError, Outcome, RequestContext, Router, RoutingStrategy, Target, hookimpl
 
 __version__ = "0.1.0"
 
@@ -23,14 +20,14 @@ class LoadBalance(RoutingStrategy):
         #: Tests seed this for repeatable draws.
         self.rng = rng or random.Random()
 
-    def validate(self, node, source):  # noqa: ANN001, ANN201
+    def validate(self, node: Target, source: str) -> None:
         if not any(t.weight > 0 for t in node.targets):
             where = node.json_path
             raise ConfigError(
                 f"Invalid config in {source}: every target's weight is 0, so none can be picked - at `{where}.targets`"
             )
 
-    async def route(self, ctx, node, router) -> Outcome:  # noqa: ANN001
+    async def route(self, ctx: RequestContext, node: Target, router: Router) -> Outcome:
         cumulative = list(itertools.accumulate(t.weight for t in node.targets))
         x = self.rng.random() * cumulative[-1]
         index = bisect.bisect_right(cumulative, x)

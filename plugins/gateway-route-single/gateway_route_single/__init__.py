@@ -1,10 +1,7 @@
 """``strategy.mode = "single"``: always the first target."""
 from __future__ import annotations
 
-from gateway import hookimpl
-from gateway.errors import ConfigError
-from gateway.outcome import Outcome
-from gateway.routing import RoutingStrategy
+from gateway.sdk import ConfigError, Outcome, RequestContext, Router, RoutingStrategy, Target, hookimpl
 
 __version__ = "0.1.0"
 
@@ -12,11 +9,11 @@ __version__ = "0.1.0"
 class Single(RoutingStrategy):
     name = "single"
 
-    def validate(self, node, source):  # noqa: ANN001, ANN201
+    def validate(self, node: Target, source: str) -> None:
         if not node.targets:
             raise ConfigError(f"Invalid config in {source}: `single` needs a target - at `$.targets`")
 
-    async def route(self, ctx, node, router) -> Outcome:  # noqa: ANN001
+    async def route(self, ctx: RequestContext, node: Target, router: Router) -> Outcome:
         return await router.run(ctx, node.targets[0])
 
 

@@ -1,38 +1,25 @@
 """The 'single' strategy plugin: the strategy contract, then its own behaviour."""
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-import gateway_openai
 import gateway_route_single
 from gateway.testing import Reply
-from gateway.testing.contracts import StrategyPluginContract
-
-OK = {"created": 1, "data": [{"url": "https://img/1.png"}]}
+from gateway.testing.contracts import IMAGES, StrategyPluginContract
 
 
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_openai, gateway_route_single]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}}
-
-
-class TestContract(StrategyPluginContract):
+class TestSingle(StrategyPluginContract):
     mode = "single"
     entrypoint = "route-single"
-    strategy_fields = {}
+    plugins = [gateway_route_single]
 
+    async def test_uses_the_first_target_only(self, gateway_client: Any, fake_upstream: Any) -> None:
+        resp = await gateway_client.post(IMAGES, json={"prompt": "x"},
+                                         headers=self.config_header([self.target("only"), self.target("never")]))
+        assert resp.status == 200 and self.keys_sent(fake_upstream) == ["only"]
+        assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[0]"
 
-def config(**strategy) -> dict[str, str]:  # noqa: ANN003
-    return TestContract().config_header(**strategy)
-
-
-async def test_single_uses_the_first_target(gateway_client, fake_upstream):  # noqa: ANN001
-    fake_upstream.on("POST", "/v1/images/generations", Reply(500, json={"error": {"message": "x"}}))
-    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=config())
-    assert resp.status == 500
-    assert [r.headers["Authorization"] for r in fake_upstream.requests] == ["Bearer sk-a"]
+    async def test_a_failure_is_the_answer(self, gateway_client: Any, fake_upstream: Any) -> None:
+        fake_upstream.on("POST", IMAGES, Reply(500, json={"error": {"message": "down"}}))
+        resp = await gateway_client.post(IMAGES, json={"prompt": "x"}, headers=self.config_header())
+        assert resp.status == 500 and self.keys_sent(fake_upstream) == ["a"]

@@ -1,7 +1,7 @@
 """Segmind provider plugin: ``x-portkey-provider: segmind``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_segmind.provider import SegmindProvider
 
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gateway.provider import ModelCapabilities
+from gateway.sdk import ModelCapabilities
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "SD_DIALECT", "Dialect", "SegmindModel", "dialect_of"]
 

@@ -6,21 +6,26 @@ import binascii
 import re
 from typing import Any
 
-import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError, ProviderError
-from gateway.generation import (
+from gateway.sdk import (
+    Answer,
+    Attempt,
+    BadParam,
+    Capabilities,
     ContentPolicyViolation,
+    GatewayError,
     GenerationRequest,
     GenerationResult,
     Image,
     MalformedAnswer,
+    ModelCapabilities,
+    Provider,
+    ProviderError,
+    UpstreamRequest,
     decode_json,
     sniff,
 )
-from gateway.negotiation import BadParam
-from gateway.provider import Call, Capabilities, ModelCapabilities, Provider, UpstreamRequest
 from gateway_segmind.errors import error_message, is_content_refusal, json_message
 from gateway_segmind.models import DEFAULT_MODEL, MODELS, Dialect, dialect_of
 
@@ -52,13 +57,13 @@ class SegmindProvider(Provider):
         passes_unknown_parameters=True,
     )
 
-    def auth_headers(self, call: Call) -> dict[str, str]:
-        return {"x-api-key": call.api_key} if call.api_key else {}
+    def auth_headers(self, attempt: Attempt) -> dict[str, str]:
+        return {"x-api-key": attempt.api_key} if attempt.api_key else {}
 
-    def proxy_url(self, call: Call, path: str, query_string: str) -> str:
+    def proxy_url(self, attempt: Attempt, path: str, query_string: str) -> str:
         """``/v1/<model>`` goes to ``<base>/<model>``; ``/v1/v2/...`` to Segmind's async
         API at ``https://api.segmind.com/v2/...``."""
-        base = call.base_url
+        base = attempt.base_url
         if (path == "/v2" or path.startswith("/v2/")) and base.endswith("/v1"):
             url = base[: -len("/v1")] + path
         else:
@@ -66,19 +71,19 @@ class SegmindProvider(Provider):
         return f"{url}?{query_string}" if query_string else url
 
     # -- images.generations --------------------------------------------------------
-    def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
+    def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         model = req.model or DEFAULT_MODEL
         if not _SLUG.fullmatch(model):
             raise BadParam("model", f"Invalid `model` {model!r}: a Segmind model slug such as {DEFAULT_MODEL!r}")
         headers = {"Content-Type": "application/json"}
-        headers.update(call.forwarded_headers())
-        headers.update(self.auth_headers(call))
-        return UpstreamRequest("POST", f"{call.base_url}/{model}", headers,
+        headers.update(attempt.forwarded_headers())
+        headers.update(self.auth_headers(attempt))
+        return UpstreamRequest("POST", f"{attempt.base_url}/{model}", headers,
                                _encode(generation_body(req, dialect_of(model))))
 
-    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
-                         body: bytes) -> GenerationResult:
-        ctype = resp.content_type
+    def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
+        body = answer.body
+        ctype = answer.content_type
         if ctype.startswith("image/") or (ctype in _BINARY and sniff(body).startswith("image/")):
             # The image itself: a model without `base64`, or one that ignored it.
             if not body:

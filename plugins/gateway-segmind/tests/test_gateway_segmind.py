@@ -320,11 +320,11 @@ async def test_passthrough_paths(gateway_client, fake_upstream):  # noqa: ANN001
 
 
 def test_default_base_url_is_segminds():
-    from gateway.app import create_app
-    from gateway.keys import GATEWAY
+    from gateway.testing.harness import make_provider
 
-    app = create_app({}, plugins=[gateway_segmind], load_entrypoints=False)
-    assert app[GATEWAY].registry.providers["segmind"].base_url == "https://api.segmind.com/v1"
+    # The class the plugin registers, built as the registry builds it (no `[providers.segmind]` settings).
+    [registered] = gateway_segmind.gateway_register_providers()
+    assert make_provider(registered).base_url == "https://api.segmind.com/v1"
 
 
 # -- the conformance suite ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Stability AI provider plugin: ``x-portkey-provider: stability-ai``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_stability_ai.provider import StabilityProvider
 
 __version__ = "0.1.0"

@@ -15,18 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from gateway.errors import GatewayError, ProviderError
-from gateway.generation import (
+from gateway.sdk import (
     ContentPolicyViolation,
+    GatewayError,
     GenerationRequest,
     GenerationResult,
     Image,
     MalformedAnswer,
+    ProviderError,
     decode_json,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gateway.provider import Provider
+    from gateway.sdk import Provider
 
 #: Error ``name`` values that are refusals on content grounds.
 CONTENT_POLICY_NAMES = frozenset({"content_moderation", "invalid_prompts", "public_figure"})

@@ -17,7 +17,7 @@ import re
 
 import msgspec
 
-from gateway.provider import ModelCapabilities
+from gateway.sdk import ModelCapabilities
 
 V1 = "v1"
 V2 = "v2"

@@ -13,10 +13,17 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError
-from gateway.generation import GenerationRequest, GenerationResult
-from gateway.negotiation import BadParam
-from gateway.provider import Call, Capabilities, Provider, UpstreamRequest
+from gateway.sdk import (
+    Answer,
+    Attempt,
+    BadParam,
+    Capabilities,
+    GatewayError,
+    GenerationRequest,
+    GenerationResult,
+    Provider,
+    UpstreamRequest,
+)
 from gateway_stability_ai import answers
 from gateway_stability_ai.models import (
     ANY_MODEL,
@@ -48,21 +55,21 @@ class StabilityProvider(Provider):
     )
 
     # -- passthrough ------------------------------------------------------------------
-    def proxy_url(self, call: Call, path: str, query_string: str) -> str:
+    def proxy_url(self, attempt: Attempt, path: str, query_string: str) -> str:
         """``/v1/v2beta/...`` -> ``/v2beta/...``; ``/v1/v1/...`` -> ``/v1/...``; any
         other ``/v1/...`` (``/v1/generation/...``, ``/v1/user/balance``) keeps its ``/v1``."""
         if not _VERSIONED.match(path):
             path = "/v1" + path
-        url = call.base_url + path
+        url = attempt.base_url + path
         return f"{url}?{query_string}" if query_string else url
 
     # -- generations ------------------------------------------------------------------
-    async def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
+    async def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         route = _route(req)
-        headers = dict(call.forwarded_headers())
+        headers = dict(attempt.forwarded_headers())
         headers["Accept"] = "application/json"
-        headers.update(self.auth_headers(call))
-        url = call.base_url + route.path
+        headers.update(self.auth_headers(attempt))
+        url = attempt.base_url + route.path
         if route.api == V1:
             headers["Content-Type"] = "application/json"
             return UpstreamRequest("POST", url, headers, _encode(_v1_body(req, route)))
@@ -75,11 +82,10 @@ class StabilityProvider(Provider):
         headers["Content-Type"] = writer.content_type
         return UpstreamRequest("POST", url, headers, body)
 
-    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
-                         body: bytes) -> GenerationResult:
+    def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
         if _route(req).api == V1:
-            return answers.parse_v1(self, req, body)
-        return answers.parse_v2(self, req, resp.headers.get("Content-Type", ""), body)
+            return answers.parse_v1(self, req, answer.body)
+        return answers.parse_v2(self, req, answer.headers.get("Content-Type", ""), answer.body)
 
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:
         return answers.error(self.name, status, body, content_type) or super().error_from_response(

@@ -37,7 +37,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.testing import FakeUpstream, Recorded, Reply
-from gateway.testing.openai_fake import PNG_1X1
+from gateway.testing import PNG_1X1
 from gateway_stability_ai.models import ASPECT_RATIOS, OUTPUT_FORMATS, SD3_MODELS, SDXL_SIZES, STYLE_PRESETS
 
 REFUSE = "[refuse]"

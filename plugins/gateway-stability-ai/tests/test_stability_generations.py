@@ -9,8 +9,8 @@ import openai
 import pytest
 
 import gateway_stability_ai
-from gateway.testing import Recorded, Reply
-from gateway.testing.openai_fake import PNG_1X1
+from gateway.testing import Recorded, Reply, make_app
+from gateway.testing import PNG_1X1
 from gateway_stability_ai import testing as fake_api
 
 GEN = "/v1/images/generations"
@@ -340,13 +340,11 @@ async def test_forwarded_headers_reach_stability(gateway_client, fake_upstream):
 
 
 async def test_virtual_key_and_custom_host(aiohttp_client, fake_upstream, monkeypatch):  # noqa: ANN001
-    from gateway.app import create_app
-
     monkeypatch.setenv("TEST_STABILITY_KEY", "sk-from-env")
     fake_api.install(fake_upstream)
     # No base_url setting: the default is Stability's own host, replaced per request by the custom host.
-    app = create_app({"virtual_keys": {"stab": {"provider": "stability-ai", "api_key_env": "TEST_STABILITY_KEY"}}},
-                     plugins=[gateway_stability_ai], load_entrypoints=False)
+    app = make_app({"virtual_keys": {"stab": {"provider": "stability-ai", "api_key_env": "TEST_STABILITY_KEY"}}},
+                   [gateway_stability_ai])
     client = await aiohttp_client(app)
     headers = {"x-portkey-virtual-key": "stab", "x-portkey-custom-host": fake_upstream.url}
     resp = await client.post(GEN, json={"prompt": "x", "model": "sd3.5-large-turbo"}, headers=headers)

@@ -6,8 +6,9 @@ import msgspec
 import pytest
 
 import gateway_stability_ai
-from gateway.testing import Reply
-from gateway.testing.openai_fake import PNG_1X1
+from gateway.sdk import PROXY
+from gateway.testing import Reply, make_attempt
+from gateway.testing import PNG_1X1
 from gateway_stability_ai import testing as fake_api
 from gateway_stability_ai.provider import StabilityProvider
 
@@ -102,12 +103,6 @@ async def test_native_paths_map_to_stabilitys_urls(gateway_client, fake_upstream
     ],
 )
 def test_proxy_url_against_the_real_base_url(path, url):  # noqa: ANN001
-    from gateway.settings import ProviderSettings
-
-    provider = StabilityProvider(ProviderSettings())
-
-    class FakeCall:
-        base_url = provider.base_url
-
-    assert provider.proxy_url(FakeCall(), path, "") == url  # type: ignore[arg-type]
-    assert provider.proxy_url(FakeCall(), path, "a=1") == url + "?a=1"  # type: ignore[arg-type]
+    attempt = make_attempt(StabilityProvider, endpoint=PROXY, method="GET", path=path)
+    assert attempt.provider.proxy_url(attempt, path, "") == url
+    assert attempt.provider.proxy_url(attempt, path, "a=1") == url + "?a=1"

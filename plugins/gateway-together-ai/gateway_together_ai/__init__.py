@@ -1,7 +1,7 @@
 """Together AI provider plugin: ``x-portkey-provider: together-ai``."""
 from __future__ import annotations
 
-from gateway import hookimpl
+from gateway.sdk import hookimpl
 from gateway_together_ai.provider import TogetherProvider
 
 __all__ = ["TogetherProvider"]

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError
-from gateway.generation import (
+from gateway.sdk import (
+    Answer,
+    Attempt,
+    Capabilities,
     ContentPolicyViolation,
+    GatewayError,
     GenerationRequest,
     GenerationResult,
     Image,
     MalformedAnswer,
+    ModelCapabilities,
+    Provider,
+    UpstreamRequest,
     decode_json,
 )
-from gateway.provider import Call, Capabilities, ModelCapabilities, Provider, UpstreamRequest
 
 _encode = msgspec.json.Encoder().encode
 
@@ -53,18 +57,18 @@ class TogetherProvider(Provider):
         }),
     )
 
-    def build_generation(self, call: Call, req: GenerationRequest) -> UpstreamRequest:
+    def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         body: dict[str, Any] = {"model": req.model, "prompt": req.prompt, "n": req.n}
         if req.width is not None:
             body["width"], body["height"] = req.width, req.height
         if req.response_format is not None:
             body["response_format"] = "base64" if req.response_format == "b64_json" else "url"
         body.update(req.extra)
-        headers = {"Content-Type": "application/json", **self.auth_headers(call)}
-        return UpstreamRequest("POST", call.base_url + "/images/generations", headers, _encode(body))
+        headers = {"Content-Type": "application/json", **self.auth_headers(attempt)}
+        return UpstreamRequest("POST", attempt.base_url + "/images/generations", headers, _encode(body))
 
-    def parse_generation(self, call: Call, req: GenerationRequest, resp: aiohttp.ClientResponse,
-                         body: bytes) -> GenerationResult:
+    def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
+        body = answer.body
         doc = decode_json(self, body)
         items = doc.get("data") if isinstance(doc, dict) else None
         if not isinstance(items, list) or not items:

@@ -2,68 +2,17 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import openai
 import pytest
-from aiohttp import web
 
 import gateway_together_ai
 from gateway.testing import FakeUpstream, Recorded, Reply
-from gateway.testing.provider_contract import ProviderContract, make_png
+from gateway.testing.provider_contract import ProviderContract
+from gateway_together_ai.testing import GENERATIONS as GEN
+from gateway_together_ai.testing import install
 
-GEN = "/v1/images/generations"
 H = {"x-portkey-provider": "together-ai", "Authorization": "Bearer tg-key"}
-LIMITS = {  # model -> (min side, max side, multiple, max n)
-    "black-forest-labs/FLUX.1-schnell": (64, 1792, 16, 4),
-    "black-forest-labs/FLUX.1.1-pro": (256, 1440, 32, 1),
-}
-
-
-def error(status: int, message: str, type_: str = "invalid_request_error") -> web.Response:
-    return web.json_response({"id": "err-1", "error": {"message": message, "type": type_, "param": None,
-                                                       "code": None}}, status=status)
-
-
-def together_handler(fake: FakeUpstream):  # noqa: ANN201
-    """Together's ``POST /v1/images/generations``, checked as documented."""
-    counter = iter(range(1, 10_000))
-
-    async def handle(request: web.Request, rec: Recorded) -> web.Response:
-        if request.headers.get("Authorization") != "Bearer tg-key":
-            return error(401, "Invalid API key provided", "invalid_api_key")
-        if request.content_type != "application/json":
-            return error(400, "Content-Type must be application/json")
-        body: dict[str, Any] = rec.json()
-        if not isinstance(body.get("prompt"), str) or "model" not in body:
-            return error(400, "prompt and model are required")
-        unknown = set(body) - {"model", "prompt", "n", "width", "height", "steps", "seed", "negative_prompt",
-                               "response_format", "guidance_scale", "output_format", "image_url", "image_loras",
-                               "disable_safety_checker"}
-        if unknown:
-            return error(400, f"Unknown parameters: {sorted(unknown)}")
-        lo, hi, mult, max_n = LIMITS[body["model"]]
-        for side in ("width", "height"):
-            v = body.get(side, 1024)
-            if not lo <= v <= hi or v % mult:
-                return error(400, f"{side} must be between {lo} and {hi} and a multiple of {mult}")
-        if not 1 <= body.get("n", 1) <= max_n:
-            return error(400, f"n must be between 1 and {max_n}")
-        fmt = body.get("response_format", "base64")
-        if fmt not in ("base64", "url"):
-            return error(400, "response_format must be one of base64, url")
-        data = []
-        for i in range(body.get("n", 1)):
-            png = make_png(next(counter))
-            if fmt == "url":
-                path = f"/shrt/{len(fake.requests)}-{i}"
-                fake.on("GET", path, Reply(body=png, content_type="image/png"))
-                data.append({"index": i, "url": fake.url + path, "type": "url"})
-            else:
-                data.append({"index": i, "b64_json": base64.b64encode(png).decode(), "type": "b64_json"})
-        return web.json_response({"id": "img-1", "model": body["model"], "object": "list", "data": data})
-
-    return handle
 
 
 @pytest.fixture
@@ -73,7 +22,7 @@ def gateway_plugins():  # noqa: ANN201
 
 @pytest.fixture
 def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    fake_upstream.on("POST", GEN, together_handler(fake_upstream))
+    install(fake_upstream)
     return {"providers": {"together-ai": {"base_url": fake_upstream.url + "/v1"}}}
 
 

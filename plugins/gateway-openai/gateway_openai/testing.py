@@ -15,12 +15,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.testing import FakeUpstream, Recorded
+from gateway.testing import PNG_1X1, FakeUpstream, Recorded
 
-#: A 1x1 PNG.
-PNG_1X1 = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 SIZES = {
     "dall-e-2": {"256x256", "512x512", "1024x1024"},
     "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},

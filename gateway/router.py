@@ -1,63 +1,60 @@
-"""Running a config tree: strategies (plugins) for inner nodes, the core for leaves."""
+"""Running a config tree: strategies (plugins) for inner nodes, the core for leaves.
+
+``Router.run`` hands a node with ``targets`` to the strategy its ``strategy.mode``
+names; a leaf runs with its retries (:meth:`Router.run_leaf`), each try one
+:meth:`Router.attempt`: the target's virtual key and provider resolved, an
+:class:`~gateway.attempt.Attempt` made, the request's endpoint pipeline run
+(``endpoint.run``) within the attempt's time limit.
+"""
 from __future__ import annotations
 
 import asyncio
 import datetime
 import email.utils
-import inspect
 import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from gateway import headers as h
-from gateway.errors import BadRequest, GatewayError, UpstreamTimeout
+from gateway.attempt import Attempt
+from gateway.errors import BadRequest, CannotServe, GatewayError, UpstreamTimeout
 from gateway.outcome import Outcome
-from gateway.provider import Call
+from gateway.ssrf import check_custom_host
+from gateway.upstream import Upstream
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.context import RequestContext
+    from gateway.endpoints import Endpoint
+    from gateway.provider import Provider
+    from gateway.state import GatewayState
     from gateway.targets import Target
 
-
-class CannotServe(BadRequest):
-    """A target that cannot serve this request at all (provider not installed,
-    endpoint not supported).  A fallback skips such a target."""
-
-    code = "target_cannot_serve"
-
-
-class RoutingStrategy:
-    """Base class of routing strategies (``strategy.mode`` values), shipped as plugins."""
-
-    #: The ``strategy.mode`` value.
-    name: ClassVar[str] = ""
-
-    def validate(self, node: Target, source: str) -> None:
-        """Check a node using this strategy; raise ``ConfigError`` naming the path."""
-
-    async def route(self, ctx: RequestContext, node: Target, router: Router) -> Outcome:
-        """Produce the node's outcome, calling ``router.run(ctx, child)`` for children."""
-        raise NotImplementedError
+#: ``x-portkey-retry-attempt-count`` when a leaf's retries ran out still failing.
+RETRIES_EXHAUSTED = -1
 
 
 class Router:
-    """Walks a resolved config: strategies for nodes with targets, providers for leaves."""
+    """Walks a resolved config: strategies for nodes with targets, endpoints for leaves."""
 
-    def __init__(self, registry, chain) -> None:  # noqa: ANN001 - avoid import cycles
-        self.registry = registry
-        self.chain = chain
+    def __init__(self, state: GatewayState, endpoints: dict[str, Endpoint]) -> None:
+        self.state = state
+        self.registry = state.registry
+        self.endpoints = endpoints
+        # Checked custom hosts by value: one client sends the same few over and over.
+        self._hosts: dict[str, str] = {}
 
     async def run(self, ctx: RequestContext, node: Target) -> Outcome:
         if node.targets:
+            assert node.strategy is not None
             return await self.registry.strategy(node.strategy.mode).route(ctx, node, self)
         return await self.run_leaf(ctx, node)
 
-    def resolve_virtual_key(self, ctx: RequestContext, target: Target) -> Target:
-        """A leaf naming ``virtual_key`` gets the key's provider, secret and options."""
+    def resolve_virtual_key(self, target: Target) -> Target:
+        """The target with its virtual key's provider, key and options filled in."""
         if target.virtual_key is None:
             return target
-        vk = ctx.gateway.virtual_keys.get(target.virtual_key)
+        vk = self.state.virtual_keys.get(target.virtual_key)
         if vk is None:
             raise CannotServe(f"Unknown virtual key {target.virtual_key!r}", param=h.VIRTUAL_KEY,
                               code="unknown_virtual_key")
@@ -66,7 +63,7 @@ class Router:
             options={**vk.options, **target.options},
         )
 
-    def provider_for(self, ctx: RequestContext, target: Target):  # noqa: ANN201
+    def provider_for(self, ctx: RequestContext, target: Target) -> Provider:
         """The leaf's provider, or CannotServe when it is missing or lacks the endpoint."""
         if not target.provider:
             raise BadRequest(
@@ -104,54 +101,66 @@ class Router:
                 if asked is not None:
                     if asked >= retry_after_budget:
                         # The provider wants a longer pause than the budget allows: give up now.
-                        tries = -1
+                        tries = RETRIES_EXHAUSTED
                         break
                     retry_after_budget -= asked
                     delay = asked
             outcome.release()
-            await ctx.gateway.sleep(delay)
+            await self.state.sleep(delay)
             tries += 1
-        if tries != -1 and attempts and outcome.status in codes:
-            tries = -1  # retries exhausted, still failing
-        ctx.retry_count = tries
+        if tries != RETRIES_EXHAUSTED and attempts and outcome.status in codes:
+            tries = RETRIES_EXHAUSTED
+        ctx.record.retry_count = tries
         return outcome
 
-    async def attempt(self, ctx: RequestContext, target: Target, attempt: int = 0) -> Outcome:
-        """One attempt at one leaf: build, cache lookup, transform, send, read."""
-        target = self.resolve_virtual_key(ctx, target)
+    async def attempt(self, ctx: RequestContext, target: Target, number: int = 0) -> Outcome:
+        """One try of one leaf: resolve, make the attempt, run the endpoint pipeline in time."""
+        target = self.resolve_virtual_key(target)
         provider = self.provider_for(ctx, target)
-        ctx.provider = provider.name
-        call = Call(ctx, target, provider, attempt)
-        built = provider.build_request(call)
-        call.upstream = await built if inspect.isawaitable(built) else built
-        if self.chain.has_impls("gateway_cache_lookup"):
-            cached = await self.chain.gateway_cache_lookup(ctx=ctx, call=call)
-            if cached is not None:
-                cached.target_path = target.path
-                return cached
-        if self.chain.has_impls("gateway_transform_request"):
-            await self.chain.gateway_transform_request(ctx=ctx, call=call)
-        timeout_ms = attempt_timeout_ms(ctx, target)
+        record = ctx.record
+        record.provider = provider.name
+        inbound = ctx.inbound
+        host = inbound.custom_host or target.custom_host
+        if host:
+            host = self._checked_host(host)
+        attempt = Attempt(inbound, target, provider, number=number, custom_host=host)
+        upstream = Upstream(self.state.session, record, provider.name, spawn=self.state.spawn,
+                            sleep=self.state.sleep)
+        endpoint = self.endpoints[ctx.endpoint]
+        timeout_ms = attempt.timeout_ms
         t0 = time.perf_counter()
         try:
             if timeout_ms is None:
-                outcome = await provider.execute(call)
+                outcome = await endpoint.run(ctx, attempt, upstream)
             else:
                 async with asyncio.timeout(timeout_ms / 1000.0):
-                    outcome = await provider.execute(call)
+                    outcome = await endpoint.run(ctx, attempt, upstream)
         except TimeoutError:
-            outcome = Outcome.from_error(UpstreamTimeout(timeout_ms), provider=provider.name)
+            outcome = Outcome.from_error(UpstreamTimeout(timeout_ms or 0), provider=provider.name)
+        except CannotServe:
+            raise
         except GatewayError as e:
+            if attempt.upstream is None:  # refused before anything was sent
+                raise
             outcome = Outcome.from_error(e, provider=provider.name)
         outcome.target_path = target.path
+        outcome.target = target
         outcome.provider = outcome.provider or provider.name
-        if call.cache is not None and outcome.ok:
-            outcome.cache = call.cache
-        ctx.attempts.append(
-            {"target": target.path, "provider": provider.name, "attempt": attempt, "status": outcome.status,
+        record.attempts.append(
+            {"target": target.path, "provider": provider.name, "attempt": number, "status": outcome.status,
              "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
         )
         return outcome
+
+
+    def _checked_host(self, value: str) -> str:
+        checked = self._hosts.get(value)
+        if checked is None:
+            checked = check_custom_host(value, self.state.trusted_hosts)
+            if len(self._hosts) >= 256:
+                self._hosts.clear()
+            self._hosts[value] = checked
+        return checked
 
 
 def needs_body_bytes(node: Target, cache_default: bool) -> bool:
@@ -191,22 +200,3 @@ def retry_after_seconds(headers) -> float | None:  # noqa: ANN001
     if when.tzinfo is None:
         return None
     return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
-
-
-def attempt_timeout_ms(ctx: RequestContext, target: Target) -> int | None:
-    raw = ctx.headers.get(h.REQUEST_TIMEOUT)
-    if raw is not None:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest(
-                f"Invalid x-portkey-request-timeout {raw!r}: expected a positive whole number of milliseconds",
-                param=h.REQUEST_TIMEOUT, code="invalid_request_timeout",
-            ) from None
-        if value <= 0:
-            raise BadRequest(
-                "Invalid x-portkey-request-timeout: expected a positive whole number of milliseconds",
-                param=h.REQUEST_TIMEOUT, code="invalid_request_timeout",
-            )
-        return value
-    return target.request_timeout

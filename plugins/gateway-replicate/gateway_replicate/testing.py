@@ -12,6 +12,10 @@ It follows the OpenAPI description of api.replicate.com/v1 (``predictions.create
 - a prediction finishes within the sync wait when ``steps`` is 0 and ``Prefer: wait``
   was sent, else after ``steps`` polls (at least one without ``Prefer``); its output
   files are served at ``/delivery/{id}/out-{i}.png`` like replicate.delivery.
+
+``install(fake_upstream, steps=..., fail=..., never=...)`` serves the API on a
+:class:`~gateway.testing.FakeUpstream` under ``/v1`` and returns the
+:class:`ReplicateFake` (its ``predictions``, ``cancelled`` and ``served``).
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from gateway.testing.provider_contract import make_png
 from gateway_replicate.models import (
     FLUX_RATIOS, IDEOGRAM_V3_RESOLUTIONS, RECRAFT_SIZES, RECRAFT_STYLES, SD35_RATIOS, SDXL_VERSION, ULTRA_RATIOS,
 )
+
+__all__ = ["COMMUNITY_VERSION", "NSFW", "PROBLEM", "SCHEMAS", "ReplicateFake", "install"]
 
 PROBLEM = "application/problem+json"
 NSFW = "All generated images contained NSFW content. Try running it again with a different prompt."
@@ -116,6 +122,12 @@ class FakePrediction(msgspec.Struct, kw_only=True):
     output: Any = None
     error: str | None = None
     polls: int = 0
+
+
+def install(upstream: FakeUpstream, *, steps: int = 0, fail: str | None = None, never: bool = False,
+            images: Callable[[int], list[bytes]] | None = None) -> ReplicateFake:
+    """Serve Replicate's predictions API on ``upstream`` (see :class:`ReplicateFake` for the options)."""
+    return ReplicateFake(upstream, steps=steps, fail=fail, never=never, images=images).install()
 
 
 class ReplicateFake:

@@ -4,9 +4,9 @@ Sources: Azure OpenAI "How to use image generation models" and the images
 API reference ("Image generations - Create", ``generateImagesResponse``,
 ``dalleErrorResponse``), and the v1 API lifecycle page.
 
-``AzureOpenAIFake(upstream, root="/contoso/openai").install()`` serves, below
-``root`` (what ``https://contoso.openai.azure.com/openai`` is on the real
-service):
+``install(upstream, root="/contoso/openai")`` puts an :class:`AzureOpenAIFake`
+on a :class:`~gateway.testing.FakeUpstream`; it serves, below ``root`` (what
+``https://contoso.openai.azure.com/openai`` is on the real service):
 
 - ``POST /deployments/{deployment}/images/generations?api-version=...``: the
   dated API; an unknown ``api-version`` is Azure's 404, an unknown deployment
@@ -33,6 +33,8 @@ from aiohttp import web
 
 from gateway.testing import FakeUpstream, Recorded
 from gateway.testing.provider_contract import make_png
+
+__all__ = ["IMAGE_HOST", "AzureOpenAIFake", "content_policy_refusal", "filter_results", "install"]
 
 DATED_VERSIONS = frozenset({"2024-02-01", "2024-06-01", "2024-10-21", "2025-04-01-preview"})
 GPT_IMAGE_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
@@ -177,6 +179,12 @@ class AzureOpenAIFake:
             out["usage"] = {"input_tokens": 12, "output_tokens": 4160, "total_tokens": 4172,
                             "input_tokens_details": {"image_tokens": 0, "text_tokens": 12}}
         return web.json_response(out, headers={"apim-request-id": "fake-apim-1", "x-ms-region": "Sweden Central"})
+
+
+def install(upstream: FakeUpstream, **options: Any) -> AzureOpenAIFake:
+    """One Azure OpenAI resource answering on ``upstream``; ``options`` as :class:`AzureOpenAIFake`
+    takes them (``root``, ``key``, ``token``, ``deployments``)."""
+    return AzureOpenAIFake(upstream, **options).install()
 
 
 def _json(rec: Recorded) -> Any:

@@ -1,5 +1,8 @@
 """A fake bedrock-runtime InvokeModel for image models, on a FakeUpstream.
 
+``install(fake_upstream)`` routes every listed model (and its cross-region ids)
+and returns the :class:`BedrockFake`, which records what it verified.
+
 It checks what AWS checks before a model runs, and answers as Bedrock does:
 
 - authentication: a SigV4 signature recomputed with botocore from the request
@@ -36,6 +39,11 @@ from botocore.credentials import Credentials
 
 from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import make_png
+
+__all__ = [
+    "ACCESS_KEY", "API_KEY", "MODELS", "SECRET_KEY", "SESSION_TOKEN", "TEMP_ACCESS_KEY", "TEMP_SECRET_KEY",
+    "BedrockFake", "Signed", "clean_aws_environment", "encoded", "error", "install", "path_of",
+]
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -86,7 +94,7 @@ def path_of(model: str) -> str:
 
 
 class BedrockFake:
-    """Bedrock runtime on ``fake``: ``install()`` routes every listed model (and its
+    """Bedrock runtime on ``fake``: ``route()`` routes every listed model (and its
     cross-region ids); ``signed`` lists what each verified SigV4 request covered."""
 
     def __init__(self, fake: FakeUpstream, region: str = "us-east-1") -> None:
@@ -104,7 +112,7 @@ class BedrockFake:
         #: Images each successful generation answered with, in order.
         self.served: list[list[bytes]] = []
 
-    def install(self, models: tuple[str, ...] = MODELS) -> BedrockFake:
+    def route(self, models: tuple[str, ...] = MODELS) -> BedrockFake:
         for model in models:
             for prefix in ("", *PREFIXES):
                 self.fake.on("POST", path_of(prefix + model), self.handle)
@@ -295,6 +303,16 @@ class BedrockFake:
         return Reply(json={"images": [b64(img) for img in self.images(n)]})
 
 
+def install(fake_upstream: FakeUpstream, *, models: tuple[str, ...] = MODELS, region: str = "us-east-1",
+            served: list[list[bytes]] | None = None) -> BedrockFake:
+    """Bedrock runtime for ``models`` on ``fake_upstream``, in ``region``; ``served`` (when
+    given) is the list each successful generation's images are appended to."""
+    bedrock = BedrockFake(fake_upstream, region)
+    if served is not None:
+        bedrock.served = served
+    return bedrock.route(models)
+
+
 def bare(model: str) -> str:
     model = model.rpartition("/")[2]
     for prefix in PREFIXES:
@@ -338,7 +356,7 @@ def encoded(model: str) -> str:
 @pytest.fixture(autouse=True)
 def clean_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """No AWS identity of the machine running the tests leaks in: no AWS_* variables,
-    no shared files, no instance metadata lookups (import this fixture into a test module)."""
+    no shared files, no instance metadata lookups (import this fixture into a tests/conftest.py)."""
     import os
 
     for name in list(os.environ):

@@ -1,0 +1,174 @@
+"""Generated images in the format the client asked for, and the one answer shape.
+
+``response_format`` is honoured both ways: base64 or bytes become gateway URLs
+(the image is kept in the image store), provider URLs become base64 (the image
+is fetched from the provider's own hosts only).  An answer that will be cached
+also gets gateway URLs for provider URLs, so the first caller and every later
+hit see the same body (provider URLs expire).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from gateway.cache.service import BLOB_GRACE, Unavailable
+from gateway.errors import GatewayError, MalformedAnswer, UpstreamError
+from gateway.images.fetch import fetch_image
+from gateway.images.sniff import sniff
+from gateway.images.urls import host_allowed, image_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.attempt import Attempt
+    from gateway.generation import GenerationResult, Image
+    from gateway.services import Services
+    from gateway.upstream import Upstream
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Delivery:
+    """Where one attempt's images go: the image store, for how long, at which URL."""
+
+    __slots__ = ("services", "attempt", "upstream", "ttl", "keep_urls", "cacheable")
+
+    def __init__(self, services: Services, attempt: Attempt, upstream: Upstream, cached_for: int | None) -> None:
+        self.services = services
+        self.attempt = attempt
+        self.upstream = upstream
+        ttl = services.settings.images.ttl
+        if cached_for is not None:  # a cached answer points at these images: they must live as long
+            ttl = max(ttl, cached_for + BLOB_GRACE)
+        self.ttl = ttl
+        #: Provider URLs expire: an answer that will be cached gets gateway URLs instead.
+        self.keep_urls = cached_for is not None
+        #: False once a provider URL could not be kept: the answer hands it on and is not cached.
+        self.cacheable = True
+
+    def as_given(self, images: list[Image], fmt: str | None) -> bool:
+        """Whether every image already is what the answer should carry (nothing to store or fetch)."""
+        for img in images:
+            if img.b64 is not None:
+                if fmt == "url":
+                    return False
+            elif img.url is None or img.url.startswith("data:") or fmt == "b64_json" or self.keep_urls:
+                return False
+        return True
+
+    async def items(self, images: list[Image], fmt: str | None) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(self.item(img, fmt) for img in images)))
+
+    async def item(self, img: Image, fmt: str | None) -> dict[str, Any]:
+        name = self.attempt.provider.name
+        out: dict[str, Any] = {}
+        url = img.url
+        b64, data, ctype = img.b64, img.data, img.content_type
+        if isinstance(b64, msgspec.Raw) and fmt == "url":
+            b64 = _raw_string(name, b64)
+        if url is not None and url.startswith("data:"):
+            b64, url = _data_uri(name, url), None
+        if fmt is None:
+            fmt = "url" if url is not None else "b64_json"
+        if fmt == "b64_json":
+            if b64 is None:
+                if data is None:
+                    assert url is not None
+                    data, _ = await self.fetch(url)
+                b64 = base64.b64encode(data).decode("ascii")
+            out["b64_json"] = b64
+        elif url is not None and data is None and b64 is None:
+            out["url"] = await self.keep(url) if self.keep_urls else url
+        else:
+            if data is None:
+                try:
+                    data = base64.b64decode(b64 or "", validate=True)
+                except (binascii.Error, ValueError):
+                    raise MalformedAnswer(name, "an image is not valid base64") from None
+            out["url"] = await self.store(data, ctype)
+        if img.revised_prompt is not None:
+            out["revised_prompt"] = img.revised_prompt
+        return out
+
+    async def keep(self, url: str) -> str:
+        """A gateway URL for the provider's image at ``url``, for an answer that will be cached;
+        the provider's own URL (and no caching) when it cannot be fetched now."""
+        try:
+            data, ctype = await self.fetch(url)
+            return await self.store(data, ctype)
+        except GatewayError:
+            self.cacheable = False
+            return url
+
+    async def fetch(self, url: str) -> tuple[bytes, str]:
+        """An image the provider answered with a URL, from its own hosts only."""
+        provider = self.attempt.provider
+        if not host_allowed(url, self.attempt.base_url, provider.image_hosts):
+            raise MalformedAnswer(provider.name,
+                                  f"an image URL is not on {provider.name}'s own hosts ({urlsplit(url).hostname})")
+        return await fetch_image(self.upstream, url)
+
+    async def store(self, data: bytes, content_type: str | None) -> str:
+        """Keep ``data`` in the image store; the absolute gateway URL that serves it."""
+        try:
+            image_id = await self.services.images.put(data, sniff(data, content_type), self.ttl)
+        except Unavailable:
+            raise UpstreamError("The image store is unavailable", status=503, code="image_store_unavailable") from None
+        return image_url(self.services.settings.images.public_url, self.attempt.inbound.origin, image_id)
+
+
+def answer_body(provider: str, results: list[GenerationResult], data: list[dict[str, Any]] | None) -> bytes:
+    """The one answer shape: ``{"created", "data", ...extra, "provider"}``.
+
+    With ``data`` None the single result's own bytes go on with ``provider`` added:
+    megabytes of base64 are copied once, not decoded and encoded again.
+    """
+    if data is None:
+        raw = results[0].raw
+        assert raw is not None
+        start = raw.index(b"{") + 1
+        return b"".join((b'{"provider":', _encode(provider), b"," if raw[start:].strip() != b"}" else b"",
+                         memoryview(raw)[start:]))
+    doc: dict[str, Any] = {"created": results[0].created or int(time.time()), "data": data}
+    for key, value in _merge_extra([r.extra for r in results]).items():
+        doc.setdefault(key, value)
+    doc["provider"] = provider
+    return _encode(doc)
+
+
+def _merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fields of several answers as one: numbers (token usage) add up, the rest come from the first."""
+    out: dict[str, Any] = {}
+    for extra in extras:
+        for key, value in extra.items():
+            out[key] = value if key not in out else _add(out[key], value)
+    return out
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool):
+        return a + b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in {**a, **b}}
+    return a
+
+
+def _raw_string(provider: str, raw: msgspec.Raw) -> str:
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        value = None
+    if not isinstance(value, str):
+        raise MalformedAnswer(provider, "an image's base64 is not a string")
+    return value
+
+
+def _data_uri(provider: str, url: str) -> str:
+    head, sep, payload = url.partition(",")
+    if not sep or ";base64" not in head:
+        raise MalformedAnswer(provider, "an image data: URI is not base64")
+    return payload

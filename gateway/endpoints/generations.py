@@ -1,0 +1,166 @@
+"""``POST /v1/images/generations``: how a generation runs, the same way for every provider.
+
+Per request (:meth:`Generations.handle`): one cache lookup keyed on the unified
+request, the caller and the config (so a repeat is a hit whichever target a
+strategy draws), then the routing tree inside the lease, then the answer is kept.
+
+Per attempt (:meth:`Generations.run`, called by the router for every try of a leaf):
+
+1. negotiate: the client's parameters against the model's capabilities
+   (:func:`gateway.negotiation.negotiate`), lenient or strict, split into one
+   request per upstream call when the model makes fewer images per call;
+2. build: ``provider.build_generation`` for each part;
+3. transform: ``gateway_transform_request`` plugins edit each request;
+4. authorize: ``provider.authorize`` (a signature over the final bytes);
+5. send and parse: ``provider.generate`` (send, map errors, ``parse_generation``),
+   the parts in parallel, merged in order;
+6. deliver: the images in the asked ``response_format``, in the one answer shape.
+
+Steps 1-4 raise (a target that cannot serve the request is skipped by a
+fallback); from step 5 on a failure is the attempt's outcome.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway import headers as h
+from gateway.cache.keys import request_key
+from gateway.cache.lease import CacheHit
+from gateway.context import IMAGES_GENERATIONS
+from gateway.endpoints import Endpoint, Hooks, Route
+from gateway.endpoints import caching
+from gateway.endpoints.delivery import Delivery, answer_body
+from gateway.errors import GatewayError
+from gateway.negotiation import negotiate
+from gateway.outcome import Outcome
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.attempt import Attempt
+    from gateway.context import RequestContext
+    from gateway.generation import GenerationRequest, GenerationResult
+    from gateway.services import Services
+    from gateway.upstream import Upstream
+
+#: Upstream answer headers that describe the upstream body, not the gateway's.
+_BODY_HEADERS = ("Content-Type", "Content-Encoding", "Content-Disposition", "ETag", "Last-Modified")
+
+
+class Generations(Endpoint):
+    name = IMAGES_GENERATIONS
+
+    def __init__(self, services: Services, hooks: Hooks) -> None:
+        self.services = services
+        self.hooks = hooks
+
+    # -- the request ---------------------------------------------------------------
+    async def handle(self, ctx: RequestContext, route: Route) -> Outcome:
+        assert ctx.config is not None
+        cache = caching.tree_cache(ctx.config, self.services.settings.cache)
+        if cache is None:
+            ctx.record.cache_status = "DISABLED"
+            return await route(ctx)
+        key = request_key(ctx.inbound, ctx.principal, ctx.config)
+        found = await caching.lookup(self.hooks, ctx, caching.query(ctx, key, cache))
+        if isinstance(found, CacheHit):
+            return found.outcome
+        if found is None:
+            return await route(ctx)
+        async with found as lease:
+            ctx.stash[caching.REQUEST_LEASE] = lease
+            outcome = await route(ctx)
+            if outcome.ok and outcome.body is not None and outcome.cacheable and self._kept(outcome):
+                lease.keep(outcome, outcome.body)
+        return outcome
+
+    def _kept(self, outcome: Outcome) -> bool:
+        """Whether the target that answered caches (a tree may cache some targets only)."""
+        return caching.target_cache(outcome.target, self.services.settings.cache) is not None
+
+    # -- one attempt -----------------------------------------------------------------
+    async def run(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
+        provider = attempt.provider
+        plan = attempt.plan = negotiate(attempt)
+        attempts = [await self._build(ctx, attempt, part, first=i == 0) for i, part in enumerate(plan.parts)]
+        try:
+            results = await self._generate(ctx, attempts, plan.parts, upstream)
+            images = [img for r in results for img in r.images]
+            delivery = Delivery(self.services, attempt, upstream, self._cached_for(ctx, attempt))
+            as_given = len(results) == 1 and results[0].raw is not None and delivery.as_given(
+                images, plan.response_format)
+            data = None if as_given else await delivery.items(images, plan.response_format)
+        except GatewayError as e:
+            return Outcome.from_error(e, provider=provider.name)
+        outcome = Outcome(200, body=answer_body(provider.name, results, data), provider=provider.name)
+        outcome.cacheable = delivery.cacheable
+        headers = outcome.headers = CIMultiDict(results[0].headers or ())
+        for name in _BODY_HEADERS:
+            headers.popall(name, None)
+        headers["Content-Type"] = "application/json"
+        if plan.adjusted:
+            headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
+        return outcome
+
+    async def _build(self, ctx: RequestContext, attempt: Attempt, part: GenerationRequest, first: bool) -> Attempt:
+        built: Any = attempt.provider.build_generation(attempt, part)
+        request = await built if inspect.isawaitable(built) else built
+        if first:
+            attempt.upstream = request
+            sub = attempt
+        else:
+            sub = attempt.sibling(request)
+        if self.hooks.has_impls("gateway_transform_request"):
+            await self.hooks.gateway_transform_request(ctx=ctx, attempt=sub)
+        assert sub.upstream is not None
+        await attempt.provider.authorize(sub, sub.upstream)
+        return sub
+
+    async def _generate(self, ctx: RequestContext, attempts: list[Attempt], parts: list[GenerationRequest],
+                        upstream: Upstream) -> list[GenerationResult]:
+        provider = attempts[0].provider
+        if len(parts) == 1:
+            return [await provider.generate(attempts[0], parts[0], upstream)]
+        record = ctx.record
+        waited, t0 = record.upstream_ms, time.perf_counter()
+        try:
+            return await _gather([provider.generate(a, p, upstream) for a, p in zip(attempts, parts, strict=True)])
+        finally:
+            # Parallel waits overlap: count the wall time, not the sum.
+            record.upstream_ms = min(record.upstream_ms, waited + (time.perf_counter() - t0) * 1000.0)
+
+    def _cached_for(self, ctx: RequestContext, attempt: Attempt) -> int | None:
+        """Seconds this attempt's answer will be cached for, when it will be."""
+        lease = ctx.stash.get(caching.REQUEST_LEASE)
+        if lease is None or caching.target_cache(attempt.target, self.services.settings.cache) is None:
+            return None
+        return lease.max_age
+
+    # -- the answer --------------------------------------------------------------------
+    async def respond(self, ctx: RequestContext, outcome: Outcome, request: web.Request,
+                      headers: dict[str, str]) -> web.StreamResponse:
+        out = outcome.headers
+        out.update(headers)
+        if "Content-Type" not in out:
+            out["Content-Type"] = "application/json"
+        ctx.record.bytes_out = len(outcome.body or b"")
+        return web.Response(status=outcome.status, body=outcome.body, headers=out)
+
+
+async def _gather(coros: list[Any]) -> list[Any]:
+    """All results in order; the first failure cancels the rest and is raised as it is."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(c) for c in coros]
+    except BaseExceptionGroup as eg:
+        first = eg.exceptions[0]
+        for e in eg.exceptions:
+            if isinstance(e, GatewayError):
+                first = e
+                break
+        raise first from None
+    return [t.result() for t in tasks]

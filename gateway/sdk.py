@@ -1,0 +1,66 @@
+"""The plugin SDK: everything a provider, routing strategy, cache or image-store plugin
+needs, in one module.  Import from here only; the rest of ``gateway`` is internal
+and may change between releases (a meta-test keeps ``plugins/`` to this module
+and ``gateway.testing``).
+
+Providers::
+
+    from gateway.sdk import Capabilities, ModelCapabilities, OpenAICompatibleProvider, hookimpl
+
+    class AcmeProvider(OpenAICompatibleProvider):
+        name = "acme"
+        default_base_url = "https://api.acme.example/v1"
+        capabilities = Capabilities(models={"acme-1": ModelCapabilities(sizes=("1024x1024",))})
+
+    @hookimpl
+    def gateway_register_providers():
+        return [AcmeProvider]
+
+Unit tests of a provider's translations run in process with
+:func:`gateway.testing.make_attempt`; its behaviour end to end with
+:class:`gateway.testing.provider_contract.ProviderContract`.
+"""
+from __future__ import annotations
+
+from gateway import headers
+from gateway.attempt import Attempt
+from gateway.cache.backend import BytesSerializer, CacheBackend
+from gateway.cache.lease import CacheHit, CacheLease, CacheQuery
+from gateway.context import IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
+from gateway.errors import (
+    CONTENT_POLICY,
+    AuthError,
+    BadParam,
+    BadRequest,
+    CannotServe,
+    ConfigError,
+    ContentPolicyViolation,
+    GatewayError,
+    MalformedAnswer,
+    ProviderError,
+    StartupError,
+    UpstreamError,
+)
+from gateway.generation import GenerationPlan, GenerationRequest, GenerationResult, Image, decode_json
+from gateway.hookspecs import hookimpl, hookspec
+from gateway.images.sniff import sniff
+from gateway.images.store import ImageStore, StoredImage
+from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
+from gateway.outcome import Outcome
+from gateway.provider import Capabilities, ModelCapabilities, NoOptions, Provider, UpstreamRequest
+from gateway.services import Services
+from gateway.settings import Base, ProviderSettings
+from gateway.strategy import Router, RoutingStrategy, StrategyConfig
+from gateway.targets import Target
+from gateway.upstream import MAX_ERROR_BODY, Answer, Upstream
+
+__all__ = [
+    "CONTENT_POLICY", "IMAGES_GENERATIONS", "MAX_ERROR_BODY", "PROXY",
+    "Answer", "Attempt", "AuthError", "BadParam", "BadRequest", "Base", "BytesSerializer", "CacheBackend",
+    "CacheHit", "CacheLease", "CacheQuery", "CannotServe", "Capabilities", "ConfigError", "ContentPolicyViolation",
+    "GatewayError", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
+    "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
+    "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
+    "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
+    "UpstreamRequest", "decode_json", "headers", "hookimpl", "hookspec", "sniff",
+]

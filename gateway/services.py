@@ -1,0 +1,52 @@
+"""The app's services, as plugins see them: handed over once by ``gateway_configure``.
+
+No request hook reaches the app through ``ctx``.  A plugin that needs a service
+(the cache, the image store, a place to run work after the answer) keeps the
+:class:`Services` it was given at start-up.  ``cache`` and ``images`` exist
+while the app runs (they are opened at start-up, closed at clean-up).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gateway.cache.service import CacheService
+    from gateway.images.store import ImageStore
+    from gateway.registry import Registry
+    from gateway.router import Router
+    from gateway.settings import Settings
+
+
+class Services:
+    """What one running app offers its plugins and endpoint pipelines."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        #: Named provider credentials and saved configs (from the settings file).
+        self.virtual_keys: dict[str, Any] = {}
+        self.saved_configs: dict[str, Any] = {}
+        self.trusted_hosts = frozenset(x.lower() for x in settings.security.trusted_hosts)
+        #: The response cache (opened at start-up).
+        self.cache: CacheService | None = None
+        #: The image store behind /v1/images/files/{id} (opened at start-up).
+        self.images: ImageStore | Any = None
+        #: Runs a config tree (set when the app is built).
+        self.router: Router | Any = None
+        #: How retries and polls wait; tests swap in a recorder so they never sleep.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        #: Work that outlives a request (cache stores, cancels); drained at shutdown.
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` in a task the app keeps until it ends (and awaits at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)

@@ -1,0 +1,115 @@
+"""An in-process harness for unit tests of a provider's translations: no server, no socket.
+
+``make_attempt`` builds a real :class:`~gateway.attempt.Attempt` the way the
+router does (options parsed and checked, parameters merged, the plan
+negotiated for generations), so ``build_generation``, ``parse_generation``,
+``proxy_url`` and ``auth_headers`` can be called directly::
+
+    attempt = make_attempt(SegmindProvider, body={"prompt": "a fox", "n": 3})
+    req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
+    result = attempt.provider.parse_generation(attempt, attempt.plan.parts[0], answer(200, b"..."))
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.attempt import Attempt
+from gateway.context import IMAGES_GENERATIONS, PROXY, Inbound
+from gateway.images.urls import host_allowed
+from gateway.negotiation import negotiate
+from gateway.keys import GATEWAY
+from gateway.provider import Provider
+from gateway.services import Services
+from gateway.targets import Secret, Target
+from gateway.upstream import Answer
+
+__all__ = ["answer", "image_url_allowed", "make_app", "make_attempt", "make_provider", "services_of"]
+
+
+def make_app(settings: Mapping[str, Any] | None = None, plugins: list[Any] | tuple[Any, ...] = (), *,
+             entrypoints: bool = False) -> web.Application:
+    """A gateway app as ``gateway serve`` builds it, with ``settings`` (a settings-file dict)
+    and ``plugins``; installed plugins are discovered only with ``entrypoints``."""
+    return create_app(dict(settings or {}), plugins=plugins, load_entrypoints=entrypoints)
+
+
+def services_of(app: web.Application) -> Services:
+    """The :class:`~gateway.services.Services` of an app (registry, ``sleep``, ``drain()``)."""
+    return app[GATEWAY]
+
+
+def make_provider(provider: type[Provider] | Provider, settings: Mapping[str, Any] | None = None) -> Provider:
+    """An instance of ``provider`` with ``[providers.<name>]`` ``settings``."""
+    if isinstance(provider, Provider):
+        return provider
+    return provider(msgspec.convert(dict(settings or {}), provider.Settings, strict=False))
+
+
+def make_attempt(
+    provider: type[Provider] | Provider,
+    *,
+    body: Mapping[str, Any] | bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    api_key: str | None = "test-key",
+    options: Mapping[str, Any] | None = None,
+    override_params: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    endpoint: str = IMAGES_GENERATIONS,
+    method: str = "POST",
+    path: str = "/images/generations",
+    query_string: str = "",
+    custom_host: str | None = None,
+) -> Attempt:
+    """A real attempt at ``provider`` for a request with ``body`` and ``headers``.
+
+    For images.generations the plan is negotiated (``attempt.plan``; a
+    ``BadParam`` is raised as the gateway would answer it).  For passthrough pass
+    ``endpoint=PROXY`` and the ``path`` below ``/v1``; ``body`` is then the raw bytes.
+    """
+    instance = make_provider(provider, settings)
+    raw_headers = CIMultiDictProxy(CIMultiDict(headers or {}))
+    inbound = Inbound(endpoint, method, path, raw_headers, raw_path="/v1" + path, query_string=query_string,
+                      raw_query_string=query_string, origin="http://gateway.test")
+    inbound.read_control_headers()
+    if endpoint == PROXY:
+        inbound.body = body if isinstance(body, bytes) or body is None else msgspec.json.encode(body)
+    else:
+        params = dict(body) if isinstance(body, Mapping) else msgspec.json.decode(body or b"{}")
+        params.setdefault("prompt", "a lighthouse at dusk")
+        inbound.body = msgspec.json.encode(params)
+        inbound.params = params
+    # As the config stage does: the provider's x-portkey-* header options, then the target's.
+    merged = {**instance.options_from_headers(raw_headers), **(options or {})}
+    target = Target(provider=instance.name, api_key=Secret(api_key) if api_key else None,
+                    options=merged, override_params=dict(override_params) if override_params else None)
+    attempt = Attempt(inbound, target, instance, custom_host=custom_host)
+    if endpoint == IMAGES_GENERATIONS:
+        attempt.plan = negotiate(attempt)
+    return attempt
+
+
+def answer(status: int = 200, body: bytes | Any = b"", headers: Mapping[str, str] | None = None,
+           content_type: str | None = None) -> Answer:
+    """A provider answer as ``parse_generation`` and ``error_from_response`` see it; a
+    non-bytes ``body`` is sent as JSON."""
+    out = CIMultiDict(headers or {})
+    if not isinstance(body, bytes):
+        body = msgspec.json.encode(body)
+        out.setdefault("Content-Type", "application/json")
+    if content_type is not None:
+        out["Content-Type"] = content_type
+    return Answer(status, CIMultiDictProxy(out), body)
+
+
+def image_url_allowed(provider: type[Provider] | Provider, url: str, base_url: str | None = None) -> bool:
+    """Whether the gateway would fetch an image the provider answered with ``url``: its API
+    host (``base_url``, default the provider's) or one of its ``image_hosts``."""
+    instance = make_provider(provider)
+    return host_allowed(url, base_url or instance.base_url, instance.image_hosts)

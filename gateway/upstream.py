@@ -1,0 +1,123 @@
+"""The core's HTTP client toward providers, one per attempt.
+
+A provider never opens a connection itself.  The core hands an :class:`Upstream`
+to the few provider methods that talk to the network (``generate`` of a
+multi-step API such as Replicate's create/poll/cancel); everything else a
+provider does is pure translation.  Every wait is added to the request's
+``upstream_ms``; connection failures become 502s that name the provider.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gateway.errors import UpstreamError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multidict import CIMultiDictProxy
+
+    from gateway.context import Record
+    from gateway.provider import UpstreamRequest
+
+#: Largest error body read from a provider to build an error message.
+MAX_ERROR_BODY = 256 * 1024
+
+
+class Answer:
+    """A provider's answer, read whole: what ``parse_generation`` and ``error_from_response`` read."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str] | Any, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters (``application/json``)."""
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+class Upstream:
+    """Sends one attempt's requests to ``provider`` over the app's connection pool."""
+
+    __slots__ = ("provider", "_session", "_record", "spawn", "sleep")
+
+    def __init__(self, session: aiohttp.ClientSession, record: Record, provider: str, *,
+                 spawn: Callable[[Coroutine[Any, Any, Any]], Any],
+                 sleep: Callable[[float], Awaitable[None]]) -> None:
+        self.provider = provider
+        self._session = session
+        self._record = record
+        #: Run work that outlives the request (a cancel call after the client left).
+        self.spawn = spawn
+        #: How to wait between polls (a test seam: tests never sleep).
+        self.sleep = sleep
+
+    async def send(self, req: UpstreamRequest, *, timeout: float | None = None) -> aiohttp.ClientResponse:
+        """Send ``req``; the open response (the caller reads and releases it).  Failing to
+        connect or to send is a 502 naming the provider."""
+        name = self.provider
+        t0 = time.perf_counter()
+        extra = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        try:
+            return await self._session.request(
+                req.method, req.url, headers=req.headers, data=req.body, allow_redirects=False,
+                auto_decompress=req.decompress, **extra,
+            )
+        except aiohttp.ClientConnectorError as e:
+            raise UpstreamError(
+                f"Could not connect to {name} at {e.host}:{e.port}: {e.os_error.strerror or e.os_error}",
+                provider=name, code="upstream_unreachable",
+            ) from None
+        except aiohttp.ServerDisconnectedError:
+            raise UpstreamError(f"{name} closed the connection before answering", provider=name,
+                                code="upstream_disconnected") from None
+        except aiohttp.ClientPayloadError as e:
+            raise UpstreamError(f"Sending the request body to {name} failed: {e}", provider=name,
+                                code="upstream_error") from None
+        except aiohttp.ClientError as e:
+            raise UpstreamError(f"Request to {name} failed: {e.__class__.__name__}: {e}", provider=name,
+                                code="upstream_error") from None
+        except TimeoutError:  # this request's own ``timeout`` (the attempt's limit cancels instead)
+            raise UpstreamError(f"{name} did not answer within {timeout} s", status=504, provider=name,
+                                code="upstream_timeout") from None
+        finally:
+            self._record.upstream_ms += (time.perf_counter() - t0) * 1000.0
+
+    async def read_body(self, resp: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
+        """A whole upstream body (at most ``limit`` bytes); a reset mid-body is a 502."""
+        t0 = time.perf_counter()
+        try:
+            if limit is None:
+                return await resp.read()
+            body = bytearray()
+            while len(body) < limit:
+                more = await resp.content.read(limit - len(body))
+                if not more:
+                    break
+                body += more
+            return bytes(body)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
+            raise UpstreamError(f"{self.provider} closed the connection mid-response: {e.__class__.__name__}",
+                                provider=self.provider, code="upstream_reset") from None
+        finally:
+            self._record.upstream_ms += (time.perf_counter() - t0) * 1000.0
+
+    async def exchange(self, req: UpstreamRequest, *, timeout: float | None = None) -> Answer:
+        """Send ``req`` and read the answer whole (an error body up to MAX_ERROR_BODY)."""
+        resp = await self.send(req, timeout=timeout)
+        try:
+            ok = 200 <= resp.status < 300
+            body = await self.read_body(resp, None if ok else MAX_ERROR_BODY)
+        finally:
+            resp.release()
+        return Answer(resp.status, resp.headers, body)

@@ -1,0 +1,67 @@
+"""Fixtures shared by the Replicate plugin's tests.
+
+The app is the pytest plugin's ``gateway_app`` with this plugin and a probe
+(:class:`AppServices`) that keeps the app's :class:`~gateway.sdk.Services`,
+so tests reach the registry and swap the sleeper the core hands providers
+as ``upstream.sleep`` without importing the core's internals.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import gateway_replicate
+from gateway.sdk import Services, hookimpl
+
+
+class AppServices:
+    """A plugin keeping the :class:`Services` the app hands ``gateway_configure``."""
+
+    services: Services | None = None
+
+    @hookimpl
+    def gateway_configure(self, services: Services) -> None:
+        self.services = services
+
+    @property
+    def registry(self) -> Any:
+        assert self.services is not None, "the app was not built"
+        return self.services.registry
+
+
+def record_sleeps(services: Services) -> list[float]:
+    """Make the app's polls record their waits and barely sleep."""
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        await asyncio.sleep(min(seconds, 0.005))
+
+    services.sleep = sleep
+    return waited
+
+
+@pytest.fixture
+def app_services() -> AppServices:
+    return AppServices()
+
+
+@pytest.fixture
+def gateway_plugins(app_services):  # noqa: ANN001, ANN201
+    return [gateway_replicate, app_services]
+
+
+@pytest.fixture
+def gateway_settings(request, fake_upstream):  # noqa: ANN001, ANN201
+    """``[providers.replicate]`` toward the fake; ``indirect`` parametrization adds settings."""
+    extra = getattr(request, "param", {})
+    return {"providers": {"replicate": {"base_url": fake_upstream.url + "/v1", **extra}}}
+
+
+@pytest.fixture
+def sleeps(gateway_app, app_services):  # noqa: ANN001, ANN201
+    """Polls record their waits here and barely sleep."""
+    assert app_services.services is not None
+    return record_sleeps(app_services.services)
