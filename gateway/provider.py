@@ -148,13 +148,19 @@ class Provider:
         """The target's provider options as ``self.Options`` (400 naming a bad one)."""
         if not target.options and self._no_options is not None:
             return self._no_options
+        # A config tree is parsed once and cached: so are its targets' options, per provider.
+        cached = target.__dict__.get("parsed_options")
+        if cached is not None and cached[0] is self:
+            return cached[1]
         try:
-            return msgspec.convert(target.options, self.Options, strict=False)
+            options = msgspec.convert(target.options, self.Options, strict=False)
         except msgspec.ValidationError as e:
             raise BadRequest(
                 f"Invalid option for provider {self.name!r}: {located(e, target.path)}",
                 param="x-portkey-config", code="invalid_provider_option",
             ) from None
+        target.__dict__["parsed_options"] = (self, options)
+        return options
 
     def options_from_headers(self, headers: Any) -> dict[str, Any]:
         """Provider options given as ``x-portkey-*`` headers (a header-only request)."""

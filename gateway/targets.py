@@ -93,8 +93,11 @@ IGNORED_FIELDS = frozenset(
 )
 
 
-class Target(msgspec.Struct, kw_only=True):
-    """One node of a resolved config, with inherited settings already applied."""
+class Target(msgspec.Struct, kw_only=True, dict=True):
+    """One node of a resolved config, with inherited settings already applied.
+
+    ``dict=True`` gives room for what is derived from a node once and reused by every
+    request through a cached config (its provider options, parsed), never encoded."""
 
     path: str = "config"
     name: str | None = None

@@ -16,7 +16,7 @@ from gateway.app import create_app
 from gateway.keys import GATEWAY
 from gateway.testing import FakeUpstream, Reply
 
-from conftest import FIRST_PARTY
+from first_party import FIRST_PARTY
 
 OK = {"created": 1, "data": [{"url": "https://img/1.png"}]}
 

@@ -98,7 +98,8 @@ class Generations(Endpoint):
             return Outcome.from_error(e, provider=provider.name)
         outcome = Outcome(200, body=answer_body(provider.name, results, data), provider=provider.name)
         outcome.cacheable = delivery.cacheable
-        headers = outcome.headers = CIMultiDict(results[0].headers or ())
+        # The first call's relayed headers (request ids, rate limits) are the answer's: no copy.
+        headers = outcome.headers = results[0].headers if results[0].headers is not None else CIMultiDict()
         for name in _BODY_HEADERS:
             headers.popall(name, None)
         headers["Content-Type"] = "application/json"
