@@ -1,22 +1,19 @@
 """Build docs/providers.md from the provider plugins' READMEs.
 
-Each plugin's README is the source of its ``## Parameter mapping``, ``## Sizes and limits`` and
-``## Not supported`` sections; this page gathers them.  Run ``python docs/build_providers.py``
+The providers are the installed ``gateway`` entry points that register one (found, not listed
+here).  Each plugin's README is the source of its ``Auth summary:`` line and of its
+``## Parameter mapping``, ``## Sizes and limits`` and ``## Not supported`` sections; this page
+gathers them.  Run ``python docs/build_providers.py``
 after editing a README (a test fails while the page is stale).
 """
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Slug, distribution directory, in the order the page lists them.
-PROVIDERS = [
-    ("openai", "gateway-openai"), ("azure-openai", "gateway-azure-openai"), ("stability-ai", "gateway-stability-ai"),
-    ("bedrock", "gateway-bedrock"), ("segmind", "gateway-segmind"), ("together-ai", "gateway-together-ai"),
-    ("replicate", "gateway-replicate"),
-]
 SECTIONS = ("Parameter mapping", "Sizes and limits", "Not supported")
 
 HEADER = """# Providers
@@ -33,13 +30,6 @@ ways; `n` above a model's per-call limit as parallel calls merged in order; leni
 
 | slug | plugin | auth |
 |---|---|---|
-| `openai` | `gateway-openai` | `Authorization: Bearer` |
-| `azure-openai` | `gateway-azure-openai` | `api-key`, or an Entra token as `Authorization: Bearer` |
-| `stability-ai` | `gateway-stability-ai` | `Authorization: Bearer` |
-| `bedrock` | `gateway-bedrock` | SigV4 (botocore), or a Bedrock API key as `Authorization: Bearer` |
-| `segmind` | `gateway-segmind` | `x-api-key` |
-| `together-ai` | `gateway-together-ai` | `Authorization: Bearer` |
-| `replicate` | `gateway-replicate` | `Authorization: Bearer` |
 """
 
 
@@ -51,10 +41,27 @@ def section(text: str, title: str) -> str:
     return re.sub(r"^### ", "#### ", match.group(1).strip(), flags=re.M)
 
 
+def providers() -> list[tuple[str, str]]:
+    """``(slug, distribution)`` of every installed provider plugin, by slug."""
+    found = []
+    for ep in importlib.metadata.entry_points(group="gateway"):
+        register = getattr(ep.load(), "gateway_register_providers", None)
+        if register is not None and ep.dist is not None:
+            found.extend((cls.name, ep.dist.name) for cls in register())
+    return sorted(found)
+
+
+def auth(text: str, dist: str) -> str:
+    match = re.search(r"^Auth summary: (.+?)\.?$", text, re.M)
+    if match is None:
+        raise SystemExit(f"plugins/{dist}/README.md: missing its 'Auth summary: ...' line")
+    return match.group(1)
+
+
 def build() -> str:
-    out = [HEADER]
-    for slug, dist in PROVIDERS:
-        text = (ROOT / "plugins" / dist / "README.md").read_text()
+    plugins = [(slug, dist, (ROOT / "plugins" / dist / "README.md").read_text()) for slug, dist in providers()]
+    out = [HEADER, *(f"| `{slug}` | `{dist}` | {auth(text, dist)} |\n" for slug, dist, text in plugins)]
+    for slug, dist, text in plugins:
         out.append(f"\n## `{slug}`\n\nPlugin: [`plugins/{dist}`](../plugins/{dist}/README.md).\n")
         for title in SECTIONS:
             out.append(f"\n### {title}\n\n{section(text, title)}\n")
