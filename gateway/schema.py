@@ -6,6 +6,7 @@ from typing import Any
 import msgspec
 
 from gateway.settings import Settings
+from gateway.strategy import tagged_config
 from gateway.targets import NodeFields
 
 
@@ -18,8 +19,11 @@ def settings_schema(pm: Any) -> dict[str, Any]:
     for classes in pm.hook.gateway_register_providers():
         for cls in classes:
             providers[cls.name] = cls
-    types = [Settings, NodeFields, *sections.values(), *(p.Settings for p in providers.values())]
+    strategies = [tagged_config(cls) for classes in pm.hook.gateway_register_routing_strategies() for cls in classes]
+    types = [Settings, NodeFields, *sections.values(), *(p.Settings for p in providers.values()), *strategies]
     schemas, defs = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+    strategy_schemas = schemas[len(schemas) - len(strategies):]
+    schemas = schemas[:len(schemas) - len(strategies)]
     root = defs[Settings.__name__]
     props = root["properties"]
     # ``sections`` is where plugin sections land after decoding, not a key of the file.
@@ -35,6 +39,8 @@ def settings_schema(pm: Any) -> dict[str, Any]:
     # A config node: core fields, nested targets, and provider options beside them.
     node = defs[NodeFields.__name__]
     node["properties"]["targets"] = {"type": "array", "items": {"$ref": f"#/$defs/{NodeFields.__name__}"}}
+    # ``strategy``: each installed strategy's own fields, told apart by ``mode``.
+    node["properties"]["strategy"] = {"anyOf": strategy_schemas} if strategy_schemas else {"type": "object"}
     node["additionalProperties"] = True
     node["title"] = "Config"
     props["configs"] = {"type": "object", "additionalProperties": {"$ref": f"#/$defs/{NodeFields.__name__}"}}

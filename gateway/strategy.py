@@ -61,5 +61,5 @@ class RoutingStrategy:
 
 def tagged_config(strategy: type[RoutingStrategy]) -> Any:
     """The strategy's ``Config`` tagged with its mode, for the registry's union."""
-    return types.new_class(f"{strategy.Config.__name__}[{strategy.name}]", (strategy.Config,),
-                           {"tag": strategy.name})
+    name = "".join(part.capitalize() for part in strategy.name.replace("-", "_").split("_")) + "Strategy"
+    return types.new_class(name, (strategy.Config,), {"tag": strategy.name})

@@ -1,4 +1,5 @@
-"""Shared fixtures: the first-party plugins registered, its base URL on a fake upstream."""
+"""Shared fixtures: the fake provider and the routing strategies registered, the provider's base URL
+on the fake upstream.  Tests of the unified API through real provider plugins name them themselves."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,5 +15,4 @@ def gateway_plugins() -> list[Any]:
 
 @pytest.fixture
 def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"},
-                          "stability-ai": {"base_url": fake_upstream.url}}}
+    return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}}}

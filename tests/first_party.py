@@ -1,4 +1,4 @@
-"""The first-party plugins the core's own tests register."""
+"""The plugins the core's own tests register: the neutral fake provider and the routing strategies."""
 from __future__ import annotations
 
 import gateway_openai
@@ -7,8 +7,18 @@ import gateway_route_fallback
 import gateway_route_loadbalance
 import gateway_route_single
 import gateway_stability_ai
+from gateway.testing import fake_provider
 
 FIRST_PARTY = [
-    gateway_openai, gateway_route_single, gateway_route_fallback, gateway_route_loadbalance, gateway_route_conditional,
-    gateway_stability_ai,
+    fake_provider.plugin, gateway_route_single, gateway_route_fallback, gateway_route_loadbalance,
+    gateway_route_conditional,
 ]
+
+#: The first-party provider plugins the tests of the unified API through real providers use.
+PROVIDERS = [gateway_openai, gateway_stability_ai]
+
+
+def provider_settings(fake_upstream) -> dict:  # noqa: ANN001
+    """Settings pointing the first-party providers at ``fake_upstream``."""
+    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"},
+                          "stability-ai": {"base_url": fake_upstream.url}}}

@@ -18,7 +18,7 @@ OK = {"created": 1, "data": [{"b64_json": "aW1hZ2U="}]}
 
 
 def cfg(**node) -> dict[str, str]:  # noqa: ANN003
-    node = {"provider": "openai", "api_key": "sk-a", "cache": {"mode": "simple", "max_age": 60}, **node}
+    node = {"provider": "fake", "api_key": "sk-a", "cache": {"mode": "simple", "max_age": 60}, **node}
     return {"x-portkey-config": msgspec.json.encode(node).decode()}
 
 
@@ -36,7 +36,7 @@ async def test_miss_then_hit_same_body_and_type(gateway_client, gateway_app, fak
     b2 = await r2.read()
     assert (r1.headers["x-portkey-cache-status"], r2.headers["x-portkey-cache-status"]) == ("MISS", "HIT")
     assert b1 == b2 and r2.content_type == r1.content_type == "application/json"
-    assert r2.headers["x-portkey-provider"] == "openai"
+    assert r2.headers["x-portkey-provider"] == "fake"
     assert len(fake_upstream.requests) == 1
     assert log_capture.events("request.finished")[-1]["cache"] == "HIT"
 
@@ -64,7 +64,7 @@ async def test_callers_with_different_keys_never_share(gateway_client, gateway_a
     await settle(gateway_app)
     resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=cfg(api_key="sk-tenant-b"))
     assert resp.headers["x-portkey-cache-status"] == "MISS"
-    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=cfg(override_params={"model": "dall-e-3"},
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers=cfg(override_params={"model": "fake-hd"},
                                                                          api_key="sk-tenant-a"))
     assert resp.headers["x-portkey-cache-status"] == "MISS"  # the provider-shaped request differs
     assert len(fake_upstream.requests) == 3
@@ -98,7 +98,7 @@ async def test_identical_concurrent_requests_make_one_upstream_call(gateway_clie
     fake_upstream.on("POST", GEN, Reply(json=OK, delay=0.3))
     resps = await asyncio.gather(*[gateway_client.post(GEN, json={"prompt": "same"}, headers=cfg()) for _ in range(8)])
     bodies = [await r.json() for r in resps]
-    assert all(r.status == 200 for r in resps) and all(b == {**OK, "provider": "openai"} for b in bodies)
+    assert all(r.status == 200 for r in resps) and all(b == {**OK, "provider": "fake"} for b in bodies)
     assert len(fake_upstream.requests) == 1
     statuses = sorted(r.headers["x-portkey-cache-status"] for r in resps)
     assert statuses == ["HIT"] * 7 + ["MISS"]
@@ -162,7 +162,7 @@ async def test_image_bytes_stored_once_by_content_hash(gateway_client, gateway_a
 async def test_gateway_wide_default_and_byte_bound(aiohttp_client, gateway_plugins, fake_upstream):  # noqa: ANN001
     from gateway.app import create_app
 
-    gateway_app = create_app({"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}},
+    gateway_app = create_app({"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
                               "cache": {"memory_max_bytes": 1_000_000, "default": {"mode": "simple", "max_age": 60}}},
                              plugins=gateway_plugins, load_entrypoints=False)
     gateway_client = await aiohttp_client(gateway_app)
@@ -172,7 +172,7 @@ async def test_gateway_wide_default_and_byte_bound(aiohttp_client, gateway_plugi
         return web.json_response({"created": 1, "data": [{"b64_json": prompt * 100_000}]})
 
     fake_upstream.on("POST", GEN, answer)
-    headers = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-x"}
+    headers = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-x"}
     for prompt in "abcdefgh":  # 8 x ~100 kB answers, under a 1 MB bound
         await (await gateway_client.post(GEN, json={"prompt": prompt}, headers=headers)).read()
     await settle(gateway_app)

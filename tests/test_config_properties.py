@@ -36,7 +36,7 @@ class _Servers:
     async def _start(self) -> str:
         self.upstream = await FakeUpstream().start()
         self.upstream.on("POST", "/v1/images/generations", Reply(json=OK))
-        app = create_app({"providers": {"openai": {"base_url": self.upstream.url + "/v1"}}},
+        app = create_app({"providers": {"fake": {"base_url": self.upstream.url + "/v1"}}},
                          plugins=FIRST_PARTY, load_entrypoints=False)
 
         async def no_sleep(_s: float) -> None:
@@ -70,7 +70,7 @@ def servers() -> Iterator[_Servers]:
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 5, allow_nan=False),
-                    st.text(max_size=6), st.sampled_from(["openai", "nope", "fallback", "pro"]))
+                    st.text(max_size=6), st.sampled_from(["fake", "nope", "fallback", "pro"]))
 names = st.sampled_from(["a", "b", "c"])
 queries = st.recursive(
     st.dictionaries(st.sampled_from(["metadata.t", "params.n", "params.model", "url.pathname", "$or", "$and"]),
@@ -81,7 +81,7 @@ queries = st.recursive(
     max_leaves=4,
 )
 leaves = st.fixed_dictionaries(
-    {"provider": st.sampled_from(["openai", "openai", "nope"])},
+    {"provider": st.sampled_from(["fake", "fake", "nope"])},
     optional={
         "api_key": st.text(max_size=5), "name": names, "weight": st.one_of(st.floats(-1, 3, allow_nan=False), st.text(max_size=2)),
         "override_params": st.dictionaries(st.sampled_from(["model", "n", "size"]), scalars, max_size=2),
@@ -130,4 +130,4 @@ def test_any_config_is_answered_or_refused_cleanly(servers, config, metadata):  
     if resp.status_code == 400:
         assert set(body) <= {"error", "provider"} and body["error"]["message"]
     else:
-        assert body == {**OK, "provider": "openai"}
+        assert body == {**OK, "provider": "fake"}

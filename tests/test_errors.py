@@ -7,9 +7,9 @@ import aiohttp
 import pytest
 
 from gateway.testing import Reply
-from gateway_openai import testing as openai_fake
+from gateway.testing import fake_provider
 
-H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test", "Content-Type": "application/json"}
+H = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-test", "Content-Type": "application/json"}
 
 
 def assert_error_shape(body: dict) -> dict:
@@ -50,10 +50,10 @@ async def test_bad_bodies(gateway_client, fake_upstream, body, code, needle):  #
 
 
 async def test_unknown_provider_lists_installed(gateway_client, fake_upstream):  # noqa: ANN001
-    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-provider": "opena"})
+    resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-provider": "fak"})
     err = await error_of(resp, 400, "unknown_provider")
-    assert "'opena'" in err["message"] and "did you mean 'openai'" in err["message"]
-    assert "installed providers: openai" in err["message"]
+    assert "'fak'" in err["message"] and "did you mean 'fake'" in err["message"]
+    assert "installed providers: fake" in err["message"]
     assert fake_upstream.requests == []
 
 
@@ -67,12 +67,12 @@ async def test_no_provider_at_all(gateway_client):  # noqa: ANN001
     ("header", "value", "code", "needle"),
     [
         ("x-portkey-config", "{not json", "invalid_config", "not valid JSON"),
-        ("x-portkey-config", '{"provider": "openai", "weight": "heavy"}', "invalid_config", "$.weight"),
-        ("x-portkey-config", '{"strategy": {"mode": "fallbak"}, "targets": [{"provider": "openai"}]}', "invalid_config", "did you mean 'fallback'"),
+        ("x-portkey-config", '{"provider": "fake", "weight": "heavy"}', "invalid_config", "$.weight"),
+        ("x-portkey-config", '{"strategy": {"mode": "fallbak"}, "targets": [{"provider": "fake"}]}', "invalid_config", "did you mean 'fallback'"),
         ("x-portkey-config", '{"strategy": {"mode": "fallback"}, "targets": [{"weight": 1}]}', "invalid_config", "$.targets[0]"),
-        ("x-portkey-config", '{"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "openai", "weight": 0}]}', "invalid_config", "weight is 0"),
-        ("x-portkey-config", '{"provider": "openai", "cache": {"mode": "fuzzy"}}', "invalid_config", "$.cache"),
-        ("x-portkey-config", '{"provider": "openai", "retry": {"attempts": 99}}', "invalid_config", "$.retry"),
+        ("x-portkey-config", '{"strategy": {"mode": "loadbalance"}, "targets": [{"provider": "fake", "weight": 0}]}', "invalid_config", "weight is 0"),
+        ("x-portkey-config", '{"provider": "fake", "cache": {"mode": "fuzzy"}}', "invalid_config", "$.cache"),
+        ("x-portkey-config", '{"provider": "fake", "retry": {"attempts": 99}}', "invalid_config", "$.retry"),
         ("x-portkey-config", "pc-unknown-id", "unknown_config", "Unknown saved config id"),
         ("x-portkey-config", "[1]", "invalid_config", "expected a JSON object"),
         ("x-portkey-metadata", "{oops", "invalid_metadata", "x-portkey-metadata"),
@@ -90,10 +90,10 @@ async def test_bad_headers(gateway_client, fake_upstream, header, value, code, n
 
 
 async def test_unknown_provider_option_in_config(gateway_client, fake_upstream):  # noqa: ANN001
-    cfg = '{"provider": "openai", "api_key": "sk-c", "resource_nme": "x"}'
+    cfg = '{"provider": "fake", "api_key": "sk-c", "resource_nme": "x"}'
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
     err = await error_of(resp, 400, "invalid_provider_option")
-    assert "resource_nme" in err["message"] and "openai" in err["message"]
+    assert "resource_nme" in err["message"] and "fake" in err["message"]
     assert fake_upstream.requests == []
 
 
@@ -108,7 +108,7 @@ async def test_unsupported_content_type(gateway_client, fake_upstream):  # noqa:
 
 @pytest.fixture
 def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}, "server": {"max_body_bytes": 4096}}
+    return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}}, "server": {"max_body_bytes": 4096}}
 
 
 async def test_body_over_limit_is_413(gateway_client, fake_upstream):  # noqa: ANN001
@@ -139,7 +139,7 @@ async def test_upstream_unreachable_is_502(aiohttp_client, gateway_plugins):  # 
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens here now
-    app = create_app({"providers": {"openai": {"base_url": f"http://127.0.0.1:{port}/v1"}}}, plugins=gateway_plugins,
+    app = create_app({"providers": {"fake": {"base_url": f"http://127.0.0.1:{port}/v1"}}}, plugins=gateway_plugins,
                      load_entrypoints=False)
     client = await aiohttp_client(app)
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
@@ -152,7 +152,7 @@ async def test_upstream_reset_before_answer_is_502(gateway_client, fake_upstream
     fake_upstream.on("POST", "/v1/images/generations", Reply(reset="before"))
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
     err = await error_of(resp, 502, "upstream_disconnected")
-    assert "openai" in err["message"]
+    assert "fake" in err["message"]
 
 
 async def test_upstream_reset_mid_generation_is_a_502(gateway_client, fake_upstream, log_capture):  # noqa: ANN001
@@ -180,23 +180,23 @@ async def test_upstream_reset_mid_passthrough_breaks_the_client_response(gateway
 
 
 async def test_provider_error_keeps_status_and_message(gateway_client, fake_upstream):  # noqa: ANN001
-    openai_fake.install(fake_upstream)
+    fake_provider.install(fake_upstream)
     resp = await gateway_client.post(
-        "/v1/images/generations", json={"prompt": "x", "model": "dall-e-9"}, headers=H
+        "/v1/images/generations", json={"prompt": "x", "model": "fake-9"}, headers=H
     )
     body = await resp.json()
     err = await error_of(resp, 404, "model_not_found")
-    assert err["message"] == "openai error: The model 'dall-e-9' does not exist."
+    assert err["message"] == "fake error: The model 'fake-9' does not exist."
     assert err["code"] == "model_not_found" and err["type"] == "invalid_request_error"
-    assert body["provider"] == "openai"
-    assert resp.headers["x-portkey-provider"] == "openai"
+    assert body["provider"] == "fake"
+    assert resp.headers["x-portkey-provider"] == "fake"
 
 
 async def test_provider_error_that_is_not_json(gateway_client, fake_upstream):  # noqa: ANN001
     fake_upstream.on("POST", "/v1/images/generations", Reply(503, body=b"upstream overloaded", content_type="text/plain"))
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
     err = await error_of(resp, 503, None)
-    assert err["message"] == "openai error: HTTP 503: upstream overloaded"
+    assert err["message"] == "fake error: HTTP 503: upstream overloaded"
 
 
 async def test_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: ANN001
@@ -213,7 +213,7 @@ async def test_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: A
 
 async def test_config_request_timeout_is_408(gateway_client, fake_upstream):  # noqa: ANN001
     fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}, delay=2))
-    cfg = '{"provider": "openai", "api_key": "sk-c", "request_timeout": 120}'
+    cfg = '{"provider": "fake", "api_key": "sk-c", "request_timeout": 120}'
     resp = await gateway_client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
     assert resp.status == 408
     assert "120ms" in (await resp.json())["error"]["message"]
@@ -245,9 +245,9 @@ async def test_client_disconnect_cancels_upstream_call(gateway_client, fake_upst
 async def test_gateway_key_required_when_configured(aiohttp_client, gateway_plugins, fake_upstream):  # noqa: ANN001
     from gateway.app import create_app
 
-    openai_fake.install(fake_upstream)
+    fake_provider.install(fake_upstream)
     app = create_app(
-        {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}},
+        {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
          "security": {"gateway_keys": ["gk-one", "gk-two"]}},
         plugins=gateway_plugins, load_entrypoints=False,
     )

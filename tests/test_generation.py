@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 import msgspec
 import pytest
@@ -13,6 +14,19 @@ from aiohttp import web
 from gateway.testing import Recorded, Reply
 from gateway_openai import testing as openai_fake
 from gateway.testing.provider_contract import make_png
+from first_party import FIRST_PARTY, PROVIDERS, provider_settings
+
+
+@pytest.fixture
+def gateway_plugins() -> list[Any]:
+    """This module runs through the first-party providers (their declared models, their fakes)."""
+    return [*FIRST_PARTY, *PROVIDERS]
+
+
+@pytest.fixture
+def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
+    return provider_settings(fake_upstream)
+
 
 GEN = "/v1/images/generations"
 H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-gen"}

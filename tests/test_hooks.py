@@ -14,22 +14,21 @@ import msgspec
 import pytest
 from aiohttp import web
 
-import gateway_openai
 from gateway import hookimpl, hookspec
 from gateway.app import create_app
 from gateway.errors import AuthError, StartupError
 from gateway.images.store import ImageStore, StoredImage, new_id
 from gateway.sdk import CacheHit, OpenAICompatibleProvider, Outcome, RoutingStrategy
-from gateway_openai import testing as openai_fake
+from gateway.testing import fake_provider
 from gateway.targets import Target
 
-H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"}
+H = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-test"}
 
 
 async def client_for(aiohttp_client, fake_upstream, *plugins, settings=None):  # noqa: ANN001, ANN201
-    openai_fake.install(fake_upstream)
-    raw = {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}, **(settings or {})}
-    app = create_app(raw, plugins=[gateway_openai, *plugins], load_entrypoints=False)
+    fake_provider.install(fake_upstream)
+    raw = {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}}, **(settings or {})}
+    app = create_app(raw, plugins=[fake_provider.plugin, *plugins], load_entrypoints=False)
     return await aiohttp_client(app), app
 
 
@@ -71,7 +70,7 @@ async def test_hook_gateway_register_providers(aiohttp_client, fake_upstream):  
         def gateway_register_providers(self):
             return [TinyProvider]
 
-    openai_fake.install(fake_upstream)
+    fake_provider.install(fake_upstream)
     app = create_app({"providers": {"tiny": {"base_url": fake_upstream.url + "/v1"}}}, plugins=[Plugin()],
                      load_entrypoints=False)
     client = await aiohttp_client(app)
@@ -108,8 +107,8 @@ async def test_hook_gateway_register_routing_strategies(aiohttp_client, fake_ups
     cfg = msgspec.json.encode({
         "strategy": {"mode": "first-ok"},
         "targets": [
-            {"provider": "openai", "api_key": "sk-a", "override_params": {"model": "no-such-model"}},
-            {"provider": "openai", "api_key": "sk-b"},
+            {"provider": "fake", "api_key": "sk-a", "override_params": {"model": "no-such-model"}},
+            {"provider": "fake", "api_key": "sk-b"},
         ],
     }).decode()
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-portkey-config": cfg})
@@ -150,8 +149,8 @@ def test_hook_gateway_configure():
         def gateway_configure(self, settings, registry):  # noqa: ANN001
             calls.append((settings.server.port, sorted(registry.providers)))
 
-    create_app({"server": {"port": 9999}}, plugins=[gateway_openai, Plugin()], load_entrypoints=False)
-    assert calls == [(9999, ["openai"])]
+    create_app({"server": {"port": 9999}}, plugins=[fake_provider.plugin, Plugin()], load_entrypoints=False)
+    assert calls == [(9999, ["fake"])]
 
 
 async def test_hook_gateway_lifespan(aiohttp_client):  # noqa: ANN001
@@ -206,14 +205,14 @@ async def test_hook_gateway_resolve_config(aiohttp_client, fake_upstream):  # no
             if ctx.headers.get("x-tenant") == "acme":
                 from gateway.targets import Secret
 
-                return Target(provider="openai", api_key=Secret("sk-acme"), override_params={"model": "dall-e-3"})
+                return Target(provider="fake", api_key=Secret("sk-acme"), override_params={"model": "fake-hd"})
             return None
 
     client, _ = await client_for(aiohttp_client, fake_upstream, Tenants())
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={"x-tenant": "acme"})
     assert resp.status == 200
     assert fake_upstream.last.headers["Authorization"] == "Bearer sk-acme"
-    assert fake_upstream.last.json()["model"] == "dall-e-3"
+    assert fake_upstream.last.json()["model"] == "fake-hd"
 
 
 async def test_hook_gateway_route(aiohttp_client, fake_upstream):  # noqa: ANN001
@@ -279,7 +278,7 @@ async def test_hook_gateway_log_fields(aiohttp_client, fake_upstream, log_captur
     for key in ("trace_id", "method", "path", "provider", "model", "status", "ms", "upstream_ms", "bytes_in",
                 "bytes_out", "attempts"):
         assert key in line
-    assert line["provider"] == "openai" and line["status"] == 200 and line["attempts"] == 1
+    assert line["provider"] == "fake" and line["status"] == 200 and line["attempts"] == 1
     assert line["bytes_out"] > 0 and line["bytes_in"] == len(b'{"prompt": "four"}')
 
 
@@ -299,7 +298,7 @@ async def test_hook_gateway_request_finished(aiohttp_client, fake_upstream):  # 
     client, _ = await client_for(aiohttp_client, fake_upstream, Accounting(), Broken())
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
     assert resp.status == 200
-    assert seen == [{"status": 200, "provider": "openai"}]
+    assert seen == [{"status": 200, "provider": "fake"}]
 
 
 async def test_hook_gateway_handle_error(aiohttp_client, fake_upstream):  # noqa: ANN001

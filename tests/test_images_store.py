@@ -13,21 +13,21 @@ from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.images.store import LocalImageStore, new_id
 from gateway.keys import GATEWAY
-from gateway.testing import Recorded, Reply
-from gateway_openai import testing as openai_fake
+from gateway.testing import PNG_1X1, Recorded, Reply
+from gateway.testing import fake_provider
 
 GEN = "/v1/images/generations"
 
 
 @pytest.fixture
 def gateway_settings(fake_upstream, tmp_path):  # noqa: ANN001, ANN201
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}},
+    return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
             "images": {"directory": str(tmp_path / "images")}}
 
 
 async def test_store_and_serve(gateway_client, gateway_app):  # noqa: ANN001
     store = gateway_app[GATEWAY].images
-    png = openai_fake.PNG_1X1 + os.urandom(100)
+    png = PNG_1X1 + os.urandom(100)
     image_id = await store.put(png, "image/png", ttl=60)
     assert len(image_id) == 32
     resp = await gateway_client.get(f"/v1/images/files/{image_id}")
@@ -91,7 +91,7 @@ def test_unknown_image_store_is_a_startup_error():
 
 
 async def test_cached_url_answer_still_resolves_after_the_provider_url_dies(gateway_client, gateway_app, fake_upstream):  # noqa: ANN001
-    png = openai_fake.PNG_1X1
+    png = PNG_1X1
     alive = {"on": True}
 
     async def provider_image(request: web.Request, rec: Recorded) -> web.Response:
@@ -103,13 +103,13 @@ async def test_cached_url_answer_still_resolves_after_the_provider_url_dies(gate
     fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": fake_upstream.url + "/blob/img-0.png",
                                                                       "revised_prompt": "r"}]}))
     cfg = {"x-portkey-config": msgspec.json.encode(
-        {"provider": "openai", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
-    first = await gateway_client.post(GEN, json={"prompt": "fox", "model": "dall-e-3"}, headers=cfg)
+        {"provider": "fake", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
+    first = await gateway_client.post(GEN, json={"prompt": "fox", "model": "fake-hd"}, headers=cfg)
     assert first.headers["x-portkey-cache-status"] == "MISS"
     first_body = await first.read()
     await gateway_app[GATEWAY].drain()
     alive["on"] = False  # the provider's signed URL has expired
-    resp = await gateway_client.post(GEN, json={"prompt": "fox", "model": "dall-e-3"}, headers=cfg)
+    resp = await gateway_client.post(GEN, json={"prompt": "fox", "model": "fake-hd"}, headers=cfg)
     assert resp.headers["x-portkey-cache-status"] == "HIT"
     # The miss that was stored answered what every hit answers: the gateway's own URL.
     assert await resp.read() == first_body
@@ -127,9 +127,9 @@ async def test_a_cacheable_url_answer_whose_image_cannot_be_fetched_is_handed_on
     url = fake_upstream.url + "/blob/gone.png"
     fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
     cfg = {"x-portkey-config": msgspec.json.encode(
-        {"provider": "openai", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
+        {"provider": "fake", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
     for _ in range(2):
-        resp = await gateway_client.post(GEN, json={"prompt": "owl", "model": "dall-e-3"}, headers=cfg)
+        resp = await gateway_client.post(GEN, json={"prompt": "owl", "model": "fake-hd"}, headers=cfg)
         assert resp.status == 200 and resp.headers["x-portkey-cache-status"] == "MISS"
         assert (await resp.json())["data"][0]["url"] == url  # the provider's own, still valid for the caller
         await gateway_app[GATEWAY].drain()

@@ -9,19 +9,19 @@ import pytest
 
 from gateway.testing import Reply
 
-H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-client"}
+H = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-client"}
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
 async def test_methods_paths_and_query(gateway_client, fake_upstream, method):  # noqa: ANN001
-    fake_upstream.on(method, "/v1/models/dall-e-3", Reply(json={"id": "dall-e-3"}))
+    fake_upstream.on(method, "/v1/models/fake-hd", Reply(json={"id": "fake-hd"}))
     data = b'{"a": 1}' if method in ("POST", "PUT", "PATCH") else None
-    resp = await gateway_client.request(method, "/v1/models/dall-e-3?limit=2&after=x", data=data,
+    resp = await gateway_client.request(method, "/v1/models/fake-hd?limit=2&after=x", data=data,
                                         headers={**H, "Content-Type": "application/json"})
     assert resp.status == 200
-    assert await resp.json() == {"id": "dall-e-3"}
+    assert await resp.json() == {"id": "fake-hd"}
     sent = fake_upstream.last
-    assert (sent.method, sent.path, sent.query) == (method, "/v1/models/dall-e-3", {"limit": "2", "after": "x"})
+    assert (sent.method, sent.path, sent.query) == (method, "/v1/models/fake-hd", {"limit": "2", "after": "x"})
     assert sent.body == (data or b"")
     assert sent.headers["Authorization"] == "Bearer sk-client"
 
@@ -74,7 +74,7 @@ async def test_provider_errors_relay_as_they_are(gateway_client, fake_upstream):
     resp = await gateway_client.post("/v1/generation/x/text-to-image", data=b"{}", headers={**H, "Content-Type": "application/json"})
     assert resp.status == 400
     assert await resp.read() == native
-    assert resp.headers["x-portkey-provider"] == "openai"
+    assert resp.headers["x-portkey-provider"] == "fake"
 
 
 async def test_compressed_answer_relayed_compressed(gateway_client, fake_upstream):  # noqa: ANN001
@@ -96,7 +96,7 @@ async def test_no_accept_encoding_means_identity_upstream(gateway_client, fake_u
 
 async def test_configured_key_wins_over_client_authorization(gateway_client, fake_upstream):  # noqa: ANN001
     fake_upstream.on("GET", "/v1/models", Reply(json={"data": []}))
-    cfg = '{"provider": "openai", "api_key": "sk-from-config"}'
+    cfg = '{"provider": "fake", "api_key": "sk-from-config"}'
     resp = await gateway_client.get("/v1/models", headers={"x-portkey-config": cfg, "Authorization": "Bearer sk-client"})
     assert resp.status == 200
     assert fake_upstream.last.headers["Authorization"] == "Bearer sk-from-config"
@@ -117,9 +117,9 @@ async def test_custom_host_header(aiohttp_client, gateway_plugins, fake_upstream
 
 
 async def test_forward_headers_on_unified_route(gateway_client, fake_upstream):  # noqa: ANN001
-    from gateway_openai import testing as openai_fake
+    from gateway.testing import fake_provider
 
-    openai_fake.install(fake_upstream)
+    fake_provider.install(fake_upstream)
     resp = await gateway_client.post(
         "/v1/images/generations", json={"prompt": "x"},
         headers={**H, "X-Team": "blue", "X-Other": "no", "x-portkey-forward-headers": "x-team, x-portkey-provider"},
@@ -130,15 +130,15 @@ async def test_forward_headers_on_unified_route(gateway_client, fake_upstream): 
 
 
 async def test_original_bytes_forwarded_and_overrides_reencode(gateway_client, fake_upstream):  # noqa: ANN001
-    from gateway_openai import testing as openai_fake
+    from gateway.testing import fake_provider
 
-    openai_fake.install(fake_upstream)
-    raw = b'{ "prompt" : "keep   my spacing",  "model":"dall-e-2", "future_param": {"x": [1,2]} }'
+    fake_provider.install(fake_upstream)
+    raw = b'{ "prompt" : "keep   my spacing",  "model":"fake-image", "future_param": {"x": [1,2]} }'
     resp = await gateway_client.post("/v1/images/generations", data=raw, headers={**H, "Content-Type": "application/json"})
     assert resp.status == 200
     assert fake_upstream.last.body == raw
-    cfg = '{"provider": "openai", "api_key": "sk-c", "override_params": {"model": "dall-e-3"}}'
+    cfg = '{"provider": "fake", "api_key": "sk-c", "override_params": {"model": "fake-hd"}}'
     resp = await gateway_client.post("/v1/images/generations", data=raw,
                                      headers={"x-portkey-config": cfg, "Content-Type": "application/json"})
     assert resp.status == 200
-    assert fake_upstream.last.json() == {"prompt": "keep   my spacing", "model": "dall-e-3", "future_param": {"x": [1, 2]}}
+    assert fake_upstream.last.json() == {"prompt": "keep   my spacing", "model": "fake-hd", "future_param": {"x": [1, 2]}}

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.keys import GATEWAY
 from gateway.testing import Reply
-from gateway_openai import testing as openai_fake
+from gateway.testing import fake_provider
 
 GEN = "/v1/images/generations"
 OK = {"created": 1, "data": [{"url": "https://img/1.png"}]}
@@ -21,7 +21,7 @@ def cfg(config: dict) -> dict[str, str]:
 
 
 def leaf(key: str, **kw) -> dict:  # noqa: ANN003
-    return {"provider": "openai", "api_key": key, **kw}
+    return {"provider": "fake", "api_key": key, **kw}
 
 
 @pytest.fixture
@@ -70,10 +70,10 @@ async def test_nested_targets_and_inheritance(gateway_client, gateway_app, fake_
     fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "x"}}), Reply(json=OK))
     config = {
         "strategy": {"mode": "fallback"},
-        "override_params": {"quality": "hd", "model": "dall-e-2"},
+        "override_params": {"quality": "hd", "model": "fake-image"},
         "request_timeout": 5000,
         "targets": [
-            {"strategy": {"mode": "single"}, "override_params": {"model": "dall-e-3"},
+            {"strategy": {"mode": "single"}, "override_params": {"model": "fake-hd"},
              "targets": [{"strategy": {"mode": "loadbalance"},
                           "targets": [leaf("deep", override_params={"style": "vivid"})]}]},
             leaf("second"),
@@ -83,9 +83,9 @@ async def test_nested_targets_and_inheritance(gateway_client, gateway_app, fake_
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     first, second = (r.json() for r in fake_upstream.requests)
-    assert first == {"prompt": "x", "quality": "hd", "model": "dall-e-3", "style": "vivid"}
+    assert first == {"prompt": "x", "quality": "hd", "model": "fake-hd", "style": "vivid"}
     # dall-e-2 has no quality tiers: lenient mode drops it and says so.
-    assert second == {"prompt": "x", "model": "dall-e-2"}
+    assert second == {"prompt": "x", "model": "fake-image"}
     assert resp.headers["x-portkey-adjusted-params"] == "quality=hd->(dropped)"
 
 

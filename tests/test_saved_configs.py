@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import types
+from typing import Any
 
 import msgspec
 import openai
@@ -15,6 +16,19 @@ from gateway.keys import GATEWAY
 from gateway.settings import read_file
 from gateway.testing import Reply
 from gateway_openai import testing as openai_fake
+from first_party import FIRST_PARTY, PROVIDERS, provider_settings
+
+
+@pytest.fixture
+def gateway_plugins() -> list[Any]:
+    """This module runs through the first-party providers (their declared models, their fakes)."""
+    return [*FIRST_PARTY, *PROVIDERS]
+
+
+@pytest.fixture
+def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
+    return provider_settings(fake_upstream)
+
 
 GEN = "/v1/images/generations"
 

@@ -8,7 +8,7 @@ from gateway.errors import BadRequest
 from gateway.settings import SecuritySettings
 from gateway.ssrf import check_custom_host
 from gateway.testing import Reply
-from gateway_openai import testing as openai_fake
+from gateway.testing import fake_provider
 
 DEFAULT_TRUSTED = frozenset(SecuritySettings().trusted_hosts)
 NONE_TRUSTED: frozenset[str] = frozenset()
@@ -178,15 +178,15 @@ def test_public_hosts_allowed_and_trailing_slash_stripped(value: str, expected: 
 
 
 @pytest.fixture
-def openai_upstream(fake_upstream):  # noqa: ANN001, ANN201
-    return openai_fake.install(fake_upstream)
+def provider_upstream(fake_upstream):  # noqa: ANN001, ANN201
+    return fake_provider.install(fake_upstream)
 
 
 def _headers(**extra: str) -> dict[str, str]:
-    return {"x-portkey-provider": "openai", "Authorization": "Bearer sk-x", "Content-Type": "application/json", **extra}
+    return {"x-portkey-provider": "fake", "Authorization": "Bearer sk-x", "Content-Type": "application/json", **extra}
 
 
-async def test_private_custom_host_header_is_a_400_and_nothing_is_sent(gateway_client, openai_upstream):  # noqa: ANN001
+async def test_private_custom_host_header_is_a_400_and_nothing_is_sent(gateway_client, provider_upstream):  # noqa: ANN001
     resp = await gateway_client.post(
         "/v1/images/generations", data=b'{"prompt":"x"}',
         headers=_headers(**{"x-portkey-custom-host": "http://10.0.0.1/v1"}),
@@ -199,16 +199,16 @@ async def test_private_custom_host_header_is_a_400_and_nothing_is_sent(gateway_c
     assert "custom host" in err["message"]
     assert err["code"] == "invalid_custom_host"
     assert err["param"] == "x-portkey-custom-host"
-    assert openai_upstream.requests == []
+    assert provider_upstream.requests == []
 
 
-async def test_private_custom_host_in_config_is_refused_on_passthrough(gateway_client, openai_upstream):  # noqa: ANN001
-    config = msgspec.json.encode({"provider": "openai", "api_key": "sk-x", "custom_host": "http://169.254.169.254"})
+async def test_private_custom_host_in_config_is_refused_on_passthrough(gateway_client, provider_upstream):  # noqa: ANN001
+    config = msgspec.json.encode({"provider": "fake", "api_key": "sk-x", "custom_host": "http://169.254.169.254"})
     resp = await gateway_client.get("/v1/models", headers={"x-portkey-config": config.decode()})
     assert resp.status == 400
     err = (await resp.json())["error"]
     assert "http://169.254.169.254" in err["message"] and err["code"] == "invalid_custom_host"
-    assert openai_upstream.requests == []
+    assert provider_upstream.requests == []
 
 
 async def test_trusted_loopback_custom_host_is_used(gateway_client, fake_upstream):  # noqa: ANN001
@@ -226,21 +226,21 @@ class TestNothingTrusted:
     @pytest.fixture
     def gateway_settings(self, fake_upstream):  # noqa: ANN001, ANN201
         return {
-            "providers": {"openai": {"base_url": fake_upstream.url + "/v1"}},
+            "providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
             "security": {"trusted_hosts": []},
         }
 
-    async def test_loopback_custom_host_is_refused(self, gateway_client, openai_upstream):  # noqa: ANN001
+    async def test_loopback_custom_host_is_refused(self, gateway_client, provider_upstream):  # noqa: ANN001
         resp = await gateway_client.post(
             "/v1/images/generations", data=b'{"prompt":"x"}',
-            headers=_headers(**{"x-portkey-custom-host": openai_upstream.url + "/v1"}),
+            headers=_headers(**{"x-portkey-custom-host": provider_upstream.url + "/v1"}),
         )
         assert resp.status == 400
-        assert openai_upstream.url in (await resp.json())["error"]["message"]
-        assert openai_upstream.requests == []
+        assert provider_upstream.url in (await resp.json())["error"]["message"]
+        assert provider_upstream.requests == []
 
-    async def test_operator_base_url_is_not_subject_to_the_guard(self, gateway_client, openai_upstream):  # noqa: ANN001
+    async def test_operator_base_url_is_not_subject_to_the_guard(self, gateway_client, provider_upstream):  # noqa: ANN001
         # [providers.openai] base_url is operator-set and trusted even on loopback.
         resp = await gateway_client.post("/v1/images/generations", data=b'{"prompt":"x"}', headers=_headers())
         assert resp.status == 200, await resp.text()
-        assert len(openai_upstream.requests) == 1
+        assert len(provider_upstream.requests) == 1

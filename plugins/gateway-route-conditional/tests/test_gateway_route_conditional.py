@@ -14,7 +14,7 @@ from gateway_route_conditional import query
 T = StrategyPluginContract.target
 CONDITIONS = [
     {"query": {"metadata.tier": "pro"}, "then": "pro"},
-    {"query": {"$and": [{"params.n": {"$gte": 2}}, {"params.model": {"$in": ["dall-e-2"]}}]}, "then": "bulk"},
+    {"query": {"$and": [{"params.n": {"$gte": 2}}, {"params.model": {"$in": ["fake-image"]}}]}, "then": "bulk"},
     {"query": {"$or": [{"params.size": {"$regex": "^1792"}}, {"metadata.region": {"$nin": ["eu", "us"]}}]},
      "then": "wide"},
     {"query": {"url.pathname": {"$eq": "/v1/models"}}, "then": "pro"},
@@ -55,8 +55,8 @@ class TestConditional(StrategyPluginContract):
         ("metadata", "body", "expect"),
         [
             ({"tier": "pro"}, {"prompt": "x"}, "pro"),
-            ({"region": "eu"}, {"prompt": "x", "n": 3, "model": "dall-e-2"}, "bulk"),
-            ({"region": "eu"}, {"prompt": "x", "n": 1, "model": "dall-e-3"}, "base"),
+            ({"region": "eu"}, {"prompt": "x", "n": 3, "model": "fake-image"}, "bulk"),
+            ({"region": "eu"}, {"prompt": "x", "n": 1, "model": "fake-hd"}, "base"),
             ({"region": "eu"}, {"prompt": "x", "size": "1792x1024"}, "wide"),
             ({"region": "apac"}, {"prompt": "x"}, "wide"),
             ({"region": "us", "score": "3"}, {"prompt": "x"}, "cheap"),
