@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 import msgspec
 import pytest
@@ -14,18 +13,8 @@ from aiohttp import web
 from gateway.testing import Recorded, Reply
 from gateway_openai import testing as openai_fake
 from gateway.testing.provider_contract import make_png
-from first_party import FIRST_PARTY, PROVIDERS, provider_settings
-
-
-@pytest.fixture
-def gateway_plugins() -> list[Any]:
-    """This module runs through the first-party providers (their declared models, their fakes)."""
-    return [*FIRST_PARTY, *PROVIDERS]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
-    return provider_settings(fake_upstream)
+# This module runs through the first-party providers (their declared models, their fakes).
+from first_party import gateway_plugins, gateway_settings  # noqa: F401  (fixtures)
 
 
 GEN = "/v1/images/generations"

@@ -14,7 +14,6 @@ from gateway.errors import StartupError
 from gateway.images.store import LocalImageStore, new_id
 from gateway.keys import GATEWAY
 from gateway.testing import PNG_1X1, Recorded, Reply
-from gateway.testing import fake_provider
 
 GEN = "/v1/images/generations"
 

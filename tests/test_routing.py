@@ -10,7 +10,6 @@ import pytest
 
 from gateway.keys import GATEWAY
 from gateway.testing import Reply
-from gateway.testing import fake_provider
 
 GEN = "/v1/images/generations"
 OK = {"created": 1, "data": [{"url": "https://img/1.png"}]}

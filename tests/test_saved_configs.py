@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import types
-from typing import Any
 
 import msgspec
 import openai
@@ -15,19 +14,10 @@ from gateway.errors import StartupError
 from gateway.keys import GATEWAY
 from gateway.settings import read_file
 from gateway.testing import Reply
+import gateway_openai
 from gateway_openai import testing as openai_fake
-from first_party import FIRST_PARTY, PROVIDERS, provider_settings
-
-
-@pytest.fixture
-def gateway_plugins() -> list[Any]:
-    """This module runs through the first-party providers (their declared models, their fakes)."""
-    return [*FIRST_PARTY, *PROVIDERS]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
-    return provider_settings(fake_upstream)
+# This module runs through the first-party providers (their declared models, their fakes).
+from first_party import FIRST_PARTY, gateway_plugins  # noqa: F401  (a fixture)
 
 
 GEN = "/v1/images/generations"
@@ -127,36 +117,43 @@ def test_bad_saved_settings_stop_startup(tmp_path, toml, needle):  # noqa: ANN00
     assert "sk-" not in str(info.value)
 
 
-async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_upstream):  # noqa: ANN001
-    import gateway_openai
-    import gateway_route_fallback
-    import gateway_route_loadbalance
+#: Step 3 of the seed cookbook: a fallback over a 50/50 load balance of DALL-E 3 and Stability,
+#: then DALL-E 2.
+COOKBOOK = {
+    "strategy": {"mode": "fallback"},
+    "targets": [
+        {"strategy": {"mode": "loadbalance"}, "targets": [
+            {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-3"}},
+            {"provider": "stability-ai", "api_key": "sk-stability",
+             "override_params": {"model": "stable-diffusion-v1-6"}},
+        ]},
+        {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-2"}},
+    ],
+}
+
+
+async def cookbook_client(aiohttp_server, fake_upstream, draws: list[float], config: dict):  # noqa: ANN001, ANN201
+    """The openai SDK against a gateway with the first-party plugins, the load balancer's
+    draws fixed, and ``config`` in ``x-portkey-config``."""
     import gateway_stability_ai
     from gateway_stability_ai import testing as stability_fake
 
     stability_fake.install(fake_upstream)
-    fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "dall-e-3 down"}}), openai_fake.make_handler())
     app = create_app(
         {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}, "stability-ai": {"base_url": fake_upstream.url}}},
-        plugins=[gateway_openai, gateway_route_fallback, gateway_route_loadbalance, gateway_stability_ai],
-        load_entrypoints=False,
+        plugins=[*FIRST_PARTY, gateway_openai, gateway_stability_ai], load_entrypoints=False,
     )
-    # First draw lands on stability-ai, the second on openai dall-e-3.
-    app[GATEWAY].registry.strategies["loadbalance"].rng = types.SimpleNamespace(random=iter([0.9, 0.1]).__next__)
+    app[GATEWAY].registry.strategies["loadbalance"].rng = types.SimpleNamespace(random=iter(draws).__next__)
     server = await aiohttp_server(app)
-    config = {
-        "strategy": {"mode": "fallback"},
-        "targets": [
-            {"strategy": {"mode": "loadbalance"}, "targets": [
-                {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-3"}},
-                {"provider": "stability-ai", "api_key": "sk-stability",
-                 "override_params": {"model": "stable-diffusion-v1-6"}},
-            ]},
-            {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-2"}},
-        ],
-    }
     client = openai.AsyncOpenAI(api_key="unused", base_url=str(server.make_url("/v1")), max_retries=0,
                                 default_headers=createHeaders(config=config))
+    return client, app
+
+
+async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_upstream):  # noqa: ANN001
+    fake_upstream.on("POST", GEN, Reply(500, json={"error": {"message": "dall-e-3 down"}}), openai_fake.make_handler())
+    # First draw lands on stability-ai, the second on openai dall-e-3.
+    client, _ = await cookbook_client(aiohttp_server, fake_upstream, [0.9, 0.1], COOKBOOK)
     async with client:
         first = await client.images.with_raw_response.generate(prompt="a fox", size="512x512")
         second = await client.images.with_raw_response.generate(prompt="a fox", size="512x512")
@@ -176,42 +173,16 @@ async def test_seed_cookbook_config_through_the_openai_sdk(aiohttp_server, fake_
     assert all(r.headers["Authorization"] != "Bearer unused" for r in fake_upstream.requests)
 
 
+
 @pytest.mark.parametrize("draws", [[0.9, 0.1], [0.1, 0.9], [0.9, 0.9], [0.1, 0.1]])
 async def test_seed_cookbook_step_4_the_repeat_comes_from_the_cache_whichever_target_answered(
         aiohttp_server, fake_upstream, draws):  # noqa: ANN001
     """Step 3's config with ``cache`` on: the second identical request is a HIT and costs no
     image, whatever the load balancer would draw; the answer says which target made it."""
-    import gateway_openai
-    import gateway_route_fallback
-    import gateway_route_loadbalance
-    import gateway_stability_ai
-    from gateway_stability_ai import testing as stability_fake
-
-    stability_fake.install(fake_upstream)
     # dall-e answers with URLs on the provider's own host, served by the fake.
     openai_fake.install(fake_upstream, url_base=fake_upstream.url + "/img")
     fake_upstream.on("GET", "/img-0.png", Reply(body=openai_fake.PNG_1X1, content_type="image/png"))
-    app = create_app(
-        {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}, "stability-ai": {"base_url": fake_upstream.url}}},
-        plugins=[gateway_openai, gateway_route_fallback, gateway_route_loadbalance, gateway_stability_ai],
-        load_entrypoints=False,
-    )
-    app[GATEWAY].registry.strategies["loadbalance"].rng = types.SimpleNamespace(random=iter(draws).__next__)
-    server = await aiohttp_server(app)
-    config = {
-        "strategy": {"mode": "fallback"},
-        "cache": {"mode": "simple"},
-        "targets": [
-            {"strategy": {"mode": "loadbalance"}, "targets": [
-                {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-3"}},
-                {"provider": "stability-ai", "api_key": "sk-stability",
-                 "override_params": {"model": "stable-diffusion-v1-6"}},
-            ]},
-            {"provider": "openai", "api_key": "sk-openai", "override_params": {"model": "dall-e-2"}},
-        ],
-    }
-    client = openai.AsyncOpenAI(api_key="unused", base_url=str(server.make_url("/v1")), max_retries=0,
-                                default_headers=createHeaders(config=config))
+    client, app = await cookbook_client(aiohttp_server, fake_upstream, draws, {**COOKBOOK, "cache": {"mode": "simple"}})
     async with client:
         first = await client.images.with_raw_response.generate(prompt="a fox", size="1024x1024")
         await app[GATEWAY].drain()

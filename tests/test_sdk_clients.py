@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import httpx
 import openai
@@ -10,18 +9,8 @@ import pytest
 from portkey_ai import AsyncPortkey, createHeaders
 
 from gateway_openai import testing as openai_fake
-from first_party import FIRST_PARTY, PROVIDERS, provider_settings
-
-
-@pytest.fixture
-def gateway_plugins() -> list[Any]:
-    """This module runs through the first-party providers (their declared models, their fakes)."""
-    return [*FIRST_PARTY, *PROVIDERS]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream) -> dict[str, Any]:  # noqa: ANN001
-    return provider_settings(fake_upstream)
+# This module runs through the first-party providers (their declared models, their fakes).
+from first_party import gateway_plugins, gateway_settings  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from gateway.logging import configure_logging
 
-__all__ = ["PNG_1X1", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "image_url_allowed", "make_app",
+__all__ = ["PNG_1X1", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "image_url_allowed", "make_app",
            "make_attempt", "make_provider", "services_of"]
 
 #: A 1x1 PNG, for fakes that need a real image.
@@ -192,6 +192,7 @@ class LogCapture:
 
 # The in-process harness (after FakeUpstream: it needs nothing of this module).
 from gateway.testing.harness import (  # noqa: E402
+    ServicesProbe,
     answer,
     image_url_allowed,
     make_app,

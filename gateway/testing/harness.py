@@ -22,6 +22,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.attempt import Attempt
 from gateway.context import IMAGES_GENERATIONS, PROXY, Inbound
+from gateway.hookspecs import hookimpl
 from gateway.images.urls import host_allowed
 from gateway.negotiation import negotiate
 from gateway.keys import GATEWAY
@@ -30,7 +31,25 @@ from gateway.services import Services
 from gateway.targets import Secret, Target
 from gateway.upstream import Answer
 
-__all__ = ["answer", "image_url_allowed", "make_app", "make_attempt", "make_provider", "services_of"]
+__all__ = ["ServicesProbe", "answer", "image_url_allowed", "make_app", "make_attempt", "make_provider",
+           "services_of"]
+
+
+class ServicesProbe:
+    """A plugin that keeps the :class:`~gateway.services.Services` its app hands
+    ``gateway_configure``: register it in ``gateway_plugins`` to reach an app a test builds
+    later (``request.getfixturevalue("gateway_app")``) without holding the app itself."""
+
+    services: Services | None = None
+
+    @hookimpl
+    def gateway_configure(self, services: Services) -> None:
+        self.services = services
+
+    @property
+    def registry(self) -> Any:
+        assert self.services is not None, "the app was not built"
+        return self.services.registry
 
 
 def make_app(settings: Mapping[str, Any] | None = None, plugins: list[Any] | tuple[Any, ...] = (), *,

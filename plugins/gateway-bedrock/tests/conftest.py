@@ -1,7 +1,7 @@
 """Fixtures shared by the Bedrock plugin's tests.
 
 The app is the pytest plugin's ``gateway_app`` with this plugin and a probe
-(:class:`AppServices`) that keeps the app's :class:`~gateway.sdk.Services`, so
+(``gateway.testing.ServicesProbe``) that keeps the app's :class:`~gateway.sdk.Services`, so
 tests reach the provider instance and swap the retry sleeper without importing
 the core's internals.  :func:`make_client` builds the app when a test asks for
 it (after the test has set the AWS environment up: the provider reads it once).
@@ -15,24 +15,12 @@ import gateway_bedrock
 import pytest
 from gateway_bedrock.testing import BedrockFake, clean_aws_environment, install
 
-from gateway.sdk import Services, hookimpl
+from gateway.testing import ServicesProbe
 
 __all__ = ["AppServices", "clean_aws_environment"]
 
 
-class AppServices:
-    """A plugin keeping the :class:`Services` the app hands ``gateway_configure``."""
-
-    services: Services | None = None
-
-    @hookimpl
-    def gateway_configure(self, services: Services) -> None:
-        self.services = services
-
-    @property
-    def registry(self) -> Any:
-        assert self.services is not None, "the app was not built"
-        return self.services.registry
+AppServices = ServicesProbe
 
 
 @pytest.fixture

@@ -1,34 +1,22 @@
 """Fixtures shared by the Replicate plugin's tests.
 
 The app is the pytest plugin's ``gateway_app`` with this plugin and a probe
-(:class:`AppServices`) that keeps the app's :class:`~gateway.sdk.Services`,
+(``gateway.testing.ServicesProbe``) that keeps the app's :class:`~gateway.sdk.Services`,
 so tests reach the registry and swap the sleeper the core hands providers
 as ``upstream.sleep`` without importing the core's internals.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 import gateway_replicate
-from gateway.sdk import Services, hookimpl
+from gateway.sdk import Services
+from gateway.testing import ServicesProbe
 
 
-class AppServices:
-    """A plugin keeping the :class:`Services` the app hands ``gateway_configure``."""
-
-    services: Services | None = None
-
-    @hookimpl
-    def gateway_configure(self, services: Services) -> None:
-        self.services = services
-
-    @property
-    def registry(self) -> Any:
-        assert self.services is not None, "the app was not built"
-        return self.services.registry
+AppServices = ServicesProbe
 
 
 def record_sleeps(services: Services) -> list[float]:
