@@ -16,8 +16,9 @@ Per attempt (:meth:`Generations.run`, called by the router for every try of a le
    the parts in parallel, merged in order;
 6. deliver: the images in the asked ``response_format``, in the one answer shape.
 
-Steps 1-4 raise (a target that cannot serve the request is skipped by a
-fallback); from step 5 on a failure is the attempt's outcome.
+A parameter the target cannot take raises before any request is built (a fallback
+skips such a target); once a request is built, a gateway error (a refused
+signature, the provider's error, a malformed answer) is the attempt's outcome.
 """
 from __future__ import annotations
 
