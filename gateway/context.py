@@ -98,7 +98,7 @@ class Record:
     """The facts of the ``request.finished`` line, kept by the core as it learns them."""
 
     __slots__ = ("provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
-                 "cache_status", "target_path", "retry_count", "error")
+                 "cache_status", "target_path", "retry_count", "error", "usage")
 
     def __init__(self) -> None:
         self.provider: str | None = None
@@ -118,6 +118,8 @@ class Record:
         self.retry_count: int | None = None
         #: Why the request failed, as the client was told; None on success.
         self.error: str | None = None
+        #: Token usage the provider reported (OpenAI's ``usage``), summed over the calls of a split.
+        self.usage: dict[str, Any] | None = None
 
 
 class StashKey(Generic[T]):

@@ -66,9 +66,7 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
     caps = provider.capabilities
     strict = attempt.strict_params
     model = params.get("model") or caps.default_model
-    mc = caps.models.get(model) if model else None
-    if mc is None:
-        mc = caps.any_model
+    mc = caps.model(model)
     adjusted: list[str] = []
     where = f"{provider.name} model {model!r}" if model else provider.name
 
@@ -133,7 +131,7 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
 def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: Any) -> None:
     dims = parse_size(size)
     if dims is None:  # "auto"
-        if "auto" in mc.sizes:
+        if "auto" in mc.sizes or mc.auto_size:
             req.size = size
         else:  # the provider's own default size is its "auto"
             adjust("size", size, None, mc.sizes or mc.aspect_ratios or "WIDTHxHEIGHT")
@@ -155,6 +153,8 @@ def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: 
             rule = f"sides {mc.min_side or 1} to {mc.max_side or 'any'}"
             if mc.side_multiple > 1:
                 rule += f" in multiples of {mc.side_multiple}"
+            if mc.max_ratio:
+                rule += f", sides at most {mc.max_ratio:g}:1"
             if mc.max_pixels:
                 rule += f", at most {mc.max_pixels} pixels"
             adjust("size", size, f"{nw}x{nh}", rule)
@@ -165,6 +165,12 @@ def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: 
 def _fit(w: int, height: int, mc: ModelCapabilities) -> tuple[int, int]:
     """Scale into the side and pixel limits keeping the shape, then round each side
     to the model's multiple (only a shape no limit allows is bent)."""
+    if mc.max_ratio and max(w, height) > mc.max_ratio * min(w, height):
+        # Too long a shape: the long side is cut to the ratio, keeping the short one.
+        if w > height:
+            w = int(mc.max_ratio * height)
+        else:
+            height = int(mc.max_ratio * w)
     k = 1.0
     if mc.max_side and max(w, height) > mc.max_side:
         k = mc.max_side / max(w, height)
@@ -188,6 +194,12 @@ def _fit(w: int, height: int, mc: ModelCapabilities) -> tuple[int, int]:
         nw, nh = side(w * k, math.floor), side(height * k, math.floor)
     elif mc.min_pixels and nw * nh < mc.min_pixels:
         nw, nh = side(w * k, math.ceil), side(height * k, math.ceil)
+    while mc.max_ratio and max(nw, nh) > mc.max_ratio * min(nw, nh) and max(nw, nh) - m >= lo:
+        # Rounding can tip a shape at the limit over it: one multiple off the long side.
+        if nw > nh:
+            nw -= m
+        else:
+            nh -= m
     return nw, nh
 
 

@@ -92,7 +92,7 @@ class OpenAICompatibleProvider(Provider):
     def takes_response_format(self, req: GenerationRequest) -> bool:
         """Whether the model takes ``req.response_format`` itself (gpt-image only answers
         base64; the gateway converts); a model not declared gets what the client sent."""
-        mc = self.capabilities.models.get(req.model or "") or self.capabilities.any_model
+        mc = self.capabilities.model(req.model)
         return mc is None or req.response_format in mc.response_formats
 
     def answer_refusal(self, doc: Any) -> str | None:

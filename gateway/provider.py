@@ -18,6 +18,7 @@ handed the core's :class:`~gateway.upstream.Upstream` client.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -56,6 +57,10 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     side_multiple: int = 1
     min_pixels: int | None = None
     max_pixels: int | None = None
+    #: The long side over the short one at most this (3.0: between 1:3 and 3:1), with the sides' range.
+    max_ratio: float | None = None
+    #: ``size: "auto"`` is taken as it is (with ``sizes``, list ``"auto"`` there instead).
+    auto_size: bool = False
     #: Images one upstream call can make; more are made by parallel calls.
     max_n: int = 1
     #: Images one request may ask for in all.
@@ -78,11 +83,26 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     #: Unified (OpenAI-named) parameters the provider maps.
     parameters: frozenset[str] = frozenset({"prompt", "model", "n", "size", "response_format"})
     models: Mapping[str, ModelCapabilities] = msgspec.field(default_factory=dict)
-    #: Capabilities of models not listed in ``models``; None passes their parameters unchecked.
+    #: Model families: ``(fnmatch pattern, capabilities)`` tried in order for a model not in
+    #: ``models`` (``("gpt-image-2*", ...), ("gpt-image-*", ...)``), so a new snapshot of a
+    #: family works the day it ships; an exact entry in ``models`` overrides its family.
+    families: tuple[tuple[str, ModelCapabilities], ...] = ()
+    #: Capabilities of models neither listed nor in a family; None passes their parameters unchecked.
     any_model: ModelCapabilities | None = None
     default_model: str | None = None
     #: Whether parameters outside ``parameters`` are forwarded as they are.
     passes_unknown_parameters: bool = False
+
+    def model(self, name: str | None) -> ModelCapabilities | None:
+        """What ``name`` takes: its own entry, else its family's, else ``any_model``."""
+        if name:
+            found = self.models.get(name)
+            if found is not None:
+                return found
+            for pattern, caps in self.families:
+                if fnmatchcase(name, pattern):
+                    return caps
+        return self.any_model
 
 
 class NoOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

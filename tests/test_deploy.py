@@ -199,7 +199,7 @@ def test_example_settings_build_an_app(monkeypatch: pytest.MonkeyPatch) -> None:
     assert state.virtual_keys["openai-prod"].provider == "openai"
     assert "pc-images" in state.saved_configs
     models = [(t.override_params or {}).get("model") for t in state.saved_configs["pc-images"].targets]
-    assert models == ["dall-e-3", "dall-e-2"]
+    assert models == ["gpt-image-2", "gpt-image-1-mini"]
 
 
 def free_port() -> int:

@@ -38,6 +38,8 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
         # Every attempt, so a retried (and maybe twice billed) generation is visible.
         fields["path_taken"] = [a["target"] for a in record.attempts]
         fields["tries"] = record.attempts
+    if record.usage is not None:
+        fields["usage"] = record.usage
     if record.error:
         fields["error"] = record.error
     return fields

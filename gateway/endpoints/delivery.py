@@ -134,13 +134,13 @@ def answer_body(provider: str, results: list[GenerationResult], data: list[dict[
         return b"".join((b'{"provider":', _encode(provider), b"," if raw[start:].strip() != b"}" else b"",
                          memoryview(raw)[start:]))
     doc: dict[str, Any] = {"created": results[0].created or int(time.time()), "data": data}
-    for key, value in _merge_extra([r.extra for r in results]).items():
+    for key, value in merge_extra([r.extra for r in results]).items():
         doc.setdefault(key, value)
     doc["provider"] = provider
     return _encode(doc)
 
 
-def _merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
     """Fields of several answers as one: numbers (token usage) add up, the rest come from the first."""
     out: dict[str, Any] = {}
     for extra in extras:

@@ -36,7 +36,7 @@ from gateway.cache.lease import CacheHit
 from gateway.context import IMAGES_GENERATIONS
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
-from gateway.endpoints.delivery import Delivery, answer_body
+from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
 from gateway.errors import GatewayError
 from gateway.negotiation import negotiate
 from gateway.outcome import Outcome
@@ -97,6 +97,9 @@ class Generations(Endpoint):
             data = None if as_given else await delivery.items(images, plan.response_format)
         except GatewayError as e:
             return Outcome.from_error(e, provider=provider.name)
+        usage = merge_extra([r.extra for r in results]).get("usage") if results[0].extra else None
+        if usage is not None:
+            ctx.record.usage = usage
         outcome = Outcome(200, body=answer_body(provider.name, results, data), provider=provider.name)
         outcome.cacheable = delivery.cacheable
         # The first call's relayed headers (request ids, rate limits) are the answer's: no copy.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from gateway.sdk import ModelCapabilities
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "PARAMETERS"]
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "MODELS", "PARAMETERS"]
 
 _GPT_IMAGE_QUALITIES = ("low", "medium", "high", "auto")
 
@@ -18,17 +18,18 @@ _GPT_IMAGE_1 = ModelCapabilities(
     sizes=("1024x1024", "1536x1024", "1024x1536", "auto"), max_n=10, qualities=_GPT_IMAGE_QUALITIES,
 )
 
+_GPT_IMAGE_2 = ModelCapabilities(
+    min_side=16, max_side=3840, side_multiple=16, min_pixels=655_360, max_pixels=8_294_400, max_ratio=3.0,
+    auto_size=True, max_n=10, qualities=_GPT_IMAGE_QUALITIES,
+)
+
 MODELS = {
     "gpt-image-1": _GPT_IMAGE_1,
     "gpt-image-1-mini": _GPT_IMAGE_1,
     "gpt-image-1.5": _GPT_IMAGE_1,
     # Any size whose sides are multiples of 16, the long one at most 3840, between
-    # 655,360 and 8,294,400 pixels (Azure also caps the side ratio at 3:1, which the
-    # gateway does not check).
-    "gpt-image-2": ModelCapabilities(
-        min_side=16, max_side=3840, side_multiple=16, min_pixels=655_360, max_pixels=8_294_400, max_n=10,
-        qualities=_GPT_IMAGE_QUALITIES,
-    ),
+    # 655,360 and 8,294,400 pixels, the side ratio at most 3:1.
+    "gpt-image-2": _GPT_IMAGE_2,
     # Retired on Azure in 2026 but still answered by deployments that remain; one image per call.
     "dall-e-3": ModelCapabilities(
         sizes=("1024x1024", "1792x1024", "1024x1792"), max_n=1, qualities=("standard", "hd"),
@@ -36,11 +37,15 @@ MODELS = {
     ),
 }
 
+#: Deployments of GPT image models not listed above: gpt-image-2's snapshots and later take its
+#: rule, the rest of the family the three standard sizes.
+FAMILIES = (("gpt-image-2*", _GPT_IMAGE_2), ("gpt-image-*", _GPT_IMAGE_1), ("chatgpt-image-*", _GPT_IMAGE_1))
+
 #: The current family (gpt-image-1, -1-mini, -1.5 share these limits).
 DEFAULT_MODEL = "gpt-image-1"
 
 #: Body parameters of Azure's images API (others pass through as sent).
 PARAMETERS = frozenset({
     "prompt", "model", "n", "size", "quality", "style", "response_format", "user", "background",
-    "output_format", "output_compression", "partial_images", "moderation",
+    "output_format", "output_compression", "partial_images", "moderation", "input_fidelity",
 })

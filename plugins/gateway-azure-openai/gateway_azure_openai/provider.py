@@ -1,6 +1,7 @@
 """Azure OpenAI's images API and passthrough to an Azure OpenAI resource."""
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 import msgspec
@@ -20,7 +21,7 @@ from gateway.sdk import (
 )
 from gateway_azure_openai import urls
 from gateway_azure_openai.errors import content_refusal, item_refusal
-from gateway_azure_openai.models import DEFAULT_MODEL, MODELS, PARAMETERS
+from gateway_azure_openai.models import DEFAULT_MODEL, FAMILIES, MODELS, PARAMETERS
 from gateway_azure_openai.options import (
     HEADER_OPTIONS,
     AzureOpenAIOptions,
@@ -41,7 +42,8 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     Settings = AzureOpenAISettings
     header_options: ClassVar = HEADER_OPTIONS
     capabilities = Capabilities(
-        default_model=DEFAULT_MODEL, models=MODELS, parameters=PARAMETERS, passes_unknown_parameters=True,
+        default_model=DEFAULT_MODEL, models=MODELS, families=FAMILIES, parameters=PARAMETERS,
+        passes_unknown_parameters=True,
     )
     #: A client's own ``api-key`` (the AzureOpenAI SDK's, on passthrough without a
     #: gateway-side key) chooses whose resource answers: cached answers are kept apart.
@@ -147,9 +149,8 @@ def _named_model(attempt: Attempt) -> str | None:
     model the plugin knows), else None."""
     named = attempt.options.azure_model_name
     asked = attempt.params.get("model")
-    if named and not (isinstance(asked, str) and asked in MODELS):
-        return named
-    return None
+    known = isinstance(asked, str) and (asked in MODELS or any(fnmatchcase(asked, p) for p, _ in FAMILIES))
+    return named if named and not known else None
 
 
 def _client_model(attempt: Attempt) -> str | None:

@@ -593,3 +593,20 @@ class TestContract(ProviderContract):
     def assert_auth(self, rec) -> None:  # noqa: ANN001
         assert rec.headers.get("api-key") == self.api_key
         assert "Authorization" not in rec.headers
+
+
+def test_gpt_image_deployments_follow_the_family_rules():
+    # A snapshot the table does not list takes its family's rule: gpt-image-2's 3:1 and multiples of 16.
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "size": "4000x1000"},
+                           options={**OPTIONS, "azure_model_name": "gpt-image-2-2026-04-21"})
+    assert attempt.plan.parts[0].size == "2976x992"
+    assert attempt.plan.adjusted == ["size=4000x1000->2976x992"]
+    # The family takes no response_format: the gateway answers url itself.
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "model": "gpt-image-1.5", "response_format": "url"},
+                           options=OPTIONS)
+    part = attempt.plan.parts[0]
+    assert "response_format" not in msgspec.json.decode(attempt.provider.build_generation(attempt, part).body)
+    # A family model the client names wins over azure_model_name, as a listed one does.
+    attempt = make_attempt(AzureOpenAIProvider, body={"prompt": "x", "model": "chatgpt-image-latest"},
+                           options={**OPTIONS, "azure_model_name": "dall-e-3"})
+    assert attempt.plan.parts[0].model == "chatgpt-image-latest"

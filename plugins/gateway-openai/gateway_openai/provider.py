@@ -6,6 +6,19 @@ from typing import ClassVar
 from gateway.sdk import Attempt, Capabilities, ModelCapabilities, OpenAICompatibleProvider, OpenAIOptions
 
 
+#: gpt-image-1, -1-mini, -1.5, chatgpt-image-*: the three standard sizes or auto, 1-10 images.
+GPT_IMAGE = ModelCapabilities(
+    sizes=("1024x1024", "1536x1024", "1024x1536", "auto"), max_n=10, qualities=("low", "medium", "high", "auto"),
+)
+#: gpt-image-2 and later: any WIDTHxHEIGHT with both sides divisible by 16, between 1:3 and 3:1,
+#: at most 3840x2160 (openai-python, `image_generate_params.py`, `size`); quality tiers beyond
+#: low/medium/high/auto are reported for 2.5 and passed unchecked.
+GPT_IMAGE_2 = ModelCapabilities(
+    side_multiple=16, max_side=3840, max_pixels=3840 * 2160, max_ratio=3.0, auto_size=True, max_n=10,
+    qualities=None,
+)
+
+
 class OpenAIProvider(OpenAICompatibleProvider):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
@@ -16,26 +29,23 @@ class OpenAIProvider(OpenAICompatibleProvider):
         "x-portkey-openai-project": "openai_project",
     }
     capabilities = Capabilities(
-        default_model="dall-e-2",
+        # No default: a request without `model` goes upstream without one, and OpenAI picks.
+        default_model=None,
         models={
+            # Shut down on OpenAI's API on 2026-05-12; kept for configs and proxies that still name them.
             "dall-e-2": ModelCapabilities(sizes=("256x256", "512x512", "1024x1024"), max_n=10,
                                           response_formats=("url", "b64_json")),
             "dall-e-3": ModelCapabilities(
                 sizes=("1024x1024", "1792x1024", "1024x1792"), max_n=1,
                 qualities=("standard", "hd"), styles=("vivid", "natural"), response_formats=("url", "b64_json"),
             ),
-            "gpt-image-1": ModelCapabilities(
-                sizes=("1024x1024", "1536x1024", "1024x1536", "auto"), max_n=10,
-                qualities=("low", "medium", "high", "auto"),
-            ),
-            "gpt-image-1-mini": ModelCapabilities(
-                sizes=("1024x1024", "1536x1024", "1024x1536", "auto"), max_n=10,
-                qualities=("low", "medium", "high", "auto"),
-            ),
         },
+        # The GPT image family, matched by name so a new snapshot works the day it ships. It takes
+        # no `response_format` (it always answers base64; the gateway honours `url` itself).
+        families=(("gpt-image-2*", GPT_IMAGE_2), ("gpt-image-*", GPT_IMAGE), ("chatgpt-image-*", GPT_IMAGE)),
         parameters=frozenset(
             {"prompt", "model", "n", "size", "quality", "style", "response_format", "user", "background",
-             "moderation", "output_format", "output_compression", "partial_images", "stream"}
+             "moderation", "output_format", "output_compression", "partial_images", "stream", "input_fidelity"}
         ),
         passes_unknown_parameters=True,
     )

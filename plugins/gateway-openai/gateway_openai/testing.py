@@ -20,9 +20,35 @@ from gateway.testing import PNG_1X1, FakeUpstream, Recorded
 SIZES = {
     "dall-e-2": {"256x256", "512x512", "1024x1024"},
     "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
-    "gpt-image-1": {"1024x1024", "1536x1024", "1024x1536", "auto"},
 }
-MAX_N = {"dall-e-2": 10, "dall-e-3": 1, "gpt-image-1": 10}
+MAX_N = {"dall-e-2": 10, "dall-e-3": 1}
+#: The GPT image family: the three standard sizes or auto; gpt-image-2 and later any
+#: WIDTHxHEIGHT divisible by 16, between 1:3 and 3:1, at most 3840x2160 (openai-python's
+#: `image_generate_params.py`).
+GPT_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
+
+
+def gpt_image(model: str) -> bool:
+    return model.startswith(("gpt-image-", "chatgpt-image-"))
+
+
+def size_error(model: str, size: str) -> str | None:
+    """Why ``size`` is not one ``model`` takes, or None."""
+    if not gpt_image(model):
+        return None if size in SIZES[model] else f"Supported values are: {sorted(SIZES[model])}."
+    if not model.startswith("gpt-image-2"):
+        return None if size in GPT_SIZES else f"Supported values are: {sorted(GPT_SIZES)}."
+    if size == "auto":
+        return None
+    w, _, h = size.partition("x")
+    if not (w.isdigit() and h.isdigit()) or int(w) % 16 or int(h) % 16:
+        return "Width and height must both be divisible by 16."
+    w_, h_ = int(w), int(h)
+    if max(w_, h_) > 3 * min(w_, h_):
+        return "The aspect ratio must be between 1:3 and 3:1."
+    if max(w_, h_) > 3840 or w_ * h_ > 3840 * 2160:
+        return "The maximum supported resolution is 3840x2160."
+    return None
 
 
 def error(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
@@ -48,23 +74,24 @@ def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapipro
             return error(400, "Your request was rejected as a result of our safety system.",
                          code="content_policy_violation")
         model = body.get("model", "dall-e-2")
-        if model not in SIZES:
+        if model not in SIZES and not gpt_image(model):
             return error(404, f"The model '{model}' does not exist.", code="model_not_found")
         n = body.get("n", 1)
-        if not isinstance(n, int) or not 1 <= n <= MAX_N[model]:
-            return error(400, f"Invalid 'n': must be between 1 and {MAX_N[model]}.", param="n", code="invalid_value")
+        max_n = MAX_N.get(model, 10)
+        if not isinstance(n, int) or not 1 <= n <= max_n:
+            return error(400, f"Invalid 'n': must be between 1 and {max_n}.", param="n", code="invalid_value")
         size = body.get("size", "1024x1024")
-        if size not in SIZES[model]:
-            return error(400, f"Invalid value: '{size}'. Supported values are: {sorted(SIZES[model])}.",
-                         param="size", code="invalid_value")
+        problem = size_error(model, size) if isinstance(size, str) else "Expected a string."
+        if problem is not None:
+            return error(400, f"Invalid value: '{size}'. {problem}", param="size", code="invalid_value")
         fmt = body.get("response_format", "url")
-        if model.startswith("gpt-image") and "response_format" in body:
+        if gpt_image(model) and "response_format" in body:
             return error(400, "Unknown parameter: 'response_format'.", param="response_format",
                          code="unknown_parameter")
         data = []
         for i in range(n):
             item: dict[str, Any]
-            if model.startswith("gpt-image") or fmt == "b64_json":
+            if gpt_image(model) or fmt == "b64_json":
                 item = {"b64_json": base64.b64encode(image).decode()}
             else:
                 item = {"url": f"{url_base}-{i}.png?sig=abc"}
@@ -72,7 +99,7 @@ def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapipro
                 item["revised_prompt"] = "A revised " + body["prompt"]
             data.append(item)
         out: dict[str, Any] = {"created": int(time.time()), "data": data}
-        if model.startswith("gpt-image"):
+        if gpt_image(model):
             out["usage"] = {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}
             for key in ("background", "output_format", "quality", "size"):
                 if key in body:
