@@ -125,7 +125,8 @@ class Router:
             host = self._checked_host(host)
         attempt = Attempt(inbound, target, provider, number=number, custom_host=host)
         upstream = Upstream(self.state.session, record, provider.name, spawn=self.state.spawn,
-                            sleep=self.state.sleep)
+                            sleep=self.state.sleep, read_timeout=self.state.settings.upstream.read_timeout,
+                            relay_timeout=self.state.relay_timeout)
         endpoint = self.endpoints[ctx.endpoint]
         timeout_ms = attempt.timeout_ms
         t0 = time.perf_counter()

@@ -27,6 +27,8 @@ class GatewayState(Services):
         #: The endpoint pipelines by name (set when the app is built).
         self.endpoints: dict[str, Any] = {}
         self.ready = False
+        #: The client timeouts of an answer relayed chunk by chunk (silence bounded per read).
+        self.relay_timeout: aiohttp.ClientTimeout | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -41,8 +43,10 @@ class GatewayState(Services):
         connector = aiohttp.TCPConnector(
             limit=up.max_connections, limit_per_host=up.max_connections_per_host, ttl_dns_cache=up.dns_cache_ttl,
         )
-        # total=None: a generation may take minutes; sock_read bounds silence instead.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=up.connect_timeout, sock_read=up.read_timeout)
+        # total=None: a generation may take minutes.  Silence (upstream.read_timeout) is bounded
+        # per exchange by the Upstream client: see gateway/upstream.py.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=up.connect_timeout)
+        self.relay_timeout = aiohttp.ClientTimeout(total=None, sock_connect=up.connect_timeout, sock_read=up.read_timeout)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout,
             # A shared cookie jar would hand one caller's provider cookies to the next.

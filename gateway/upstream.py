@@ -8,6 +8,7 @@ provider does is pure translation.  Every wait is added to the request's
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -49,25 +50,39 @@ class Answer:
 class Upstream:
     """Sends one attempt's requests to ``provider`` over the app's connection pool."""
 
-    __slots__ = ("provider", "_session", "_record", "spawn", "sleep")
+    __slots__ = ("provider", "_session", "_record", "_silence", "_relay_timeout", "spawn", "sleep")
 
     def __init__(self, session: aiohttp.ClientSession, record: Record, provider: str, *,
                  spawn: Callable[[Coroutine[Any, Any, Any]], Any],
-                 sleep: Callable[[float], Awaitable[None]]) -> None:
+                 sleep: Callable[[float], Awaitable[None]], read_timeout: float | None = None,
+                 relay_timeout: aiohttp.ClientTimeout | None = None) -> None:
         self.provider = provider
         self._session = session
         self._record = record
+        # ``upstream.read_timeout`` bounds a provider's silence.  An answer read whole arrives
+        # all at once after the provider's work, so one deadline per exchange bounds it; a relay
+        # keeps aiohttp's per-read timer (``sock_read``), which it re-arms on every chunk and
+        # which costs about a tenth of a small request, so nothing else pays for it.
+        self._silence = read_timeout
+        self._relay_timeout = relay_timeout
         #: Run work that outlives the request (a cancel call after the client left).
         self.spawn = spawn
         #: How to wait between polls (a test seam: tests never sleep).
         self.sleep = sleep
 
-    async def send(self, req: UpstreamRequest, *, timeout: float | None = None) -> aiohttp.ClientResponse:
-        """Send ``req``; the open response (the caller reads and releases it).  Failing to
-        connect or to send is a 502 naming the provider."""
+    async def send(self, req: UpstreamRequest, *, timeout: float | None = None,
+                   relay: bool = False) -> aiohttp.ClientResponse:
+        """Send ``req``; the open response (the caller reads and releases it).  ``timeout``
+        bounds the whole exchange; ``relay`` bounds the silence between chunks of an answer
+        streamed on (``upstream.read_timeout``).  Failing to connect or to send is a 502
+        naming the provider."""
         name = self.provider
         t0 = time.perf_counter()
-        extra = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        elif relay and self._relay_timeout is not None:
+            extra["timeout"] = self._relay_timeout
         try:
             return await self._session.request(
                 req.method, req.url, headers=req.headers, data=req.body, allow_redirects=False,
@@ -113,7 +128,20 @@ class Upstream:
             self._record.upstream_ms += (time.perf_counter() - t0) * 1000.0
 
     async def exchange(self, req: UpstreamRequest, *, timeout: float | None = None) -> Answer:
-        """Send ``req`` and read the answer whole (an error body up to MAX_ERROR_BODY)."""
+        """Send ``req`` and read the answer whole (an error body up to MAX_ERROR_BODY), within
+        ``timeout``, else within ``upstream.read_timeout``."""
+        if timeout is not None or self._silence is None:
+            return await self._exchange(req, timeout)
+        try:
+            async with asyncio.timeout(self._silence):
+                return await self._exchange(req, None)
+        except TimeoutError:
+            raise UpstreamError(
+                f"{self.provider} sent no answer within {self._silence:g} s (upstream.read_timeout); "
+                "it may still be working on the request", status=504, provider=self.provider,
+                code="upstream_timeout") from None
+
+    async def _exchange(self, req: UpstreamRequest, timeout: float | None) -> Answer:
         resp = await self.send(req, timeout=timeout)
         try:
             ok = 200 <= resp.status < 300

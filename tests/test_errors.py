@@ -284,3 +284,22 @@ async def test_a_bug_is_a_json_500_without_traceback(aiohttp_client, gateway_plu
     assert err["code"] == "internal_error" and "Traceback" not in await resp.text()
     crashed = log_capture.events("request.crashed")
     assert crashed and crashed[0]["exception"]
+
+
+async def test_a_silent_provider_is_a_504_after_the_read_timeout(aiohttp_client, fake_upstream, gateway_plugins):  # noqa: ANN001
+    """``upstream.read_timeout`` bounds a provider's silence: on the unified route one deadline
+    per exchange (504, saying the provider may still be working), on passthrough aiohttp's
+    per-read bound (a relay that stops sending is cut)."""
+    from gateway.app import create_app
+
+    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": []}, delay=2))
+    app = create_app({"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
+                      "upstream": {"read_timeout": 0.3}}, plugins=gateway_plugins, load_entrypoints=False)
+    client = await aiohttp_client(app)
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    err = await error_of(resp, 504, "upstream_timeout")
+    assert "0.3 s" in err["message"] and "may still be working" in err["message"]
+    # Passthrough: the headers never come, so the read bound ends it as a 502.
+    fake_upstream.on("GET", "/v1/slow", Reply(json={"ok": True}, delay=2))
+    resp = await client.get("/v1/slow", headers=H)
+    await error_of(resp, 502, "upstream_error")

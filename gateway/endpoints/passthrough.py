@@ -78,7 +78,7 @@ class Passthrough(Endpoint):
             if self.hooks.has_impls("gateway_transform_request"):
                 await self.hooks.gateway_transform_request(ctx=ctx, attempt=attempt)
             await provider.authorize(attempt, attempt.upstream)
-            resp = await upstream.send(attempt.upstream)
+            resp = await upstream.send(attempt.upstream, relay=True)
         except BaseException:
             if lease is not None:
                 await lease.release()

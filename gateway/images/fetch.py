@@ -20,7 +20,7 @@ async def fetch_image(upstream: Upstream, url: str) -> tuple[bytes, str]:
     """The image at ``url`` and its type (checked by the caller to be on the provider's hosts)."""
     name = upstream.provider
     try:
-        resp = await upstream.send(UpstreamRequest("GET", url, {}))
+        resp = await upstream.send(UpstreamRequest("GET", url, {}), relay=True)
     except GatewayError as e:
         raise UpstreamError(f"Fetching an image from {name} failed: {e.message}", provider=name,
                             code="image_fetch_failed") from None
