@@ -92,6 +92,8 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     default_model: str | None = None
     #: Whether parameters outside ``parameters`` are forwarded as they are.
     passes_unknown_parameters: bool = False
+    #: Whether the API answers ``stream: true`` itself with Server-Sent Events (relayed as they come).
+    streams: bool = False
 
     def model(self, name: str | None) -> ModelCapabilities | None:
         """What ``name`` takes: its own entry, else its family's, else ``any_model``."""

@@ -37,9 +37,11 @@ from gateway.context import IMAGES_GENERATIONS
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
 from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
-from gateway.errors import GatewayError
+from gateway.endpoints.relay import relay
+from gateway.errors import BadParam, GatewayError
 from gateway.negotiation import negotiate
 from gateway.outcome import Outcome
+from gateway.upstream import MAX_ERROR_BODY, Answer
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.attempt import Attempt
@@ -87,6 +89,8 @@ class Generations(Endpoint):
     async def run(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
         provider = attempt.provider
         plan = attempt.plan = negotiate(attempt)
+        if attempt.params.get("stream") is True:
+            return await self._stream(ctx, attempt, upstream)
         attempts = [await self._build(ctx, attempt, part, first=i == 0) for i, part in enumerate(plan.parts)]
         try:
             results = await self._generate(ctx, attempts, plan.parts, upstream)
@@ -110,6 +114,33 @@ class Generations(Endpoint):
         if plan.adjusted:
             headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
         return outcome
+
+    async def _stream(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
+        """``stream: true`` to a provider that streams: its Server-Sent Events relayed as they come."""
+        provider = attempt.provider
+        plan = attempt.plan
+        assert plan is not None
+        if not provider.capabilities.streams:
+            raise BadParam("stream", f"`stream` is not supported by {provider.name}: it answers whole images only")
+        if len(plan.parts) > 1:
+            raise BadParam("n", f"A streamed generation is one upstream call: `n` {plan.n} is more than "
+                                f"{provider.name} makes in one")
+        await self._build(ctx, attempt, plan.parts[0], first=True)
+        assert attempt.upstream is not None
+        try:
+            resp = await upstream.send(attempt.upstream, relay=True)
+            if not 200 <= resp.status < 300:
+                try:
+                    body = await upstream.read_body(resp, MAX_ERROR_BODY)
+                finally:
+                    resp.release()
+                raise provider.upstream_error(Answer(resp.status, resp.headers, body))
+        except GatewayError as e:
+            return Outcome.from_error(e, provider=provider.name)
+        headers = h.relay_headers(resp.headers)
+        if plan.adjusted:
+            headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
+        return Outcome(resp.status, headers, relay=resp, provider=provider.name)
 
     async def _build(self, ctx: RequestContext, attempt: Attempt, part: GenerationRequest, first: bool) -> Attempt:
         built: Any = attempt.provider.build_generation(attempt, part)
@@ -150,6 +181,8 @@ class Generations(Endpoint):
                       headers: dict[str, str]) -> web.StreamResponse:
         out = outcome.headers
         out.update(headers)
+        if outcome.relay is not None:  # a stream of events, each written as it arrives
+            return await relay(ctx, outcome, request, out, 0)
         if "Content-Type" not in out:
             out["Content-Type"] = "application/json"
         ctx.record.bytes_out = len(outcome.body or b"")

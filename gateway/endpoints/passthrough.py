@@ -27,6 +27,7 @@ from gateway.cache.lease import CacheHit
 from gateway.context import PROXY, StashKey
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
+from gateway.endpoints.relay import relay
 from gateway.outcome import Outcome
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,67 +107,15 @@ class Passthrough(Endpoint):
             if outcome.lease is not None:
                 await stack.enter_async_context(outcome.lease)
             try:
-                return await self._relay(ctx, outcome, request, out)
+                return await relay(ctx, outcome, request, out, self.services.settings.cache.max_entry_bytes)
             finally:
                 await self._give_up(ctx, outcome.lease)
-
-    async def _relay(self, ctx: RequestContext, outcome: Outcome, request: web.Request,
-                     headers: Any) -> web.StreamResponse:
-        upstream = outcome.relay
-        assert upstream is not None
-        record = ctx.record
-        try:
-            resp = web.StreamResponse(status=outcome.status, headers=headers)
-            if upstream.content_length is not None:
-                resp.content_length = upstream.content_length
-            record.status = outcome.status
-            await resp.prepare(request)
-            sent = 0
-            # A miss this request fills keeps a copy of what it relays, for the cache.
-            keep: list[bytes] | None = [] if outcome.lease is not None else None
-            limit = self.services.settings.cache.max_entry_bytes
-            try:
-                # What the protocol says decides whether there is a body: never ask a
-                # bodiless answer's stream for one.  aiohttp hands every bodiless answer
-                # the same shared empty reader, whose iter_chunks() never ends once
-                # anyone has read its end (a loop spinning without yielding).
-                if not _bodiless(request.method, upstream):
-                    async for chunk in upstream.content.iter_any():
-                        await resp.write(chunk)
-                        sent += len(chunk)
-                        if keep is not None:
-                            if sent > limit:
-                                keep = None
-                            else:
-                                keep.append(chunk)
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
-                # Headers are gone already: the only honest signal left is to cut the
-                # connection, so the client sees a broken response, not a short one.
-                record.bytes_out = sent
-                record.error = f"upstream reset mid-response: {e.__class__.__name__}"
-                record.status = 502
-                if request.transport is not None:
-                    request.transport.abort()
-                return resp
-            record.bytes_out = sent
-            await resp.write_eof()
-            if keep is not None and outcome.lease is not None:
-                outcome.lease.keep(outcome, b"".join(keep))
-            return resp
-        finally:
-            upstream.release()
 
     async def _give_up(self, ctx: RequestContext, delivered: CacheLease | None) -> None:
         """Leases of attempts whose answers were not delivered (a strategy dropped them)."""
         for lease in ctx.stash.get(_LEASES) or ():
             if lease is not delivered:
                 await lease.release()
-
-
-def _bodiless(method: str, upstream: aiohttp.ClientResponse) -> bool:
-    """No body follows: a HEAD, a 1xx/204/304, or a zero ``Content-Length``."""
-    return (method == "HEAD" or upstream.status in (204, 304) or upstream.status < 200
-            or upstream.content_length == 0)
 
 
 async def read_all(stream: Any) -> bytes:

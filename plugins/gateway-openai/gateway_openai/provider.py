@@ -48,6 +48,8 @@ class OpenAIProvider(OpenAICompatibleProvider):
              "moderation", "output_format", "output_compression", "partial_images", "stream", "input_fidelity"}
         ),
         passes_unknown_parameters=True,
+        # `stream: true` (the GPT image family): Server-Sent Events, relayed as they arrive.
+        streams=True,
     )
 
     #: The organization and project choose whose quota and data an answer comes from.

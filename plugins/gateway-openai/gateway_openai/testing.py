@@ -8,6 +8,7 @@ dall-e-3, ``usage`` for gpt-image).  Errors use OpenAI's error body.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Any
@@ -57,6 +58,29 @@ def error(status: int, message: str, type_: str = "invalid_request_error", param
     return web.json_response(body, status=status)
 
 
+#: Seconds between the events of a streamed answer (a buffering relay would deliver them together).
+STREAM_GAP = 0.2
+
+
+async def stream_events(request: web.Request, body: dict[str, Any], image: bytes) -> web.StreamResponse:
+    """``stream: true``: ``partial_images`` partial events, then the completed one, spaced out."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-request-id": "req_fake"})
+    await resp.prepare(request)
+    b64 = base64.b64encode(image).decode()
+    common = {"background": body.get("background", "auto"), "created_at": int(time.time()),
+              "output_format": body.get("output_format", "png"), "quality": body.get("quality", "auto"),
+              "size": body.get("size", "1024x1024")}
+    for i in range(int(body.get("partial_images", 0))):
+        event = {"type": "image_generation.partial_image", "b64_json": b64, "partial_image_index": i, **common}
+        await resp.write(b"event: image_generation.partial_image\ndata: " + msgspec.json.encode(event) + b"\n\n")
+        await asyncio.sleep(STREAM_GAP)
+    done = {"type": "image_generation.completed", "b64_json": b64, **common,
+            "usage": {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}}
+    await resp.write(b"event: image_generation.completed\ndata: " + msgspec.json.encode(done) + b"\n\n")
+    await resp.write_eof()
+    return resp
+
+
 def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapiprodscus.blob.core.windows.net/private/img"):
     async def handle(request: web.Request, rec: Recorded) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
@@ -84,6 +108,18 @@ def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapipro
         problem = size_error(model, size) if isinstance(size, str) else "Expected a string."
         if problem is not None:
             return error(400, f"Invalid value: '{size}'. {problem}", param="size", code="invalid_value")
+        if body.get("stream") is True:
+            if not gpt_image(model):
+                return error(400, "Streaming is only supported for the GPT image models.", param="stream",
+                             code="invalid_value")
+            partial = body.get("partial_images", 0)
+            if not isinstance(partial, int) or not 0 <= partial <= 3:
+                return error(400, "Invalid 'partial_images': must be between 0 and 3.", param="partial_images",
+                             code="invalid_value")
+            if "response_format" in body:
+                return error(400, "Unknown parameter: 'response_format'.", param="response_format",
+                             code="unknown_parameter")
+            return await stream_events(request, body, image)
         fmt = body.get("response_format", "url")
         if gpt_image(model) and "response_format" in body:
             return error(400, "Unknown parameter: 'response_format'.", param="response_format",

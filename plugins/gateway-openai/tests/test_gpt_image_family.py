@@ -90,3 +90,35 @@ def test_dall_e_is_still_declared_for_what_still_names_it():
     attempt = make_attempt(OpenAIProvider, body={"prompt": "a fox", "model": "dall-e-3", "response_format": "url"})
     req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
     assert msgspec.json.decode(req.body)["response_format"] == "url"
+
+
+async def test_a_streamed_generation_relays_each_event_as_it_comes(gateway_server, fake_upstream):  # noqa: ANN001
+    import time
+
+    import openai
+
+    async with openai.AsyncOpenAI(base_url=str(gateway_server.make_url("/v1")), api_key="sk-openai-1",
+                                  default_headers={"x-portkey-provider": "openai"}, max_retries=0) as sdk:
+        stream = await sdk.images.generate(model="gpt-image-1.5", prompt="a fox", stream=True, partial_images=2)
+        seen = []
+        async for event in stream:
+            seen.append((event.type, time.monotonic()))
+    assert [t for t, _ in seen] == ["image_generation.partial_image", "image_generation.partial_image",
+                                    "image_generation.completed"]
+    # Each event reached the client when the provider sent it, not all together at the end.
+    gaps = [b - a for (_, a), (_, b) in zip(seen, seen[1:])]
+    assert all(gap > openai_fake.STREAM_GAP / 2 for gap in gaps), gaps
+    sent = fake_upstream.last.json()
+    assert sent["stream"] is True and sent["partial_images"] == 2
+
+
+async def test_a_streamed_generation_that_fails_before_the_stream_is_an_http_error(gateway_client, fake_upstream):  # noqa: ANN001
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox", "model": "gpt-image-1.5", "stream": True,
+                                                "partial_images": 9}, headers=H)
+    assert resp.status == 400
+    err = (await resp.json())["error"]
+    assert err["param"] == "partial_images" and err["message"].startswith("openai error: ")
+    # More images than one call makes cannot be one stream.
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox", "model": "dall-e-3", "n": 2, "stream": True},
+                                     headers=H)
+    assert resp.status == 400 and (await resp.json())["error"]["param"] == "n"
