@@ -12,21 +12,9 @@ import pytest
 
 import gateway_openai
 from gateway.testing import Reply, make_app, services_of
-from gateway_openai import testing as openai_fake
 from gateway.testing.provider_contract import ProviderContract
 
 H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-openai-1"}
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_openai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    openai_fake.install(fake_upstream)
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 @pytest.mark.gateway_entrypoints

@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-import gateway_openai
 from gateway.sdk import BadParam
 from gateway.testing import PNG_1X1, make_attempt
 from gateway_openai import OpenAIProvider
@@ -13,17 +12,6 @@ from gateway_openai import testing as openai_fake
 
 H = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-openai-1"}
 GEN = "/v1/images/generations"
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_openai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    openai_fake.install(fake_upstream)
-    return {"providers": {"openai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 @pytest.mark.parametrize("model", ["gpt-image-1.5", "gpt-image-2", "gpt-image-2-2026-04-21", "chatgpt-image-latest",
