@@ -256,6 +256,9 @@ async def test_gateway_key_required_when_configured(aiohttp_client, gateway_plug
     assert await error_of(resp, 401, "missing_api_key")
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "nope"})
     assert await error_of(resp, 401, "invalid_api_key")
+    # A key that is not ASCII is a wrong key like any other (it once was a 500).
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "gk-ünï"})
+    assert await error_of(resp, 401, "invalid_api_key")
     assert fake_upstream.requests == []
     resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-api-key": "gk-two"})
     assert resp.status == 200
