@@ -133,6 +133,10 @@ class Chain:
                 impls.append(_Impl(impl))
             setattr(self, name, HookDriver(name, bool(opts.get("firstresult")), impls, self._trace))
 
+    async def route(self, ctx: Any) -> Any:
+        """The ``gateway_route`` stage (what an endpoint's ``handle`` runs the tree with)."""
+        return await self.gateway_route(ctx=ctx)
+
     def has_impls(self, name: str) -> bool:
         driver: HookDriver = getattr(self, name)
         return bool(driver.impls)

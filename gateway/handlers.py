@@ -108,7 +108,7 @@ async def _handle(request: web.Request, name: str, path: str) -> web.StreamRespo
                 inbound.body = await read_all(inbound.body_stream)
                 inbound.body_stream = None
             endpoint = state.endpoints[name]
-            outcome = await endpoint.handle(ctx, _route(chain))
+            outcome = await endpoint.handle(ctx, chain.route)
             return await _respond(ctx, state, endpoint, outcome, request)
         except GatewayError as e:
             return await _error_response(ctx, state, e)
@@ -125,13 +125,6 @@ async def _handle(request: web.Request, name: str, path: str) -> web.StreamRespo
         raise
     finally:
         await _finish(ctx, state)
-
-
-def _route(chain: Any) -> Any:
-    async def route(ctx: RequestContext) -> Outcome:
-        return await chain.gateway_route(ctx=ctx)
-
-    return route
 
 
 async def _read_body(ctx: RequestContext, request: web.Request, state: GatewayState) -> None:

@@ -121,7 +121,8 @@ class Delivery:
         return image_url(self.services.settings.images.public_url, self.attempt.inbound.origin, image_id)
 
 
-def answer_body(provider: str, results: list[GenerationResult], data: list[dict[str, Any]] | None) -> bytes:
+def answer_body(provider: str, results: list[GenerationResult], data: list[dict[str, Any]] | None,
+                extra: dict[str, Any]) -> bytes:
     """The one answer shape: ``{"created", "data", ...extra, "provider"}``.
 
     With ``data`` None the single result's own bytes go on with ``provider`` added:
@@ -134,7 +135,7 @@ def answer_body(provider: str, results: list[GenerationResult], data: list[dict[
         return b"".join((b'{"provider":', _encode(provider), b"," if raw[start:].strip() != b"}" else b"",
                          memoryview(raw)[start:]))
     doc: dict[str, Any] = {"created": results[0].created or int(time.time()), "data": data}
-    for key, value in merge_extra([r.extra for r in results]).items():
+    for key, value in extra.items():
         doc.setdefault(key, value)
     doc["provider"] = provider
     return _encode(doc)

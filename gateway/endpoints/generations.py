@@ -101,10 +101,10 @@ class Generations(Endpoint):
             data = None if as_given else await delivery.items(images, plan.response_format)
         except GatewayError as e:
             return Outcome.from_error(e, provider=provider.name)
-        usage = merge_extra([r.extra for r in results]).get("usage") if results[0].extra else None
-        if usage is not None:
-            ctx.record.usage = usage
-        outcome = Outcome(200, body=answer_body(provider.name, results, data), provider=provider.name)
+        # The answers' other fields as one (token usage summed over the calls of a split).
+        extra = merge_extra([r.extra for r in results])
+        ctx.record.usage = extra.get("usage")
+        outcome = Outcome(200, body=answer_body(provider.name, results, data, extra), provider=provider.name)
         outcome.cacheable = delivery.cacheable
         # The first call's relayed headers (request ids, rate limits) are the answer's: no copy.
         headers = outcome.headers = results[0].headers if results[0].headers is not None else CIMultiDict()

@@ -50,10 +50,13 @@ class Passthrough(Endpoint):
 
     async def handle(self, ctx: RequestContext, route: Route) -> Outcome:
         try:
-            return await route(ctx)
+            outcome = await route(ctx)
         except BaseException:
             await self._give_up(ctx, None)
             raise
+        # Leases of answers a strategy dropped end now; the answer's own lives through the relay.
+        await self._give_up(ctx, outcome.lease)
+        return outcome
 
     # -- one attempt -----------------------------------------------------------------
     async def run(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
@@ -106,13 +109,10 @@ class Passthrough(Endpoint):
         async with AsyncExitStack() as stack:
             if outcome.lease is not None:
                 await stack.enter_async_context(outcome.lease)
-            try:
-                return await relay(ctx, outcome, request, out, self.services.settings.cache.max_entry_bytes)
-            finally:
-                await self._give_up(ctx, outcome.lease)
+            return await relay(ctx, outcome, request, out, self.services.settings.cache.max_entry_bytes)
 
     async def _give_up(self, ctx: RequestContext, delivered: CacheLease | None) -> None:
-        """Leases of attempts whose answers were not delivered (a strategy dropped them)."""
+        """Release the leases of this request's attempts other than ``delivered``."""
         for lease in ctx.stash.get(_LEASES) or ():
             if lease is not delivered:
                 await lease.release()
