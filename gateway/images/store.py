@@ -90,10 +90,15 @@ class LocalImageStore(ImageStore):
         return image_id
 
     def _write(self, image_id: str, data: bytes, meta: bytes) -> None:
+        # Each file appears whole or not at all, the image before its record: a sweep (of this
+        # store or of another instance sharing the directory) that finds a record without its
+        # image deletes it, so a record must never be visible before the image it describes.
         tmp = self.directory / f".{image_id}.tmp"
         tmp.write_bytes(data)
-        (self.directory / f"{image_id}.json").write_bytes(meta)
-        tmp.rename(self.directory / image_id)  # the image appears whole or not at all
+        tmp.rename(self.directory / image_id)
+        tmp_meta = self.directory / f".{image_id}.json.tmp"
+        tmp_meta.write_bytes(meta)
+        tmp_meta.rename(self.directory / f"{image_id}.json")
 
     async def get(self, image_id: str) -> StoredImage | None:
         if not valid_id(image_id):
