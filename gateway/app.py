@@ -11,6 +11,7 @@ from gateway import handlers, saved
 from gateway import settings as settings_mod
 from gateway.cache.service import CacheService
 from gateway.chain import Chain
+from gateway.endpoints.edits import Edits
 from gateway.endpoints.generations import Generations
 from gateway.endpoints.passthrough import Passthrough
 from gateway.errors import StartupError
@@ -60,7 +61,7 @@ def create_app(
     chain = Chain(pm)
     pm.on_change(chain.rebuild)
     state = GatewayState(settings, pm, registry, chain)
-    state.endpoints = {e.name: e for e in (Generations(state, chain), Passthrough(state, chain))}
+    state.endpoints = {e.name: e for e in (Generations(state, chain), Edits(state, chain), Passthrough(state, chain))}
     state.router = Router(state, state.endpoints)
     errors: list[str] = []
     state.virtual_keys = saved.load_virtual_keys(settings.virtual_keys, registry, errors=errors)
@@ -78,6 +79,7 @@ def create_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_post("/v1/images/generations", handlers.images_generations)
+    app.router.add_post("/v1/images/edits", handlers.images_edits)
     app.router.add_get("/v1/images/files/{image_id}", handlers.image_file)
     app.router.add_route("*", "/v1/{tail:.*}", handlers.passthrough)
     app.on_shutdown.append(_not_ready)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.targets import Target
 
 IMAGES_GENERATIONS = "images.generations"
+IMAGES_EDITS = "images.edits"
 PROXY = "proxy"
 IMAGES_FILES = "images.files"
 
@@ -45,14 +46,14 @@ class Inbound:
 
     __slots__ = (
         "endpoint", "method", "path", "raw_path", "query_string", "raw_query_string", "headers",
-        "content_length", "origin", "trace_id", "body", "body_stream", "params", "metadata", "timeout_ms",
+        "content_length", "origin", "trace_id", "body", "body_stream", "params", "form", "metadata", "timeout_ms",
         "strict_params", "custom_host",
     )
 
     def __init__(self, endpoint: str, method: str, path: str, headers: CIMultiDictProxy[str], *,
                  raw_path: str = "", query_string: str = "", raw_query_string: str = "",
                  content_length: int | None = None, origin: str = "http://localhost") -> None:
-        #: ``images.generations``, ``proxy``, ``images.files``.
+        #: ``images.generations``, ``images.edits``, ``proxy``, ``images.files``.
         self.endpoint = endpoint
         self.method = method
         #: The path below ``/v1`` (``/images/generations``, ``/v2beta/stable-image/...``).
@@ -74,6 +75,9 @@ class Inbound:
         self.body_stream: Any = None
         #: The unified request body, decoded once ({} for passthrough).
         self.params: dict[str, Any] = {}
+        #: images.edits: the multipart form's parts in the order sent, ``(name, text or
+        #: InputImage)``; ``params`` holds its text fields, typed.
+        self.form: list[tuple[str, Any]] = []
         #: The control headers, parsed once by :meth:`read_control_headers`.
         self.metadata: dict[str, str] = {}
         self.timeout_ms: int | None = None
@@ -98,7 +102,7 @@ class Record:
     """The facts of the ``request.finished`` line, kept by the core as it learns them."""
 
     __slots__ = ("provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
-                 "cache_status", "target_path", "retry_count", "error", "usage")
+                 "cache_status", "target_path", "retry_count", "error", "usage", "stream")
 
     def __init__(self) -> None:
         self.provider: str | None = None
@@ -120,6 +124,37 @@ class Record:
         self.error: str | None = None
         #: Token usage the provider reported (OpenAI's ``usage``), summed over the calls of a split.
         self.usage: dict[str, Any] | None = None
+        #: A streamed answer: how it was made and how it went (:class:`StreamRecord`).
+        self.stream: StreamRecord | None = None
+
+
+class StreamRecord:
+    """What the log line says of a ``stream: true`` answer."""
+
+    __slots__ = ("mode", "events", "keepalives", "first_event_ms", "last_event_ms", "end")
+
+    def __init__(self, mode: str) -> None:
+        #: ``native`` (the provider's events relayed), ``synthesized`` (the gateway's own
+        #: events from a whole answer) or ``cache`` (a cached answer as events).
+        self.mode = mode
+        #: Events sent (keep-alive comments not counted).
+        self.events = 0
+        self.keepalives = 0
+        #: Milliseconds from the request's start to the first and to the last event.
+        self.first_event_ms: float | None = None
+        self.last_event_ms: float | None = None
+        #: ``completed``, ``error`` (an ``event: error`` was sent), ``upstream_reset`` or
+        #: ``client_left``.
+        self.end: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "events": self.events, "end": self.end}
+        if self.keepalives:
+            out["keepalives"] = self.keepalives
+        if self.first_event_ms is not None:
+            out["first_event_ms"] = round(self.first_event_ms, 2)
+            out["last_event_ms"] = round(self.last_event_ms or self.first_event_ms, 2)
+        return out
 
 
 class StashKey(Generic[T]):

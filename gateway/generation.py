@@ -1,4 +1,4 @@
-"""The data of an image generation, as providers and the core pass it around.
+"""The data of an image generation or edit, as providers and the core pass it around.
 
 The core (:mod:`gateway.endpoints.generations`) maps the client's unified
 (OpenAI) parameters onto a model's capabilities (:mod:`gateway.negotiation`)
@@ -6,9 +6,15 @@ and splits them into one :class:`GenerationRequest` per upstream call (a
 :class:`GenerationPlan`).  A provider turns one GenerationRequest into an
 upstream request (``build_generation``) and the upstream answer into a
 :class:`GenerationResult` of :class:`Image` objects (``parse_generation``).
+
+An edit is the same with input images: an :class:`EditRequest` (a
+GenerationRequest with ``images`` and ``mask``, each an :class:`InputImage`)
+goes to ``build_edit``; its answer is read by ``parse_generation`` too.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -74,6 +80,40 @@ class GenerationRequest(msgspec.Struct, kw_only=True):
     offset: int = 0
     #: Whether anything differs from what the client sent (the body cannot go as it is).
     changed: bool = False
+
+
+class InputImage(msgspec.Struct, frozen=True, kw_only=True):
+    """One image file the client uploaded (an edit's ``image``, ``image[]`` or ``mask``), as sent."""
+
+    #: The form field it came in (``image``, ``image[]``, ``mask``).
+    field: str
+    #: The file's bytes, exactly as uploaded (never decoded or re-encoded).
+    data: bytes
+    #: The media type read from the bytes (``image/png``, ``image/jpeg``, ``image/webp``).
+    media_type: str
+    #: The client's file name and declared content type, kept for a rebuilt form.
+    filename: str | None = None
+    content_type: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def b64(self) -> str:
+        """The bytes as base64 text (APIs that take images inside JSON)."""
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_uri(self) -> str:
+        """``data:<media type>;base64,...`` (APIs that take an image as a URL)."""
+        return f"data:{self.media_type};base64,{self.b64()}"
+
+
+class EditRequest(GenerationRequest, kw_only=True):
+    """An edit for one upstream call: the unified parameters plus the input images."""
+
+    #: The images to edit, in the order sent (the first is the one a mask applies to).
+    images: list[InputImage] = msgspec.field(default_factory=list)
+    mask: InputImage | None = None
 
 
 class GenerationPlan(msgspec.Struct, kw_only=True):

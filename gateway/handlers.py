@@ -17,10 +17,11 @@ from aiohttp import web
 
 from gateway import headers as h
 from gateway.chain import PluginError
-from gateway.context import IMAGES_FILES, IMAGES_GENERATIONS, PROXY, Inbound, RequestContext
+from gateway.context import IMAGES_EDITS, IMAGES_FILES, IMAGES_GENERATIONS, PROXY, Inbound, RequestContext
 from gateway.endpoints import image_files
 from gateway.endpoints.passthrough import read_all
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from gateway.forms import FormLimits, read_edit_form
 from gateway.keys import GATEWAY
 from gateway.router import needs_body_bytes
 
@@ -53,6 +54,10 @@ _decode_object = msgspec.json.Decoder(dict).decode
 
 async def images_generations(request: web.Request) -> web.StreamResponse:
     return await _handle(request, IMAGES_GENERATIONS, "/images/generations")
+
+
+async def images_edits(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, IMAGES_EDITS, "/images/edits")
 
 
 async def passthrough(request: web.Request) -> web.StreamResponse:
@@ -139,6 +144,9 @@ async def _read_body(ctx: RequestContext, request: web.Request, state: GatewaySt
             ctx.record.bytes_in = length or 0
         return
     ctype = request.content_type if request.headers.get("Content-Type") else "application/json"
+    if inbound.endpoint == IMAGES_EDITS:
+        await _read_form(ctx, request, state, ctype)
+        return
     if ctype != "application/json":
         raise UnsupportedMediaType(
             f"Unsupported content type {ctype!r} for /v1{inbound.path}: send application/json",
@@ -163,6 +171,28 @@ async def _read_body(ctx: RequestContext, request: web.Request, state: GatewaySt
     if not view.prompt.strip():
         raise BadRequest("`prompt` must not be empty", param="prompt", code="missing_required_parameter")
     ctx.record.model = view.model
+
+
+async def _read_form(ctx: RequestContext, request: web.Request, state: GatewayState, ctype: str) -> None:
+    """An edit's multipart form, read whole (it may go upstream byte for byte) and parsed once."""
+    if ctype != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"Unsupported content type {ctype!r} for /v1/images/edits: send multipart/form-data "
+            "(`image` or `image[]` files, `prompt`, ...)", param="content-type",
+        )
+    inbound = ctx.inbound
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Request body is over the limit of {state.settings.server.max_body_bytes} bytes") from None
+    ctx.record.bytes_in = len(body)
+    inbound.body = body
+    images = state.settings.images
+    limits = FormLimits(max_parts=images.max_form_parts, max_images=images.max_input_images,
+                        max_file_bytes=images.max_input_file_bytes)
+    inbound.form, inbound.params = await read_edit_form(body, request.headers["Content-Type"], limits)
+    model = inbound.params.get("model")
+    ctx.record.model = model if isinstance(model, str) else None
 
 
 def _view_error(msg: str) -> BadRequest:
@@ -242,4 +272,4 @@ async def _finish(ctx: RequestContext, state: GatewayState) -> None:
     await chain.gateway_request_finished.notify(ctx=ctx, fields=fields)
 
 
-__all__ = ["healthz", "image_file", "images_generations", "passthrough", "readyz"]
+__all__ = ["healthz", "image_file", "images_edits", "images_generations", "passthrough", "readyz"]

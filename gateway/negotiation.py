@@ -4,7 +4,9 @@ model declare (:class:`~gateway.provider.ModelCapabilities`).
 Lenient mode maps a value the model does not take to the nearest one it does (or
 drops it) and records the change for ``x-portkey-adjusted-params``; strict mode
 raises :class:`BadParam`.  The result is a :class:`~gateway.generation.GenerationPlan`
-with one request per upstream call.
+with one request per upstream call.  An edit (``images.edits``) is read against the
+model's edit capabilities, with its input images and mask, into
+:class:`~gateway.generation.EditRequest` parts.
 """
 from __future__ import annotations
 
@@ -14,18 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway.context import IMAGES_EDITS
 from gateway.errors import BadParam
 from gateway.generation import (
     RESPONSE_FORMATS,
     UNIFIED,
+    EditRequest,
     GenerationPlan,
     GenerationRequest,
+    InputImage,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.attempt import Attempt
     from gateway.provider import ModelCapabilities
 
+#: Parameters the gateway answers itself for a provider that does not stream.
+_STREAM_PARAMS = frozenset({"stream", "partial_images"})
 #: Quality names in rising order, for mapping one provider's tiers onto another's.
 _QUALITY_RANK = {"low": 0, "draft": 0, "standard": 1, "medium": 1, "auto": 1, "high": 2, "hd": 2, "premium": 2}
 
@@ -65,8 +72,13 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
     params = provider.generation_params(attempt)
     caps = provider.capabilities
     strict = attempt.strict_params
-    model = params.get("model") or caps.default_model
-    mc = caps.model(model)
+    editing = attempt.endpoint == IMAGES_EDITS
+    if editing:
+        model = params.get("model") or caps.default_edit_model
+        mc = caps.edit_model(model)
+    else:
+        model = params.get("model") or caps.default_model
+        mc = caps.model(model)
     adjusted: list[str] = []
     where = f"{provider.name} model {model!r}" if model else provider.name
 
@@ -86,12 +98,17 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
     if fmt is not None and fmt not in RESPONSE_FORMATS:
         raise BadParam("response_format", f"Invalid `response_format` {fmt!r}: expected 'url' or 'b64_json'")
 
-    req = GenerationRequest(prompt=params["prompt"], model=model, response_format=fmt, user=params.get("user"))
+    req: GenerationRequest
+    if editing:
+        req = EditRequest(prompt=params["prompt"], model=model, response_format=fmt, user=params.get("user"))
+        _inputs(req, attempt.inbound.form, mc, where)
+    else:
+        req = GenerationRequest(prompt=params["prompt"], model=model, response_format=fmt, user=params.get("user"))
     allowed = mc.parameters if mc is not None and mc.parameters is not None else caps.parameters
     extra: dict[str, Any] = {}
     unsupported = []
     for key, value in params.items():
-        if key in UNIFIED:
+        if key in UNIFIED or (key in _STREAM_PARAMS and not caps.streams):
             continue
         if caps.passes_unknown_parameters or key in allowed:
             extra[key] = value
@@ -126,6 +143,25 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
     if style is not None:
         req.style = _map_choice("style", style, mc.styles, adjust, ranked=False)
     return _plan(req, n, fmt, adjusted, per_call=mc.max_n)
+
+
+def _inputs(req: EditRequest, form: list[tuple[str, Any]], mc: ModelCapabilities | None, where: str) -> None:
+    """The edit's images and mask, checked against what the model takes."""
+    for name, value in form:
+        if isinstance(value, InputImage):
+            if name == "mask":
+                req.mask = value
+            else:
+                req.images.append(value)
+    if mc is None:
+        return
+    if len(req.images) > mc.input_images:
+        raise BadParam("image", f"{where} edits {mc.input_images} image{'s' if mc.input_images != 1 else ''} "
+                                f"at most; {len(req.images)} were sent")
+    if req.mask is not None and not mc.mask:
+        raise BadParam("mask", f"`mask` is not supported by {where}")
+    if req.mask is None and mc.needs_mask:
+        raise BadParam("mask", f"{where} needs a `mask`: the area to change, white where it changes")
 
 
 def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: Any) -> None:

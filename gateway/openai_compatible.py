@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gateway.errors import ContentPolicyViolation, GatewayError, MalformedAnswer
-from gateway.generation import GenerationRequest, GenerationResult, Image
+from gateway.forms import build_form
+from gateway.generation import EditRequest, GenerationRequest, GenerationResult, Image, InputImage
 from gateway.provider import Provider, UpstreamRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,13 +59,18 @@ _EXTRA = ("usage", "background", "output_format", "quality", "size")
 class OpenAICompatibleProvider(Provider):
     """Sends the unified request as OpenAI's body; reads OpenAI's answer shape."""
 
-    #: Path of the generations endpoint below the base URL.
+    #: Paths of the generations and edits endpoints below the base URL.
     generations_path = "/images/generations"
+    edits_path = "/images/edits"
 
     def generation_body(self, attempt: Attempt, req: GenerationRequest) -> bytes:
         """The JSON body: the client's own bytes when nothing was changed."""
         if self.body_as_sent(attempt, req) and attempt.inbound.body is not None:
             return attempt.inbound.body
+        return _encode(self.body_fields(attempt, req))
+
+    def body_fields(self, attempt: Attempt, req: GenerationRequest) -> dict[str, Any]:
+        """The request's parameters as OpenAI names them (the JSON body, or an edit's text fields)."""
         body: dict[str, Any] = {"prompt": req.prompt}
         model = self.body_model(attempt, req)
         if model is not None:
@@ -78,7 +84,7 @@ class OpenAICompatibleProvider(Provider):
         if req.response_format is not None and self.takes_response_format(req):
             body["response_format"] = req.response_format
         body.update(req.extra)
-        return _encode(body)
+        return body
 
     def body_as_sent(self, attempt: Attempt, req: GenerationRequest) -> bool:
         """Whether the client's body can go upstream byte for byte."""
@@ -92,7 +98,8 @@ class OpenAICompatibleProvider(Provider):
     def takes_response_format(self, req: GenerationRequest) -> bool:
         """Whether the model takes ``req.response_format`` itself (gpt-image only answers
         base64; the gateway converts); a model not declared gets what the client sent."""
-        mc = self.capabilities.model(req.model)
+        caps = self.capabilities
+        mc = caps.edit_model(req.model) if isinstance(req, EditRequest) else caps.model(req.model)
         return mc is None or req.response_format in mc.response_formats
 
     def answer_refusal(self, doc: Any) -> str | None:
@@ -123,6 +130,28 @@ class OpenAICompatibleProvider(Provider):
     def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         return UpstreamRequest("POST", self.generation_url(attempt, req), self.generation_headers(attempt),
                                self.generation_body(attempt, req))
+
+    def edit_url(self, attempt: Attempt, req: EditRequest) -> str:
+        return attempt.base_url + self.edits_path
+
+    async def build_edit(self, attempt: Attempt, req: EditRequest) -> UpstreamRequest:
+        """OpenAI's multipart edit: the client's bytes when nothing changed, else the form rebuilt
+        with every file part as sent and in order, the text fields as negotiated."""
+        inbound = attempt.inbound
+        headers = self.generation_headers(attempt)
+        if self.body_as_sent(attempt, req) and inbound.body is not None:
+            headers["Content-Type"] = inbound.headers.get("Content-Type", "")
+            return UpstreamRequest("POST", self.edit_url(attempt, req), headers, inbound.body)
+        fields = self.body_fields(attempt, req)
+        out: list[tuple[str, Any]] = []
+        for name, value in inbound.form:
+            if isinstance(value, InputImage):
+                out.append((name, value))
+            elif name in fields:
+                out.append((name, fields.pop(name)))
+        out.extend(fields.items())
+        body, headers["Content-Type"] = await build_form(out)
+        return UpstreamRequest("POST", self.edit_url(attempt, req), headers, body)
 
     def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
         body = answer.body

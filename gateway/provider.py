@@ -6,7 +6,8 @@ which hosts it serves images from, and which request and answer headers matter
 to the cache.  It *translates*: where its key goes (:meth:`Provider.auth_headers`),
 how passthrough paths map to its URLs (:meth:`Provider.proxy_url`), one
 :class:`~gateway.generation.GenerationRequest` into an upstream request
-(:meth:`Provider.build_generation`), the answer into images
+(:meth:`Provider.build_generation`), one :class:`~gateway.generation.EditRequest`
+(:meth:`Provider.build_edit`), the answer into images
 (:meth:`Provider.parse_generation`) and its errors into gateway errors
 (:meth:`Provider.error_from_response`).
 
@@ -25,19 +26,19 @@ import msgspec
 from multidict import CIMultiDict
 
 from gateway import headers as h
-from gateway.context import IMAGES_GENERATIONS, PROXY
+from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY
 from gateway.errors import BadRequest, GatewayError, ProviderError
 from gateway.settings import ProviderSettings
 from gateway.targets import located
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.attempt import Attempt
-    from gateway.generation import GenerationRequest, GenerationResult
+    from gateway.generation import EditRequest, GenerationRequest, GenerationResult
     from gateway.targets import Target
     from gateway.upstream import Answer, Upstream
 
 __all__ = [
-    "IMAGES_GENERATIONS", "PROXY", "Capabilities", "ModelCapabilities", "NoOptions", "Provider", "UpstreamRequest",
+    "IMAGES_EDITS", "IMAGES_GENERATIONS", "PROXY", "Capabilities", "ModelCapabilities", "NoOptions", "Provider", "UpstreamRequest",
 ]
 
 #: OpenAI-style error codes meaning the prompt or image was refused on content grounds.
@@ -74,6 +75,12 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     #: ``response_format`` values the upstream API itself takes (OpenAI-style APIs);
     #: ``()`` when it has no such parameter.  The gateway converts to what was asked either way.
     response_formats: tuple[str, ...] = ()
+    #: images.edits: input images one edit takes (``image`` / ``image[]``), and whether it
+    #: takes a ``mask`` or needs one.  More images, or a mask it cannot use, is a 400
+    #: (in lenient mode too: an edit without its inputs is another edit).
+    input_images: int = 1
+    mask: bool = False
+    needs_mask: bool = False
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,8 +99,15 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     default_model: str | None = None
     #: Whether parameters outside ``parameters`` are forwarded as they are.
     passes_unknown_parameters: bool = False
-    #: Whether the API answers ``stream: true`` itself with Server-Sent Events (relayed as they come).
+    #: Whether the API answers ``stream: true`` itself with Server-Sent Events (relayed as they
+    #: come); else the gateway makes the stream from the whole answer.
     streams: bool = False
+    #: images.edits, declared like generations: per model, by family, for any other model,
+    #: and the model used when the request names none (add ``IMAGES_EDITS`` to ``endpoints``).
+    edit_models: Mapping[str, ModelCapabilities] = msgspec.field(default_factory=dict)
+    edit_families: tuple[tuple[str, ModelCapabilities], ...] = ()
+    any_edit_model: ModelCapabilities | None = None
+    default_edit_model: str | None = None
 
     def model(self, name: str | None) -> ModelCapabilities | None:
         """What ``name`` takes: its own entry, else its family's, else ``any_model``."""
@@ -105,6 +119,17 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
                 if fnmatchcase(name, pattern):
                     return caps
         return self.any_model
+
+    def edit_model(self, name: str | None) -> ModelCapabilities | None:
+        """What ``name`` takes as an edit: its own entry, its family's, else ``any_edit_model``."""
+        if name:
+            found = self.edit_models.get(name)
+            if found is not None:
+                return found
+            for pattern, caps in self.edit_families:
+                if fnmatchcase(name, pattern):
+                    return caps
+        return self.any_edit_model
 
 
 class NoOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -246,8 +271,14 @@ class Provider:
         documents, ``ContentPolicyViolation`` when the provider filtered the result."""
         raise BadRequest(f"images.generations is not supported by provider {self.name!r}")
 
+    # -- images.edits --------------------------------------------------------------
+    def build_edit(self, attempt: Attempt, req: EditRequest) -> UpstreamRequest:
+        """The upstream request editing ``req.images`` into ``req.n`` images (may be ``async``).
+        Its answer is read by :meth:`parse_generation` (``req`` is then the EditRequest)."""
+        raise BadRequest(f"images.edits is not supported by provider {self.name!r}")
+
     async def generate(self, attempt: Attempt, req: GenerationRequest, upstream: Upstream) -> GenerationResult:
-        """One upstream call of a generation: send ``attempt.upstream``, map errors, parse.
+        """One upstream call of a generation or an edit: send ``attempt.upstream``, map errors, parse.
 
         A provider with a multi-step API (create, then poll) overrides this and sends
         its further requests through ``upstream``.

@@ -26,7 +26,7 @@ from gateway import headers
 from gateway.attempt import Attempt
 from gateway.cache.backend import BytesSerializer, CacheBackend
 from gateway.cache.lease import CacheHit, CacheLease, CacheQuery
-from gateway.context import IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
+from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
 from gateway.errors import (
     CONTENT_POLICY,
     AuthError,
@@ -41,7 +41,16 @@ from gateway.errors import (
     StartupError,
     UpstreamError,
 )
-from gateway.generation import GenerationPlan, GenerationRequest, GenerationResult, Image, decode_json
+from gateway.forms import build_form
+from gateway.generation import (
+    EditRequest,
+    GenerationPlan,
+    GenerationRequest,
+    GenerationResult,
+    Image,
+    InputImage,
+    decode_json,
+)
 from gateway.hookspecs import hookimpl, hookspec
 from gateway.images.sniff import sniff
 from gateway.images.store import ImageStore, StoredImage
@@ -55,12 +64,12 @@ from gateway.targets import Target
 from gateway.upstream import MAX_ERROR_BODY, Answer, Upstream
 
 __all__ = [
-    "CONTENT_POLICY", "IMAGES_GENERATIONS", "MAX_ERROR_BODY", "PROXY",
+    "CONTENT_POLICY", "IMAGES_EDITS", "IMAGES_GENERATIONS", "MAX_ERROR_BODY", "PROXY",
     "Answer", "Attempt", "AuthError", "BadParam", "BadRequest", "Base", "BytesSerializer", "CacheBackend",
     "CacheHit", "CacheLease", "CacheQuery", "CannotServe", "Capabilities", "ConfigError", "ContentPolicyViolation",
-    "GatewayError", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
-    "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
+    "EditRequest", "GatewayError", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
+    "InputImage", "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
     "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
     "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
-    "UpstreamRequest", "decode_json", "headers", "hookimpl", "hookspec", "sniff",
+    "UpstreamRequest", "build_form", "decode_json", "headers", "hookimpl", "hookspec", "sniff",
 ]

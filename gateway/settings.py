@@ -125,6 +125,15 @@ class ImagesSettings(Base):
     #: Base of the URLs handed out (``https://gateway.example.com``); by default
     #: the scheme and Host of the request that made the image.
     public_url: str | None = None
+    #: images.edits: input images one edit may carry (``image[]``; OpenAI takes 16).
+    max_input_images: int = 16
+    #: images.edits: bytes of one uploaded file (OpenAI: under 50 MB).
+    max_input_file_bytes: int = 50 * 1024 * 1024
+    #: images.edits: parts of one multipart form (files and text fields).
+    max_form_parts: int = 64
+    #: Seconds between keep-alive comments of a stream while nothing else is sent, so a
+    #: proxy's idle time-out never cuts a long generation.
+    stream_keepalive: float = 5.0
 
 
 class ProviderSettings(Base):

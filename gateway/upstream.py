@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from gateway.errors import UpstreamError
+from gateway.errors import BadRequest, UpstreamError
 
 if TYPE_CHECKING:  # pragma: no cover
     from multidict import CIMultiDictProxy
@@ -102,6 +102,13 @@ class Upstream:
         except aiohttp.ClientError as e:
             raise UpstreamError(f"Request to {name} failed: {e.__class__.__name__}: {e}", provider=name,
                                 code="upstream_error") from None
+        except ValueError as e:
+            # aiohttp refuses a header value with a control character (a key pasted with one):
+            # the request's own input, and the message must not echo the value.
+            if "header" not in str(e).lower():
+                raise
+            raise BadRequest(f"A header for {name} holds a control character HTTP does not allow (check the "
+                             "provider key and the forwarded headers)", code="invalid_header_value") from None
         except TimeoutError:  # this request's own ``timeout`` (the attempt's limit cancels instead)
             raise UpstreamError(f"{name} did not answer within {timeout} s", status=504, provider=name,
                                 code="upstream_timeout") from None

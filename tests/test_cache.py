@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.cache.backend import BoundedMemoryCache
 from gateway.cache.keys import canonical_body
 from gateway.keys import GATEWAY
-from gateway.testing import Recorded, Reply
+from gateway.testing import PNG_1X1, Recorded, Reply
 
 GEN = "/v1/images/generations"
 OK = {"created": 1, "data": [{"b64_json": "aW1hZ2U="}]}
@@ -131,7 +131,7 @@ async def test_multipart_field_order_does_not_matter(gateway_client, gateway_app
 
     def form(order):  # noqa: ANN001, ANN202
         f = aiohttp.FormData()
-        fields = {"prompt": ("add a hat", None, None), "image": (b"PNGDATA", "cat.png", "image/png")}
+        fields = {"prompt": ("add a hat", None, None), "image": (PNG_1X1, "cat.png", "image/png")}
         for name in order:
             value, filename, ctype = fields[name]
             f.add_field(name, value, filename=filename, content_type=ctype)

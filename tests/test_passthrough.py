@@ -53,12 +53,13 @@ async def test_binary_in_binary_out(gateway_client, fake_upstream):  # noqa: ANN
 
 
 async def test_multipart_passes_unchanged(gateway_client, fake_upstream):  # noqa: ANN001
-    fake_upstream.on("POST", "/v1/images/edits", Reply(json={"created": 1, "data": [{"b64_json": "QQ=="}]}))
+    # A native multipart route (images.edits itself is a unified endpoint: tests/test_edits.py).
+    fake_upstream.on("POST", "/v1/uploads/form", Reply(json={"created": 1, "data": [{"b64_json": "QQ=="}]}))
     form = aiohttp.FormData()
     form.add_field("prompt", "add a hat")
     form.add_field("model", "gpt-image-1")
     form.add_field("image", b"\x89PNG-image-bytes", filename="cat.png", content_type="image/png")
-    resp = await gateway_client.post("/v1/images/edits", data=form, headers=H)
+    resp = await gateway_client.post("/v1/uploads/form", data=form, headers=H)
     assert resp.status == 200
     sent = fake_upstream.last
     ctype = sent.headers["Content-Type"]

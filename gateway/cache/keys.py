@@ -1,7 +1,9 @@
 """Cache keys.
 
-* :func:`request_key` (unified routes): the endpoint, the client's parameters,
-  the caller's scope and the config's identity (every target and what it sends),
+* :func:`request_key` (unified routes): the endpoint, the client's parameters
+  (an edit's text fields in any order, and each image's and the mask's bytes by
+  hash, in order; ``stream`` and ``partial_images`` left out, so a streamed
+  request is answered from a whole answer and the other way round), the caller's scope and the config's identity (every target and what it sends),
   so the same request through the same config is one entry whichever target a
   strategy draws.
 * :func:`attempt_key` (passthrough): the provider, the provider-shaped request
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.targets import Target
 
 _canonical_json = msgspec.json.Encoder(order="sorted").encode
+#: How an answer is delivered, not what it holds: one entry serves both.
+_STREAM_PARAMS = frozenset({"stream", "partial_images"})
 # Secrets are strings to the digest (never stored: only the hash is kept).
 _identity_json = msgspec.json.Encoder(order="sorted", enc_hook=str).encode
 
@@ -80,7 +84,13 @@ def request_key(inbound: Inbound, principal: Any, config: Target) -> str:
     """The key of a unified request through ``config`` for the caller who sent it."""
     digest = hashlib.sha256()
     digest.update(inbound.endpoint.encode() + b"\0")
-    digest.update(_canonical_json(inbound.params))
+    params = inbound.params
+    if "stream" in params or "partial_images" in params:
+        params = {k: v for k, v in params.items() if k not in _STREAM_PARAMS}
+    digest.update(_canonical_json(params))
+    for name, value in inbound.form:
+        if not isinstance(value, str):  # an uploaded image: its bytes, not its file name
+            digest.update(b"\0file\0" + name.encode() + b"=" + hashlib.sha256(value.data).digest())
     digest.update(b"\0config\0" + _identity_json(config))
     headers = inbound.headers
     # Request headers that change what any target sends or how the answer is mapped.

@@ -142,8 +142,12 @@ class Generations(Endpoint):
             headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
         return Outcome(resp.status, headers, relay=resp, provider=provider.name)
 
+    def build(self, attempt: Attempt, part: GenerationRequest) -> Any:
+        """The provider's upstream request for one part (may be awaitable)."""
+        return attempt.provider.build_generation(attempt, part)
+
     async def _build(self, ctx: RequestContext, attempt: Attempt, part: GenerationRequest, first: bool) -> Attempt:
-        built: Any = attempt.provider.build_generation(attempt, part)
+        built: Any = self.build(attempt, part)
         request = await built if inspect.isawaitable(built) else built
         if first:
             attempt.upstream = request

@@ -9,23 +9,29 @@ Register :data:`plugin` (``gateway_plugins``), point ``[providers.fake] base_url
   quality tiers or styles;
 * ``fake-hd``: sizes 1024x1024, 1792x1024 and 1024x1792, one image a call, qualities
   ``standard``/``hd``, styles ``vivid``/``natural``, and a ``revised_prompt`` in its answers.
+
+Edits (``/images/edits``, OpenAI's multipart shape): ``fake-image`` takes up to 4 images
+and a mask; it does not stream (the gateway makes a stream of its whole answer).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import types
 from typing import Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import MultipartReader, StreamReader, web
+from aiohttp.base_protocol import BaseProtocol
 
+from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY
 from gateway.hookspecs import hookimpl
 from gateway.openai_compatible import OpenAICompatibleProvider
 from gateway.provider import Capabilities, ModelCapabilities
 from gateway.testing import PNG_1X1, FakeUpstream, Recorded
 
-__all__ = ["FakeProvider", "MODELS", "install", "plugin"]
+__all__ = ["FakeProvider", "MODELS", "install", "multipart_parts", "plugin"]
 
 MODELS = {
     "fake-image": ModelCapabilities(sizes=("512x512", "1024x1024"), max_n=4, response_formats=("url", "b64_json")),
@@ -41,8 +47,11 @@ class FakeProvider(OpenAICompatibleProvider):
     name = "fake"
     default_base_url = "https://fake-provider.invalid/v1"
     capabilities = Capabilities(
+        endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model="fake-image",
         models=MODELS,
+        edit_models={"fake-image": msgspec.structs.replace(MODELS["fake-image"], input_images=4, mask=True)},
+        default_edit_model="fake-image",
         parameters=frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format", "user"}),
         passes_unknown_parameters=True,
     )
@@ -102,7 +111,54 @@ def install(upstream: FakeUpstream, prefix: str = "/v1", image: bytes = PNG_1X1)
             data.append(item)
         return web.json_response({"created": int(time.time()), "data": data}, headers={"x-request-id": "req_fake"})
 
+    upstream.on("POST", f"{prefix}/images/edits", _edit_handler(upstream, prefix, image))
     return upstream.on("POST", f"{prefix}/images/generations", handle)
+
+
+def _edit_handler(upstream: FakeUpstream, prefix: str, image: bytes) -> Any:
+    """Edits as OpenAI's multipart: a Bearer key, 1 to 4 png ``image``/``image[]`` files, a
+    ``prompt``, an optional png ``mask``; ``n`` up to 4; b64_json items, or URLs for ``url``."""
+    async def handle(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return error(401, "You didn't provide an API key.")
+        if request.content_type != "multipart/form-data":
+            return error(400, "Invalid content type; expected multipart/form-data")
+        try:
+            parts = await multipart_parts(rec)
+        except ValueError as e:
+            return error(400, f"Could not parse the multipart form: {e}")
+        fields = {name: data.decode() for name, filename, data in parts if filename is None}
+        images = [data for name, _, data in parts if name in ("image", "image[]")]
+        if not 1 <= len(images) <= 4:
+            return error(400, "Send 1 to 4 images in 'image'.", "image", "invalid_value")
+        if not all(d.startswith(b"\x89PNG") for name, _, d in parts if name in ("image", "image[]", "mask")):
+            return error(400, "Images must be PNG.", "image", "invalid_image_format")
+        if "prompt" not in fields:
+            return error(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+        n = int(fields.get("n", "1"))
+        if not 1 <= n <= 4:
+            return error(400, "Invalid 'n': must be between 1 and 4.", "n", "invalid_value")
+        url = fields.get("response_format") == "url"
+        data = [{"url": f"{upstream.url}{prefix}/files/image.png"} if url else
+                {"b64_json": base64.b64encode(image).decode()} for _ in range(n)]
+        return web.json_response({"created": int(time.time()), "data": data}, headers={"x-request-id": "req_fake"})
+
+    return handle
+
+
+async def multipart_parts(rec: Recorded) -> list[tuple[str, str | None, bytes]]:
+    """``(name, filename, bytes)`` per part of a multipart body the fake received, read with
+    aiohttp's reader (``ValueError`` when it is malformed)."""
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
+    stream.feed_data(rec.body)
+    stream.feed_eof()
+    reader = MultipartReader(rec.headers, stream)
+    out = []
+    while (part := await reader.next()) is not None:
+        if isinstance(part, MultipartReader):
+            raise ValueError("nested multipart")
+        out.append((part.name or "", part.filename, bytes(await part.read())))
+    return out
 
 
 def _serve(data: bytes) -> Any:

@@ -8,10 +8,14 @@ negotiated for generations), so ``build_generation``, ``parse_generation``,
     attempt = make_attempt(SegmindProvider, body={"prompt": "a fox", "n": 3})
     req = attempt.provider.build_generation(attempt, attempt.plan.parts[0])
     result = attempt.provider.parse_generation(attempt, attempt.plan.parts[0], answer(200, b"..."))
+
+    edit = make_attempt(StabilityProvider, endpoint=IMAGES_EDITS, body={"prompt": "a hat"},
+                        images=[PNG_1X1], mask=PNG_1X1)
+    req = await edit.provider.build_edit(edit, edit.plan.parts[0])   # or without await, as it is defined
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -21,8 +25,10 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.attempt import Attempt
-from gateway.context import IMAGES_GENERATIONS, PROXY, Inbound
+from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY, Inbound
+from gateway.generation import InputImage
 from gateway.hookspecs import hookimpl
+from gateway.images.sniff import sniff
 from gateway.images.urls import host_allowed
 from gateway.negotiation import negotiate
 from gateway.keys import GATEWAY
@@ -85,13 +91,20 @@ def make_attempt(
     path: str = "/images/generations",
     query_string: str = "",
     custom_host: str | None = None,
+    images: Sequence[bytes] = (),
+    mask: bytes | None = None,
 ) -> Attempt:
     """A real attempt at ``provider`` for a request with ``body`` and ``headers``.
 
     For images.generations the plan is negotiated (``attempt.plan``; a
-    ``BadParam`` is raised as the gateway would answer it).  For passthrough pass
-    ``endpoint=PROXY`` and the ``path`` below ``/v1``; ``body`` is then the raw bytes.
+    ``BadParam`` is raised as the gateway would answer it).  For an edit pass
+    ``endpoint=IMAGES_EDITS``, the uploaded ``images`` (one is sent as ``image``,
+    several as ``image[]``) and a ``mask``; ``body`` holds the text fields.  For
+    passthrough pass ``endpoint=PROXY`` and the ``path`` below ``/v1``; ``body`` is
+    then the raw bytes.
     """
+    if endpoint == IMAGES_EDITS and path == "/images/generations":
+        path = "/images/edits"
     instance = make_provider(provider, settings)
     raw_headers = CIMultiDictProxy(CIMultiDict(headers or {}))
     inbound = Inbound(endpoint, method, path, raw_headers, raw_path="/v1" + path, query_string=query_string,
@@ -102,16 +115,28 @@ def make_attempt(
     else:
         params = dict(body) if isinstance(body, Mapping) else msgspec.json.decode(body or b"{}")
         params.setdefault("prompt", "a lighthouse at dusk")
-        inbound.body = msgspec.json.encode(params)
         inbound.params = params
+        if endpoint == IMAGES_EDITS:
+            # The client's multipart bytes are not made here: a provider's edit is built from the form.
+            field = "image" if len(images) == 1 else "image[]"
+            inbound.form = [*((field, _input(field, data)) for data in images), *params.items()]
+            if mask is not None:
+                inbound.form.append(("mask", _input("mask", mask)))
+        else:
+            inbound.body = msgspec.json.encode(params)
     # As the config stage does: the provider's x-portkey-* header options, then the target's.
     merged = {**instance.options_from_headers(raw_headers), **(options or {})}
     target = Target(provider=instance.name, api_key=Secret(api_key) if api_key else None,
                     options=merged, override_params=dict(override_params) if override_params else None)
     attempt = Attempt(inbound, target, instance, custom_host=custom_host)
-    if endpoint == IMAGES_GENERATIONS:
+    if endpoint in (IMAGES_GENERATIONS, IMAGES_EDITS):
         attempt.plan = negotiate(attempt)
     return attempt
+
+
+def _input(field: str, data: bytes) -> InputImage:
+    return InputImage(field=field, data=data, media_type=sniff(data, "image/png"), filename=f"{field[:5]}.png",
+                      content_type="image/png")
 
 
 def answer(status: int = 200, body: bytes | Any = b"", headers: Mapping[str, str] | None = None,

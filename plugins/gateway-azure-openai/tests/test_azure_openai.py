@@ -328,9 +328,11 @@ async def test_malformed_answers_are_502(gateway_client, fake_upstream, answer):
      "/contoso/openai/deployments/img/images/edits", {"api-version": "2024-10-21", "x": "1"}),
     ("/v1/openai/v1/images/edits", {}, "/contoso/openai/v1/images/edits", {}),
     # OpenAI-shaped paths: per deployment, or below /openai, or below the v1 API.
-    ("/v1/images/edits", {}, "/contoso/openai/deployments/img/images/edits", {"api-version": "2025-04-01-preview"}),
+    # (/v1/images/edits itself is the unified edits route; variations stay on passthrough.)
+    ("/v1/images/variations", {}, "/contoso/openai/deployments/img/images/variations",
+     {"api-version": "2025-04-01-preview"}),
     ("/v1/models", {}, "/contoso/openai/models", {"api-version": "2025-04-01-preview"}),
-    ("/v1/images/edits", {"x-portkey-azure-api-version": "v1"}, "/contoso/openai/v1/images/edits", {}),
+    ("/v1/images/variations", {"x-portkey-azure-api-version": "v1"}, "/contoso/openai/v1/images/variations", {}),
 ])
 async def test_passthrough_paths(gateway_client, fake_upstream, path, headers, upstream_path, query):  # noqa: ANN001
     fake_upstream.on("POST", upstream_path, Reply(json={"created": 1, "data": []}))

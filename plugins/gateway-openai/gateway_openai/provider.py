@@ -1,9 +1,21 @@
-"""OpenAI's images API (dall-e-2, dall-e-3, gpt-image-*) and passthrough to api.openai.com."""
+"""OpenAI's images API (gpt-image-*, chatgpt-image-*; dall-e-2/3 for what still names them):
+generations, edits, both streamed, and passthrough to api.openai.com."""
 from __future__ import annotations
 
 from typing import ClassVar
 
-from gateway.sdk import Attempt, Capabilities, ModelCapabilities, OpenAICompatibleProvider, OpenAIOptions
+import msgspec
+
+from gateway.sdk import (
+    IMAGES_EDITS,
+    IMAGES_GENERATIONS,
+    PROXY,
+    Attempt,
+    Capabilities,
+    ModelCapabilities,
+    OpenAICompatibleProvider,
+    OpenAIOptions,
+)
 
 
 #: gpt-image-1, -1-mini, -1.5, chatgpt-image-*: the three standard sizes or auto, 1-10 images.
@@ -17,6 +29,10 @@ GPT_IMAGE_2 = ModelCapabilities(
     side_multiple=16, max_side=3840, max_pixels=3840 * 2160, max_ratio=3.0, auto_size=True, max_n=10,
     qualities=None,
 )
+#: Edits (openai-python `image_edit_params.py`): up to 16 input images (png, webp or jpg, each
+#: under 50 MB) and a mask applied to the first, with the sizes of generations.
+GPT_IMAGE_EDIT = msgspec.structs.replace(GPT_IMAGE, input_images=16, mask=True)
+GPT_IMAGE_2_EDIT = msgspec.structs.replace(GPT_IMAGE_2, input_images=16, mask=True)
 
 
 class OpenAIProvider(OpenAICompatibleProvider):
@@ -29,6 +45,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
         "x-portkey-openai-project": "openai_project",
     }
     capabilities = Capabilities(
+        endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         # No default: a request without `model` goes upstream without one, and OpenAI picks.
         default_model=None,
         models={
@@ -43,12 +60,20 @@ class OpenAIProvider(OpenAICompatibleProvider):
         # The GPT image family, matched by name so a new snapshot works the day it ships. It takes
         # no `response_format` (it always answers base64; the gateway honours `url` itself).
         families=(("gpt-image-2*", GPT_IMAGE_2), ("gpt-image-*", GPT_IMAGE), ("chatgpt-image-*", GPT_IMAGE)),
+        edit_models={
+            # One square png under 4 MB, a mask of the same size.
+            "dall-e-2": ModelCapabilities(sizes=("256x256", "512x512", "1024x1024"), max_n=10, mask=True,
+                                          response_formats=("url", "b64_json")),
+        },
+        edit_families=(("gpt-image-2*", GPT_IMAGE_2_EDIT), ("gpt-image-*", GPT_IMAGE_EDIT),
+                       ("chatgpt-image-*", GPT_IMAGE_EDIT)),
         parameters=frozenset(
             {"prompt", "model", "n", "size", "quality", "style", "response_format", "user", "background",
              "moderation", "output_format", "output_compression", "partial_images", "stream", "input_fidelity"}
         ),
         passes_unknown_parameters=True,
-        # `stream: true` (the GPT image family): Server-Sent Events, relayed as they arrive.
+        # `stream: true` (the GPT image family, generations and edits): Server-Sent Events,
+        # relayed as they arrive.
         streams=True,
     )
 

@@ -1,10 +1,17 @@
 """A fake of OpenAI's images API that checks requests as OpenAI documents them.
 
 ``install(upstream, prefix="/v1")`` answers ``POST {prefix}/images/generations``
-on a :class:`~gateway.testing.FakeUpstream`: a Bearer key is required, the body
-must be JSON with a ``prompt``, ``n`` and ``size`` are checked per model, and
-the answer is OpenAI's shape (``url`` or ``b64_json``, ``revised_prompt`` for
-dall-e-3, ``usage`` for gpt-image).  Errors use OpenAI's error body.
+and ``POST {prefix}/images/edits`` on a :class:`~gateway.testing.FakeUpstream`: a
+Bearer key is required; a generation must be JSON with a ``prompt``, an edit
+multipart with ``image`` (or up to 16 ``image[]``) files, a ``prompt`` and an
+optional png ``mask``; ``n`` and ``size`` are checked per model, ``response_format``
+is refused for the GPT image models, ``stream: true`` answers Server-Sent Events
+spaced out in time, and the answer is OpenAI's shape (``url`` or ``b64_json``,
+``revised_prompt`` for dall-e-3, ``usage`` for gpt-image).  Errors use OpenAI's
+error body.  :func:`form_parts` reads back an edit the fake received, part by part.
+
+Source: openai-python ``src/openai/types/image_generate_params.py``,
+``image_edit_params.py``, ``image_edit_stream_event.py``, ``resources/images.py``.
 """
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ import time
 from typing import Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import MultipartReader, StreamReader, web
+from aiohttp.base_protocol import BaseProtocol
 
 from gateway.testing import PNG_1X1, FakeUpstream, Recorded
 
@@ -62,8 +70,10 @@ def error(status: int, message: str, type_: str = "invalid_request_error", param
 STREAM_GAP = 0.2
 
 
-async def stream_events(request: web.Request, body: dict[str, Any], image: bytes) -> web.StreamResponse:
-    """``stream: true``: ``partial_images`` partial events, then the completed one, spaced out."""
+async def stream_events(request: web.Request, body: dict[str, Any], image: bytes,
+                        kind: str = "image_generation") -> web.StreamResponse:
+    """``stream: true``: ``partial_images`` partial events, then the completed one, spaced out
+    (``kind``: ``image_generation`` or ``image_edit``)."""
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-request-id": "req_fake"})
     await resp.prepare(request)
     b64 = base64.b64encode(image).decode()
@@ -71,12 +81,12 @@ async def stream_events(request: web.Request, body: dict[str, Any], image: bytes
               "output_format": body.get("output_format", "png"), "quality": body.get("quality", "auto"),
               "size": body.get("size", "1024x1024")}
     for i in range(int(body.get("partial_images", 0))):
-        event = {"type": "image_generation.partial_image", "b64_json": b64, "partial_image_index": i, **common}
-        await resp.write(b"event: image_generation.partial_image\ndata: " + msgspec.json.encode(event) + b"\n\n")
+        event = {"type": f"{kind}.partial_image", "b64_json": b64, "partial_image_index": i, **common}
+        await resp.write(f"event: {kind}.partial_image\ndata: ".encode() + msgspec.json.encode(event) + b"\n\n")
         await asyncio.sleep(STREAM_GAP)
-    done = {"type": "image_generation.completed", "b64_json": b64, **common,
+    done = {"type": f"{kind}.completed", "b64_json": b64, **common,
             "usage": {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}}
-    await resp.write(b"event: image_generation.completed\ndata: " + msgspec.json.encode(done) + b"\n\n")
+    await resp.write(f"event: {kind}.completed\ndata: ".encode() + msgspec.json.encode(done) + b"\n\n")
     await resp.write_eof()
     return resp
 
@@ -145,6 +155,108 @@ def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapipro
     return handle
 
 
+#: Edits: GPT image models take up to 16 images (png, webp, jpg, each under 50 MB);
+#: dall-e-2 one square png under 4 MB.  The mask is one png.
+MAX_EDIT_IMAGES = 16
+_MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
+
+
+class Part:
+    """One part of a multipart body as the fake read it."""
+
+    __slots__ = ("name", "filename", "content_type", "data")
+
+    def __init__(self, name: str, filename: str | None, content_type: str | None, data: bytes) -> None:
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Part {self.name} {self.filename} {len(self.data)}B>"
+
+
+async def form_parts(rec: Recorded) -> list[Part]:
+    """The parts of a multipart body the fake received (``upstream.last``), in order, with their
+    bytes, read with aiohttp's reader (a malformed body raises ``ValueError``)."""
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
+    stream.feed_data(rec.body)
+    stream.feed_eof()
+    reader = MultipartReader(rec.headers, stream)
+    parts = []
+    while (part := await reader.next()) is not None:
+        assert not isinstance(part, MultipartReader)
+        parts.append(Part(part.name or "", part.filename, part.headers.get("Content-Type"), bytes(await part.read())))
+    return parts
+
+
+def make_edit_handler(image: bytes = PNG_1X1):
+    async def handle(request: web.Request, rec: Recorded) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or len(auth) <= 7:
+            return error(401, "You didn't provide an API key.")
+        if request.content_type != "multipart/form-data":
+            return error(400, "Invalid content type; expected multipart/form-data")
+        try:
+            parts = await form_parts(rec)
+        except (ValueError, AssertionError) as e:
+            return error(400, f"Could not parse multipart form: {e}")
+        fields = {p.name: p.data.decode() for p in parts if p.filename is None}
+        images = [p for p in parts if p.name in ("image", "image[]")]
+        masks = [p for p in parts if p.name == "mask"]
+        if not images:
+            return error(400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
+        if "prompt" not in fields:
+            return error(400, "Missing required parameter: 'prompt'.", param="prompt",
+                         code="missing_required_parameter")
+        model = fields.get("model", "gpt-image-1.5")
+        if model not in SIZES and not gpt_image(model):
+            return error(404, f"The model '{model}' does not exist.", code="model_not_found")
+        if model == "dall-e-3":
+            return error(400, "Invalid value: 'dall-e-3'. Edits support dall-e-2 and the GPT image models.",
+                         param="model", code="invalid_value")
+        limit = MAX_EDIT_IMAGES if gpt_image(model) else 1
+        if len(images) > limit:
+            return error(400, f"Invalid 'image': at most {limit} images.", param="image", code="invalid_value")
+        for p in images + masks:
+            if not any(p.data.startswith(m) for m in _MAGIC) or (p.name == "mask" or not gpt_image(model)) \
+                    and not p.data.startswith(b"\x89PNG"):
+                return error(400, f"Invalid image file for '{p.name}': unsupported format.", param=p.name,
+                             code="invalid_image_format")
+        if gpt_image(model) and "response_format" in fields:
+            return error(400, "Unknown parameter: 'response_format'.", param="response_format",
+                         code="unknown_parameter")
+        if "input_fidelity" in fields and (not gpt_image(model) or model.startswith("gpt-image-1-mini")):
+            return error(400, f"Unknown parameter: 'input_fidelity' for model {model}.", param="input_fidelity",
+                         code="unknown_parameter")
+        n = int(fields.get("n", "1"))
+        if not 1 <= n <= 10:
+            return error(400, "Invalid 'n': must be between 1 and 10.", param="n", code="invalid_value")
+        size = fields.get("size", "auto" if gpt_image(model) else "1024x1024")
+        problem = size_error(model, size)
+        if problem is not None:
+            return error(400, f"Invalid value: '{size}'. {problem}", param="size", code="invalid_value")
+        if fields.get("stream") == "true":
+            if not gpt_image(model):
+                return error(400, "Streaming is only supported for the GPT image models.", param="stream")
+            body = {k: v for k, v in fields.items() if k != "stream"}
+            body["partial_images"] = int(body.get("partial_images", "0"))
+            return await stream_events(request, body, image, kind="image_edit")
+        b64 = base64.b64encode(image).decode()
+        data = [{"b64_json": b64} for _ in range(n)]
+        if not gpt_image(model) and fields.get("response_format", "url") == "url":
+            data = [{"url": f"https://oaidalleapiprodscus.blob.core.windows.net/private/edit-{i}.png?sig=abc"}
+                    for i in range(n)]
+        out: dict[str, Any] = {"created": int(time.time()), "data": data}
+        if gpt_image(model):
+            out["usage"] = {"input_tokens": 10 + 5 * len(images), "output_tokens": 100, "total_tokens": 115,
+                            "input_tokens_details": {"image_tokens": 5 * len(images), "text_tokens": 10}}
+        return web.json_response(out, headers={"x-request-id": "req_fake_edit"})
+
+    return handle
+
+
 def install(upstream: FakeUpstream, prefix: str = "/v1", **kw: Any) -> FakeUpstream:
-    """Serve OpenAI's generations endpoint on ``upstream`` under ``prefix``."""
+    """Serve OpenAI's generations and edits endpoints on ``upstream`` under ``prefix``."""
+    upstream.on("POST", f"{prefix}/images/edits", make_edit_handler(kw.get("image", PNG_1X1)))
     return upstream.on("POST", f"{prefix}/images/generations", make_handler(**kw))
