@@ -107,8 +107,10 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
     allowed = mc.parameters if mc is not None and mc.parameters is not None else caps.parameters
     extra: dict[str, Any] = {}
     unsupported = []
+    # The gateway makes the stream of a provider that does not stream: the provider never sees it.
+    streamed_here = not caps.streams and any(k in params for k in _STREAM_PARAMS)
     for key, value in params.items():
-        if key in UNIFIED or (key in _STREAM_PARAMS and not caps.streams):
+        if key in UNIFIED or (streamed_here and key in _STREAM_PARAMS):
             continue
         if caps.passes_unknown_parameters or key in allowed:
             extra[key] = value
@@ -132,7 +134,7 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
         if dims:
             req.width, req.height = dims
         req.quality, req.style, req.n = quality, style, n
-        return _plan(req, n, fmt, adjusted, per_call=n)
+        return _plan(req, n, fmt, adjusted, per_call=n, rebuilt=streamed_here)
 
     if n > mc.max_images:
         n = adjust("n", n, mc.max_images, f"1 to {mc.max_images}")
@@ -142,7 +144,7 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
         req.quality = _map_choice("quality", quality, mc.qualities, adjust, ranked=True)
     if style is not None:
         req.style = _map_choice("style", style, mc.styles, adjust, ranked=False)
-    return _plan(req, n, fmt, adjusted, per_call=mc.max_n)
+    return _plan(req, n, fmt, adjusted, per_call=mc.max_n, rebuilt=streamed_here)
 
 
 def _inputs(req: EditRequest, form: list[tuple[str, Any]], mc: ModelCapabilities | None, where: str) -> None:
@@ -253,7 +255,8 @@ def _map_choice(param: str, value: Any, allowed: Sequence[str] | None, adjust: A
     return adjust(param, value, None, allowed)
 
 
-def _plan(req: GenerationRequest, n: int, fmt: str | None, adjusted: list[str], per_call: int) -> GenerationPlan:
+def _plan(req: GenerationRequest, n: int, fmt: str | None, adjusted: list[str], per_call: int,
+          rebuilt: bool = False) -> GenerationPlan:
     parts = []
     done = 0
     seed = req.extra.get("seed")
@@ -265,7 +268,7 @@ def _plan(req: GenerationRequest, n: int, fmt: str | None, adjusted: list[str], 
             part.extra["seed"] = seed + done
         parts.append(part)
         done += take
-    changed = bool(adjusted) or len(parts) > 1
+    changed = bool(adjusted) or len(parts) > 1 or rebuilt
     for part in parts:
         part.changed = changed
     return GenerationPlan(parts=parts, n=n, response_format=fmt, adjusted=adjusted)

@@ -1,7 +1,7 @@
 """What one routed request produced, before it is written to the client."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
@@ -22,7 +22,7 @@ class Outcome:
     """
 
     __slots__ = ("status", "headers", "body", "relay", "error", "provider", "target_path", "target", "lease",
-                 "cacheable")
+                 "cacheable", "stream")
 
     def __init__(
         self,
@@ -47,6 +47,8 @@ class Outcome:
         self.lease: CacheLease | None = None
         #: False when the answer must not be cached (it hands on URLs that will expire).
         self.cacheable = True
+        #: A streamed answer's events (:class:`gateway.endpoints.streaming.EventStream`), written as they come.
+        self.stream: Any = None
 
     @classmethod
     def from_error(cls, error: GatewayError, provider: str | None = None) -> Outcome:

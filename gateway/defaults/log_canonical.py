@@ -40,6 +40,9 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
         fields["tries"] = record.attempts
     if record.usage is not None:
         fields["usage"] = record.usage
+    if record.stream is not None:
+        # How a streamed answer went: events sent, time to the first and the last, how it ended.
+        fields["stream"] = record.stream.fields()
     if record.error:
         fields["error"] = record.error
     return fields

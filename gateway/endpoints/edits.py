@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class Edits(Generations):
     name = IMAGES_EDITS
+    event_kind = "image_edit"
 
     def build(self, attempt: Attempt, part: EditRequest) -> Any:  # type: ignore[override]
         return attempt.provider.build_edit(attempt, part)

@@ -19,26 +19,37 @@ Per attempt (:meth:`Generations.run`, called by the router for every try of a le
 A parameter the target cannot take raises before any request is built (a fallback
 skips such a target); once a request is built, a gateway error (a refused
 signature, the provider's error, a malformed answer) is the attempt's outcome.
+
+``stream: true`` (:meth:`Generations.streamed`): the same request runs in a task
+feeding an :class:`~gateway.endpoints.streaming.EventStream`; a provider that
+streams has its events relayed as they arrive (a completed image turned into a
+gateway URL when ``url`` was asked), any other answer becomes one completed event
+per image; the cache stores the whole answer once the stream completed, and a hit
+is sent as completed events.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway import headers as h
 from gateway.cache.keys import request_key
 from gateway.cache.lease import CacheHit
-from gateway.context import IMAGES_GENERATIONS
+from gateway.context import IMAGES_GENERATIONS, StashKey
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
 from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
-from gateway.endpoints.relay import relay
-from gateway.errors import BadParam, GatewayError
+from gateway.endpoints.streaming import EventStream, completed_events, read_events, sse
+from gateway.errors import BadParam, GatewayError, MalformedAnswer, UpstreamError
 from gateway.negotiation import negotiate
 from gateway.outcome import Outcome
 from gateway.upstream import MAX_ERROR_BODY, Answer
@@ -52,10 +63,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Upstream answer headers that describe the upstream body, not the gateway's.
 _BODY_HEADERS = ("Content-Type", "Content-Encoding", "Content-Disposition", "ETag", "Last-Modified")
+#: The delivery of the attempt whose native stream is relayed (its completed images may become URLs).
+_STREAM_DELIVERY: StashKey[tuple[Delivery, str | None]] = StashKey("gateway.generations.stream_delivery")
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
 
 
 class Generations(Endpoint):
     name = IMAGES_GENERATIONS
+    #: The ``type`` prefix of streamed events (``image_generation.completed``).
+    event_kind = "image_generation"
 
     def __init__(self, services: Services, hooks: Hooks) -> None:
         self.services = services
@@ -63,6 +80,8 @@ class Generations(Endpoint):
 
     # -- the request ---------------------------------------------------------------
     async def handle(self, ctx: RequestContext, route: Route) -> Outcome:
+        if ctx.inbound.params.get("stream") is True:
+            return await self.streamed(ctx, route)
         assert ctx.config is not None
         cache = caching.tree_cache(ctx.config, self.services.settings.cache)
         if cache is None:
@@ -85,11 +104,104 @@ class Generations(Endpoint):
         """Whether the target that answered caches (a tree may cache some targets only)."""
         return caching.target_cache(outcome.target, self.services.settings.cache) is not None
 
+    # -- a streamed request -----------------------------------------------------------
+    async def streamed(self, ctx: RequestContext, route: Route) -> Outcome:
+        """``stream: true``: the request runs as a task feeding an event stream.  What fails
+        before the first byte is due is answered as an ordinary error."""
+        stream = EventStream(ctx, self.services.settings.images.stream_keepalive)
+        failed = await stream.started(lambda s: self._produce(ctx, route, s))
+        if failed is not None:
+            return failed
+        outcome = Outcome(200, provider=None)
+        if stream.outcome is not None:  # routing chose its answer before the stream started
+            outcome.provider, outcome.target_path = stream.outcome.provider, stream.outcome.target_path
+            outcome.headers = CIMultiDict(
+                (k, v) for k, v in stream.outcome.headers.items() if k not in _BODY_HEADERS)
+        outcome.stream = stream
+        return outcome
+
+    async def _produce(self, ctx: RequestContext, route: Route, stream: EventStream) -> None:
+        """Everything a streamed request does, each event handed to ``stream`` when it is ready."""
+        assert ctx.config is not None
+        cache = caching.tree_cache(ctx.config, self.services.settings.cache)
+        if cache is None:
+            ctx.record.cache_status = "DISABLED"
+            await self._events(ctx, await route(ctx), stream)
+            return
+        found = await caching.lookup(self.hooks, ctx, caching.query(ctx, request_key(ctx.inbound, ctx.principal,
+                                                                                      ctx.config), cache))
+        if isinstance(found, CacheHit):
+            await self._events(ctx, found.outcome, stream, mode="cache")
+            return
+        if found is None:
+            await self._events(ctx, await route(ctx), stream)
+            return
+        async with found as lease:
+            ctx.stash[caching.REQUEST_LEASE] = lease
+            outcome = await route(ctx)
+            whole = await self._events(ctx, outcome, stream)
+            if whole is not None and whole.cacheable and self._kept(outcome):
+                lease.keep(whole, whole.body or b"")
+
+    async def _events(self, ctx: RequestContext, outcome: Outcome, stream: EventStream,
+                      mode: str = "synthesized") -> Outcome | None:
+        """Hand ``outcome``'s events to the stream; the whole answer (for the cache) once complete."""
+        if outcome.error is not None:
+            await stream.fail(outcome)
+            return None
+        if outcome.relay is not None:
+            stream.answered(outcome, "native")
+            return await self._relay(ctx, outcome, stream)
+        stream.answered(outcome, mode)
+        assert outcome.body is not None
+        for event in completed_events(outcome.body, self.event_kind):
+            await stream.put(event)
+        return outcome
+
+    async def _relay(self, ctx: RequestContext, outcome: Outcome, stream: EventStream) -> Outcome | None:
+        """A provider's events as they arrive; a completed image kept as a gateway URL when ``url``
+        was asked.  The answer they make, in the one answer shape, when the stream completed."""
+        resp = outcome.relay
+        assert resp is not None
+        delivery, fmt = ctx.stash[_STREAM_DELIVERY]
+        completed: list[dict[str, Any]] = []
+        whole = True
+        try:
+            async for name, data in read_events(resp):
+                if name.endswith(".completed"):
+                    event = _decode(data)
+                    if fmt == "url" and isinstance(event, dict) and isinstance(event.get("b64_json"), str):
+                        event["url"] = await delivery.store(_b64(outcome.provider, event.pop("b64_json")),
+                                                            _output_type(event.get("output_format")))
+                        data = _encode(event)
+                    completed.append(event if isinstance(event, dict) else {})
+                elif name == "error":
+                    whole = False
+                    ctx.record.stream.end = "error"  # type: ignore[union-attr]
+                await stream.put(sse(name, data))
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
+            ctx.record.stream.end = "upstream_reset"  # type: ignore[union-attr]
+            await stream.fail(UpstreamError(
+                f"{outcome.provider} closed the stream before it completed ({e.__class__.__name__}); the image "
+                "may have been made and billed", provider=outcome.provider, code="upstream_reset"))
+            return None
+        except (msgspec.DecodeError, MalformedAnswer) as e:
+            await stream.fail(MalformedAnswer(outcome.provider or "provider", f"a streamed event is not JSON: {e}"))
+            return None
+        finally:
+            resp.release()
+        usage = [e["usage"] for e in completed if isinstance(e.get("usage"), dict)]
+        if usage:
+            ctx.record.usage = merge_extra([{"usage": u} for u in usage])["usage"]
+        if not whole or not completed:
+            return None
+        return _whole_answer(outcome, completed)
+
     # -- one attempt -----------------------------------------------------------------
     async def run(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
         provider = attempt.provider
         plan = attempt.plan = negotiate(attempt)
-        if attempt.params.get("stream") is True:
+        if attempt.params.get("stream") is True and provider.capabilities.streams:
             return await self._stream(ctx, attempt, upstream)
         attempts = [await self._build(ctx, attempt, part, first=i == 0) for i, part in enumerate(plan.parts)]
         try:
@@ -120,8 +232,6 @@ class Generations(Endpoint):
         provider = attempt.provider
         plan = attempt.plan
         assert plan is not None
-        if not provider.capabilities.streams:
-            raise BadParam("stream", f"`stream` is not supported by {provider.name}: it answers whole images only")
         if len(plan.parts) > 1:
             raise BadParam("n", f"A streamed generation is one upstream call: `n` {plan.n} is more than "
                                 f"{provider.name} makes in one")
@@ -140,6 +250,8 @@ class Generations(Endpoint):
         headers = h.relay_headers(resp.headers)
         if plan.adjusted:
             headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
+        ctx.stash[_STREAM_DELIVERY] = (Delivery(self.services, attempt, upstream, self._cached_for(ctx, attempt)),
+                                       plan.response_format)
         return Outcome(resp.status, headers, relay=resp, provider=provider.name)
 
     def build(self, attempt: Attempt, part: GenerationRequest) -> Any:
@@ -185,12 +297,39 @@ class Generations(Endpoint):
                       headers: dict[str, str]) -> web.StreamResponse:
         out = outcome.headers
         out.update(headers)
-        if outcome.relay is not None:  # a stream of events, each written as it arrives
-            return await relay(ctx, outcome, request, out, 0)
+        if outcome.stream is not None:  # a stream of events, each written as it arrives
+            return await outcome.stream.write(request, out)
         if "Content-Type" not in out:
             out["Content-Type"] = "application/json"
         ctx.record.bytes_out = len(outcome.body or b"")
         return web.Response(status=outcome.status, body=outcome.body, headers=out)
+
+
+def _whole_answer(outcome: Outcome, completed: list[dict[str, Any]]) -> Outcome:
+    """A relayed stream's completed events as the whole answer a request without ``stream`` gets."""
+    first = completed[0]
+    doc: dict[str, Any] = {"created": first.get("created_at") or int(time.time()), "data": [
+        {k: e[k] for k in ("b64_json", "url") if k in e} for e in completed]}
+    for key in ("background", "output_format", "quality", "size", "usage"):
+        if first.get(key) is not None:
+            doc[key] = first[key]
+    doc["provider"] = outcome.provider
+    headers = CIMultiDict((k, v) for k, v in outcome.headers.items() if k not in _BODY_HEADERS)
+    headers["Content-Type"] = "application/json"
+    whole = Outcome(200, headers, body=_encode(doc), provider=outcome.provider, target_path=outcome.target_path)
+    whole.target = outcome.target
+    return whole
+
+
+def _b64(provider: str | None, value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedAnswer(provider or "provider", "a streamed image is not valid base64") from None
+
+
+def _output_type(fmt: Any) -> str | None:
+    return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt) if isinstance(fmt, str) else None
 
 
 async def _gather(coros: list[Any]) -> list[Any]:
