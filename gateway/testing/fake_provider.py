@@ -11,7 +11,8 @@ Register :data:`plugin` (``gateway_plugins``), point ``[providers.fake] base_url
   ``standard``/``hd``, styles ``vivid``/``natural``, and a ``revised_prompt`` in its answers.
 
 Edits (``/images/edits``, OpenAI's multipart shape): ``fake-image`` takes up to 4 images
-and a mask; it does not stream (the gateway makes a stream of its whole answer).
+and a mask, ``fake-hd`` up to 16 images and no mask; it does not stream (the gateway makes a
+stream of its whole answer).
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class FakeProvider(OpenAICompatibleProvider):
         endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model="fake-image",
         models=MODELS,
-        edit_models={"fake-image": msgspec.structs.replace(MODELS["fake-image"], input_images=4, mask=True)},
+        edit_models={"fake-image": msgspec.structs.replace(MODELS["fake-image"], input_images=4, mask=True),
+                     "fake-hd": msgspec.structs.replace(MODELS["fake-hd"], input_images=16)},
         default_edit_model="fake-image",
         parameters=frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format", "user"}),
         passes_unknown_parameters=True,
@@ -116,8 +118,9 @@ def install(upstream: FakeUpstream, prefix: str = "/v1", image: bytes = PNG_1X1)
 
 
 def _edit_handler(upstream: FakeUpstream, prefix: str, image: bytes) -> Any:
-    """Edits as OpenAI's multipart: a Bearer key, 1 to 4 png ``image``/``image[]`` files, a
-    ``prompt``, an optional png ``mask``; ``n`` up to 4; b64_json items, or URLs for ``url``."""
+    """Edits as OpenAI's multipart: a Bearer key, png ``image``/``image[]`` files (1 to 4, or 16
+    for ``fake-hd``), a ``prompt``, a png ``mask`` (not for ``fake-hd``); ``n`` up to the model's
+    per-call limit; b64_json items, or URLs for ``url``."""
     async def handle(request: web.Request, rec: Recorded) -> web.StreamResponse:
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return error(401, "You didn't provide an API key.")
@@ -129,15 +132,22 @@ def _edit_handler(upstream: FakeUpstream, prefix: str, image: bytes) -> Any:
             return error(400, f"Could not parse the multipart form: {e}")
         fields = {name: data.decode() for name, filename, data in parts if filename is None}
         images = [data for name, _, data in parts if name in ("image", "image[]")]
-        if not 1 <= len(images) <= 4:
-            return error(400, "Send 1 to 4 images in 'image'.", "image", "invalid_value")
+        model = fields.get("model", "fake-image")
+        caps = MODELS.get(model)
+        if caps is None:
+            return error(404, f"The model '{model}' does not exist.", code="model_not_found")
+        most = 16 if model == "fake-hd" else 4
+        if not 1 <= len(images) <= most:
+            return error(400, f"Send 1 to {most} images in 'image'.", "image", "invalid_value")
+        if model == "fake-hd" and any(name == "mask" for name, _, _ in parts):
+            return error(400, "fake-hd takes no mask.", "mask", "invalid_value")
         if not all(d.startswith(b"\x89PNG") for name, _, d in parts if name in ("image", "image[]", "mask")):
             return error(400, "Images must be PNG.", "image", "invalid_image_format")
         if "prompt" not in fields:
             return error(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
         n = int(fields.get("n", "1"))
-        if not 1 <= n <= 4:
-            return error(400, "Invalid 'n': must be between 1 and 4.", "n", "invalid_value")
+        if not 1 <= n <= caps.max_n:
+            return error(400, f"Invalid 'n': must be between 1 and {caps.max_n}.", "n", "invalid_value")
         url = fields.get("response_format") == "url"
         data = [{"url": f"{upstream.url}{prefix}/files/image.png"} if url else
                 {"b64_json": base64.b64encode(image).decode()} for _ in range(n)]
