@@ -223,7 +223,8 @@ def _gateway_headers(ctx: RequestContext, outcome: Outcome | None) -> dict[str, 
     if outcome is not None:
         if outcome.provider:
             out[h.RESP_PROVIDER] = outcome.provider
-        out[h.RESP_LAST_USED] = outcome.target_path
+        if outcome.target_path:  # empty: a stream whose headers went before routing chose a target
+            out[h.RESP_LAST_USED] = outcome.target_path
         out[h.RESP_RETRY_COUNT] = str(record.retry_count or 0)
     out[h.RESP_CACHE_STATUS] = record.cache_status or "DISABLED"
     return out
@@ -232,7 +233,7 @@ def _gateway_headers(ctx: RequestContext, outcome: Outcome | None) -> dict[str, 
 async def _respond(ctx: RequestContext, state: GatewayState, endpoint: Endpoint, outcome: Outcome,
                    request: web.Request) -> web.StreamResponse:
     record = ctx.record
-    record.target_path = outcome.target_path
+    record.target_path = outcome.target_path or record.target_path
     record.provider = outcome.provider or record.provider
     if outcome.error is not None:
         return await _error_response(ctx, state, outcome.error, outcome)

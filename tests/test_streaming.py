@@ -87,8 +87,11 @@ async def test_keepalive_comments_flow_while_the_provider_works(gateway_client, 
     assert blocks[0][0] == ":comment" and blocks[-1][0] == "image_generation.completed"
     assert 2 <= sum(1 for name, _ in blocks if name == ":comment") <= 5
     # Headers went before the provider answered: the provider is not known to them.
-    assert "x-portkey-provider" not in resp.headers
-    assert log_capture.events("request.finished")[-1]["stream"]["keepalives"] >= 2
+    assert "x-portkey-provider" not in resp.headers and "x-portkey-last-used-option-index" not in resp.headers
+    line = log_capture.events("request.finished")[-1]
+    assert line["stream"]["keepalives"] >= 2
+    # The log line still names who answered.
+    assert (line["provider"], line["target"], line["status"]) == ("fake", "config", 200)
 
 
 async def test_a_failure_before_the_first_byte_is_an_http_error_and_fallback_applies(gateway_client,  # noqa: ANN001

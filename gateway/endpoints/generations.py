@@ -112,7 +112,7 @@ class Generations(Endpoint):
         failed = await stream.started(lambda s: self._produce(ctx, route, s))
         if failed is not None:
             return failed
-        outcome = Outcome(200, provider=None)
+        outcome = Outcome(200, provider=None, target_path="")
         if stream.outcome is not None:  # routing chose its answer before the stream started
             outcome.provider, outcome.target_path = stream.outcome.provider, stream.outcome.target_path
             outcome.headers = CIMultiDict(

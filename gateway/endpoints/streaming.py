@@ -149,6 +149,10 @@ class EventStream:
         """Routing chose ``outcome`` (its provider and target name the stream's headers)."""
         self.outcome = outcome
         self.record.mode = mode
+        # The log line names the answering target even when the stream's headers went first.
+        record = self.ctx.record
+        record.provider = outcome.provider or record.provider
+        record.target_path = outcome.target_path or record.target_path
 
     async def put(self, event: bytes) -> None:
         await self._queue.put(event)
