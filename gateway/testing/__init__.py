@@ -16,18 +16,34 @@ from typing import Any
 
 import msgspec
 import structlog
-from aiohttp import web
+from aiohttp import MultipartReader, StreamReader, web
+from aiohttp.base_protocol import BaseProtocol
 from multidict import CIMultiDict
 
 from gateway.logging import configure_logging
 
-__all__ = ["PNG_1X1", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "image_url_allowed", "make_app",
+__all__ = ["PNG_1X1", "Part", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "image_url_allowed", "make_app",
            "make_attempt", "make_provider", "services_of"]
 
 #: A 1x1 PNG, for fakes that need a real image.
 PNG_1X1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+
+
+class Part:
+    """One part of a multipart body a fake received."""
+
+    __slots__ = ("name", "filename", "content_type", "data")
+
+    def __init__(self, name: str, filename: str | None, content_type: str | None, data: bytes) -> None:
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Part {self.name} {self.filename} {len(self.data)}B>"
 
 
 class Recorded:
@@ -44,6 +60,23 @@ class Recorded:
 
     def json(self) -> Any:
         return msgspec.json.decode(self.body)
+
+    async def form(self) -> list[Part]:
+        """The parts of a multipart body, in order, with their bytes, read with aiohttp's reader
+        (a body that is not multipart, or is malformed, raises ``ValueError``)."""
+        if not self.headers.get("Content-Type", "").startswith("multipart/"):
+            raise ValueError("not a multipart body")
+        stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
+        stream.feed_data(self.body)
+        stream.feed_eof()
+        reader = MultipartReader(self.headers, stream)
+        parts = []
+        while (part := await reader.next()) is not None:
+            if isinstance(part, MultipartReader):
+                raise ValueError("a nested multipart part")
+            parts.append(Part(part.name or "", part.filename, part.headers.get("Content-Type"),
+                              bytes(await part.read())))
+        return parts
 
     def __repr__(self) -> str:
         return f"<Recorded {self.method} {self.path} {len(self.body)}B>"

@@ -16,15 +16,13 @@ stream of its whole answer).
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 import types
 from typing import Any
 
 import msgspec
-from aiohttp import MultipartReader, StreamReader, web
-from aiohttp.base_protocol import BaseProtocol
+from aiohttp import web
 
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY
 from gateway.hookspecs import hookimpl
@@ -157,18 +155,8 @@ def _edit_handler(upstream: FakeUpstream, prefix: str, image: bytes) -> Any:
 
 
 async def multipart_parts(rec: Recorded) -> list[tuple[str, str | None, bytes]]:
-    """``(name, filename, bytes)`` per part of a multipart body the fake received, read with
-    aiohttp's reader (``ValueError`` when it is malformed)."""
-    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
-    stream.feed_data(rec.body)
-    stream.feed_eof()
-    reader = MultipartReader(rec.headers, stream)
-    out = []
-    while (part := await reader.next()) is not None:
-        if isinstance(part, MultipartReader):
-            raise ValueError("nested multipart")
-        out.append((part.name or "", part.filename, bytes(await part.read())))
-    return out
+    """``(name, filename, bytes)`` per part of a multipart body the fake received."""
+    return [(p.name, p.filename, p.data) for p in await rec.form()]
 
 
 def _serve(data: bytes) -> Any:

@@ -21,10 +21,9 @@ import time
 from typing import Any
 
 import msgspec
-from aiohttp import MultipartReader, StreamReader, web
-from aiohttp.base_protocol import BaseProtocol
+from aiohttp import web
 
-from gateway.testing import PNG_1X1, FakeUpstream, Recorded
+from gateway.testing import PNG_1X1, FakeUpstream, Part, Recorded
 
 SIZES = {
     "dall-e-2": {"256x256", "512x512", "1024x1024"},
@@ -161,33 +160,9 @@ MAX_EDIT_IMAGES = 16
 _MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
 
 
-class Part:
-    """One part of a multipart body as the fake read it."""
-
-    __slots__ = ("name", "filename", "content_type", "data")
-
-    def __init__(self, name: str, filename: str | None, content_type: str | None, data: bytes) -> None:
-        self.name = name
-        self.filename = filename
-        self.content_type = content_type
-        self.data = data
-
-    def __repr__(self) -> str:
-        return f"<Part {self.name} {self.filename} {len(self.data)}B>"
-
-
 async def form_parts(rec: Recorded) -> list[Part]:
-    """The parts of a multipart body the fake received (``upstream.last``), in order, with their
-    bytes, read with aiohttp's reader (a malformed body raises ``ValueError``)."""
-    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
-    stream.feed_data(rec.body)
-    stream.feed_eof()
-    reader = MultipartReader(rec.headers, stream)
-    parts = []
-    while (part := await reader.next()) is not None:
-        assert not isinstance(part, MultipartReader)
-        parts.append(Part(part.name or "", part.filename, part.headers.get("Content-Type"), bytes(await part.read())))
-    return parts
+    """The parts of a multipart body the fake received (``upstream.last``), in order, with their bytes."""
+    return await rec.form()
 
 
 def make_edit_handler(image: bytes = PNG_1X1):
