@@ -10,6 +10,7 @@ is not an image, a missing ``image`` or ``prompt``, more images than allowed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from aiohttp import MultipartReader, MultipartWriter, StreamReader, payload
@@ -27,6 +28,8 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 #: Text fields that carry numbers or booleans (a form sends every value as text).
 _INTS = frozenset({"n", "partial_images", "output_compression"})
 _BOOLS = frozenset({"stream"})
+#: Files from this size are hashed in a thread (about a millisecond of hashing).
+_HASH_IN_THREAD = 1024 * 1024
 
 
 class FormLimits:
@@ -83,8 +86,8 @@ async def read_edit_form(body: bytes, content_type: str, limits: FormLimits) -> 
                 elif any(n == "mask" for n, _ in parts):
                     raise BadRequest("Only one `mask` may be sent", param="mask", code="invalid_parameter")
                 parts.append((name, InputImage(field=name, data=data, media_type=media_type,
-                                               filename=part.filename,
-                                               content_type=part.headers.get("Content-Type"))))
+                                               filename=part.filename, content_type=part.headers.get("Content-Type"),
+                                               digest=await _digest(data))))
             else:
                 raw = await _read_part(part, limits.max_field_bytes, name, "field")
                 try:
@@ -108,6 +111,15 @@ async def _read_part(part: Any, limit: int, name: str, what: str) -> bytes:
         out += chunk
         if len(out) > limit:
             raise PayloadTooLarge(f"The {what} in `{name}` is over the limit of {limit} bytes", param=name)
+        # The body is already in memory, so the reader never waits: let other requests run.
+        await asyncio.sleep(0)
+
+
+async def _digest(data: bytes) -> bytes:
+    """SHA-256 of an uploaded file; a large one in a thread (hashlib lets go of the GIL)."""
+    if len(data) < _HASH_IN_THREAD:
+        return hashlib.sha256(data).digest()
+    return await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
 
 
 def _params(parts: list[tuple[str, Any]], images: int) -> dict[str, Any]:

@@ -94,10 +94,12 @@ class InputImage(msgspec.Struct, frozen=True, kw_only=True):
     #: The client's file name and declared content type, kept for a rebuilt form.
     filename: str | None = None
     content_type: str | None = None
+    #: SHA-256 of ``data`` (computed once, off the event loop, when the form is read).
+    digest: bytes = b""
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        return (self.digest or hashlib.sha256(self.data).digest()).hex()
 
     def b64(self) -> str:
         """The bytes as base64 text (APIs that take images inside JSON)."""

@@ -90,7 +90,7 @@ def request_key(inbound: Inbound, principal: Any, config: Target) -> str:
     digest.update(_canonical_json(params))
     for name, value in inbound.form:
         if not isinstance(value, str):  # an uploaded image: its bytes, not its file name
-            digest.update(b"\0file\0" + name.encode() + b"=" + hashlib.sha256(value.data).digest())
+            digest.update(b"\0file\0" + name.encode() + b"=" + (value.digest or hashlib.sha256(value.data).digest()))
     digest.update(b"\0config\0" + _identity_json(config))
     headers = inbound.headers
     # Request headers that change what any target sends or how the answer is mapped.
