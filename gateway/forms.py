@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from typing import Any
 
 from aiohttp import MultipartReader, MultipartWriter, StreamReader, payload
@@ -172,7 +173,8 @@ async def build_form(fields: list[tuple[str, Any]]) -> tuple[bytes, str]:
     writer = MultipartWriter("form-data")
     for name, value in fields:
         if isinstance(value, InputImage):
-            part = writer.append_payload(payload.BytesPayload(value.data, content_type=value.media_type))
+            # A reader over the bytes, not the bytes: aiohttp warns of (and writes whole) large raw bodies.
+            part = writer.append_payload(payload.BytesIOPayload(io.BytesIO(value.data), content_type=value.media_type))
             part.set_content_disposition("form-data", name=name, filename=value.filename or _filename(value))
         else:
             part = writer.append_payload(payload.StringPayload(form_value(value), content_type="text/plain"))
@@ -185,8 +187,9 @@ def _filename(image: InputImage) -> str:
 
 
 def _stream_of(body: bytes) -> StreamReader:
-    """The body already read, as the stream aiohttp's reader parses."""
-    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
+    """The body already read, as the stream aiohttp's reader parses (its limit above the body's
+    size: a stream fed past twice its limit asks its protocol to pause, and this one has none)."""
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=max(2**16, len(body)))
     stream.feed_data(body)
     stream.feed_eof()
     return stream

@@ -9,6 +9,7 @@ provider does is pure translation.  Every wait is added to the request's
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Largest error body read from a provider to build an error message.
 MAX_ERROR_BODY = 256 * 1024
+#: Request bodies above this are sent from a reader, in chunks (an edit's upload).
+_LARGE_BODY = 1024 * 1024
 
 
 class Answer:
@@ -83,9 +86,14 @@ class Upstream:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
         elif relay and self._relay_timeout is not None:
             extra["timeout"] = self._relay_timeout
+        body = req.body
+        if isinstance(body, bytes) and len(body) > _LARGE_BODY:
+            # Written in chunks (aiohttp's advice for large bodies); a fresh reader per send,
+            # so a retry sends it again.  BytesIO shares the bytes, it does not copy them.
+            body = io.BytesIO(body)
         try:
             return await self._session.request(
-                req.method, req.url, headers=req.headers, data=req.body, allow_redirects=False,
+                req.method, req.url, headers=req.headers, data=body, allow_redirects=False,
                 auto_decompress=req.decompress, **extra,
             )
         except aiohttp.ClientConnectorError as e:

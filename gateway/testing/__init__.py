@@ -66,7 +66,7 @@ class Recorded:
         (a body that is not multipart, or is malformed, raises ``ValueError``)."""
         if not self.headers.get("Content-Type", "").startswith("multipart/"):
             raise ValueError("not a multipart body")
-        stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=2**16)
+        stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=max(2**16, len(self.body)))
         stream.feed_data(self.body)
         stream.feed_eof()
         reader = MultipartReader(self.headers, stream)

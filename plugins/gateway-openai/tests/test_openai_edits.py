@@ -41,6 +41,15 @@ async def test_an_edit_with_several_images_and_a_mask_goes_byte_for_byte(gateway
                       "size": "1536x1024"}
 
 
+async def test_a_large_upload_goes_whole_both_ways(gateway_server, fake_upstream):  # noqa: ANN001
+    big = [PNG_1X1 + bytes([i]) * (4 * 1024 * 1024) for i in range(2)]
+    async with sdk(gateway_server) as client:
+        await client.images.edit(model="gpt-image-1", image=files(*big), prompt="a hat")  # as sent
+        await client.images.edit(model="gpt-image-1", image=files(*big), prompt="a hat", size="1000x1000")  # rebuilt
+    for rec in fake_upstream.requests:
+        assert [p.data for p in await openai_fake.form_parts(rec) if p.filename] == big
+
+
 async def test_the_forwarded_body_is_the_clients_own_bytes(gateway_client, fake_upstream):  # noqa: ANN001
     import aiohttp
 
