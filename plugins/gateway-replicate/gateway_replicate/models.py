@@ -1,40 +1,54 @@
 """Replicate models the gateway knows by name, and how a model string is addressed.
 
 Every Replicate model has its own input schema.  For the well-known image
-models the table below says how the unified parameters land in ``input``
-(each from the model's documented schema on replicate.com); any other model
-gets the generic mapping (``prompt``, ``width``/``height`` from ``size``) and
-the client's native parameters as they are.
+models the tables below say how the unified parameters land in ``input``
+(each from the model's documented schema on replicate.com): :data:`MODELS`
+for generations, :data:`EDIT_MODELS` for edits (which input fields take the
+uploaded images and mask).  Any other model gets the generic generation
+mapping (``prompt``, ``width``/``height`` from ``size``) and the client's
+native parameters as they are; it cannot edit (its image field is unknown).
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
 
-from gateway.sdk import BadParam, GenerationRequest, ModelCapabilities
+from gateway.sdk import BadParam, EditRequest, GenerationRequest, ModelCapabilities
 
 #: Where ``size`` goes in a model's input:
 #: ``aspect_ratio``: ``aspect_ratio: "W:H"``;
 #: ``custom``: ``aspect_ratio: "custom"`` plus ``width``/``height``;
+#: ``size_custom``: ``size: "custom"`` plus ``width``/``height`` (Seedream);
 #: ``width_height``: ``width``/``height``;
 #: ``resolution``: ``resolution: "WxH"`` (Ideogram);
-#: ``size``: ``size: "WxH"`` (Recraft).
-SizeField = Literal["aspect_ratio", "custom", "width_height", "resolution", "size"]
+#: ``size``: ``size: "WxH"`` (Recraft);
+#: None: nowhere (the output takes the input image's size).
+SizeField = Literal["aspect_ratio", "custom", "size_custom", "width_height", "resolution", "size"]
+#: A documented input that is not text, as read from an edit form's text: ``int``, ``num``, ``bool``.
+InputType = Literal["int", "num", "bool"]
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One known model: what it accepts and where the unified parameters go."""
 
     caps: ModelCapabilities
-    size_field: SizeField
+    size_field: SizeField | None
     #: The input field for images per prediction (``num_outputs``), for models that make several.
     n_field: str | None = None
     #: The input field ``style`` maps to, for models whose styles are listed in ``caps.styles``.
     style_field: str | None = None
     #: A model that is not an official one runs only by version: the version the name stands for.
     version: str | None = None
+    #: Edits: the input field the uploaded images go in (data URIs), whether it takes a list
+    #: of them (else one), and the mask's field for models that take one.
+    image_field: str | None = None
+    image_list: bool = False
+    mask_field: str | None = None
+    #: Edits: the model's documented inputs that are numbers or booleans (a form sends text).
+    types: Mapping[str, InputType] = msgspec.field(default_factory=dict)
 
 
 FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
@@ -103,9 +117,64 @@ MODELS: dict[str, ModelSpec] = {
 ANY_MODEL = ModelCapabilities()
 DEFAULT_MODEL = "black-forest-labs/flux-schnell"
 
+#: FLUX.1 Kontext [pro]/[max] ``aspect_ratio`` (besides ``match_input_image``, its default).
+KONTEXT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9", "9:21", "2:1", "1:2")
+#: FLUX.1 Kontext [dev]: its schema page lists no values; the ones both other Kontext
+#: models take, less 2:1 and 1:2, which no Kontext [dev] source confirms.
+KONTEXT_DEV_RATIOS = KONTEXT_RATIOS[:-2]
+#: Seedream 4 ``aspect_ratio`` values (used when ``size`` is not ``custom``).
+SEEDREAM_RATIOS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9")
+#: Input images nano-banana takes: its schema says "supports multiple images" and names no
+#: limit, so the gateway's own default limit per edit form.
+NANO_BANANA_IMAGES = 16
+
+_KONTEXT_API = ModelSpec(
+    # `size: "auto"` (or none) leaves the model's default, match_input_image.
+    caps=ModelCapabilities(aspect_ratios=KONTEXT_RATIOS, auto_size=True),
+    size_field="aspect_ratio", image_field="input_image",
+    types={"seed": "int", "safety_tolerance": "int", "prompt_upsampling": "bool"},
+)
+
+#: Edits, per model: which input field takes the uploaded image(s) and the mask, as each
+#: model's input schema on replicate.com documents it.  Output is one file per prediction
+#: (``n`` > 1 runs parallel predictions).
+EDIT_MODELS: dict[str, ModelSpec] = {
+    "black-forest-labs/flux-kontext-pro": _KONTEXT_API,
+    "black-forest-labs/flux-kontext-max": _KONTEXT_API,
+    "black-forest-labs/flux-kontext-dev": ModelSpec(
+        caps=ModelCapabilities(aspect_ratios=KONTEXT_DEV_RATIOS, auto_size=True),
+        size_field="aspect_ratio", image_field="input_image",
+        types={"seed": "int", "num_inference_steps": "int", "guidance": "num", "output_quality": "int",
+               "disable_safety_checker": "bool", "go_fast": "bool"},
+    ),
+    "google/nano-banana": ModelSpec(
+        # Its schema on replicate.com lists no size input (later versions' `aspect_ratio` is not
+        # confirmed there: a client may send it natively); the model picks the output size.
+        caps=ModelCapabilities(input_images=NANO_BANANA_IMAGES, auto_size=True),
+        size_field=None, image_field="image_input", image_list=True,
+    ),
+    "bytedance/seedream-4": ModelSpec(
+        # `size: "custom"` with width and height of 1024-4096; "auto" leaves match_input_image.
+        caps=ModelCapabilities(min_side=1024, max_side=4096, input_images=10, auto_size=True),
+        size_field="size_custom", image_field="image_input", image_list=True,
+        types={"width": "int", "height": "int", "max_images": "int", "enhance_prompt": "bool"},
+    ),
+    "black-forest-labs/flux-fill-pro": ModelSpec(
+        # Inpainting: the output has the input image's size.  The mask is optional when the
+        # image carries an alpha mask (and ignored with `outpaint`).
+        caps=ModelCapabilities(mask=True, auto_size=True),
+        size_field=None, image_field="image", mask_field="mask",
+        types={"seed": "int", "steps": "int", "guidance": "num", "safety_tolerance": "int",
+               "prompt_upsampling": "bool"},
+    ),
+}
+DEFAULT_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
+
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _NAME_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _MODEL_NAME = re.compile(f"{_NAME_PART}/{_NAME_PART}")
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?")
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -145,27 +214,25 @@ def resolve(model: str) -> Target:
     return Target(name, spec.version if spec else None, spec)
 
 
+def resolve_edit(model: str) -> Target:
+    """An edit model of :data:`EDIT_MODELS`, run by name; anything else is a 400 (only
+    those models' image fields are known)."""
+    spec = EDIT_MODELS.get(model)
+    if spec is None:
+        raise BadParam("model", f"Replicate model {model!r} cannot edit through the gateway: its input fields for "
+                                f"images are not known.  Edit models: {', '.join(EDIT_MODELS)}")
+    return Target(model, None, spec)
+
+
 def build_input(spec: ModelSpec | None, req: GenerationRequest) -> dict[str, Any]:
     """The prediction's ``input``: the unified parameters where the model reads them,
     then the client's native parameters (``seed``, ``output_format``, ...) as sent."""
     inp: dict[str, Any] = {"prompt": req.prompt}
-    w, h = req.width, req.height
     if spec is None:
-        if w and h:
-            inp["width"], inp["height"] = w, h
+        if req.width and req.height:
+            inp["width"], inp["height"] = req.width, req.height
     else:
-        field = spec.size_field
-        if field == "aspect_ratio":
-            if req.aspect_ratio:
-                inp["aspect_ratio"] = req.aspect_ratio
-        elif w and h:
-            if field == "custom":
-                inp["aspect_ratio"] = "custom"
-                inp["width"], inp["height"] = w, h
-            elif field == "width_height":
-                inp["width"], inp["height"] = w, h
-            else:  # resolution, size: "WxH"
-                inp[field] = f"{w}x{h}"
+        inp.update(_size_input(spec.size_field, req))
         if spec.n_field and req.n > 1:
             inp[spec.n_field] = req.n
         if spec.style_field and req.style:
@@ -173,3 +240,63 @@ def build_input(spec: ModelSpec | None, req: GenerationRequest) -> dict[str, Any
     # Native parameters the client named win over the mapped ones.
     inp.update(req.extra)
     return inp
+
+
+def _size_input(field: SizeField | None, req: GenerationRequest) -> dict[str, Any]:
+    """The mapped ``size`` as the model's inputs (none when it was not given, or is ``auto``)."""
+    w, h = req.width, req.height
+    if field == "aspect_ratio":
+        return {"aspect_ratio": req.aspect_ratio} if req.aspect_ratio else {}
+    if field is None or not (w and h):
+        return {}
+    if field == "custom":
+        return {"aspect_ratio": "custom", "width": w, "height": h}
+    if field == "size_custom":
+        return {"size": "custom", "width": w, "height": h}
+    if field == "width_height":
+        return {"width": w, "height": h}
+    return {field: f"{w}x{h}"}  # resolution, size: "WxH"
+
+
+def build_edit_input(spec: ModelSpec, req: EditRequest) -> dict[str, Any]:
+    """An edit's ``input``: as for a generation (native parameters typed from the form's
+    text), then the uploaded images as data URIs in the model's image field, in the order
+    sent, and the mask in its mask field."""
+    assert spec.image_field is not None  # every EDIT_MODELS entry names it
+    for field in (spec.image_field, spec.mask_field):
+        if field is not None and field in req.extra:
+            raise BadParam(field, f"`{field}` is filled from the uploaded files: send the image as `image` "
+                                  "(or `image[]`) and the mask as `mask`")
+    inp = build_input(spec, msgspec.structs.replace(req, extra=typed_natives(spec, req)))
+    uris = [image.data_uri() for image in req.images]
+    inp[spec.image_field] = uris if spec.image_list else uris[0]
+    if req.mask is not None and spec.mask_field is not None:
+        inp[spec.mask_field] = req.mask.data_uri()
+    return inp
+
+
+def typed_natives(spec: ModelSpec, req: GenerationRequest) -> dict[str, Any]:
+    """The native parameters with the model's numbers and booleans read from text (an edit
+    form sends ``seed=7`` as ``"7"``, which the model's schema refuses); others as sent."""
+    out: dict[str, Any] = {}
+    for key, value in req.extra.items():
+        kind = spec.types.get(key)
+        if kind is not None and isinstance(value, str):
+            value = _parse(key, value, kind, req.model)
+            if key == "seed" and value and req.offset:
+                # The core moves an int seed on per part of a split; text it cannot: done here.
+                value += req.offset
+        out[key] = value
+    return out
+
+
+def _parse(key: str, text: str, kind: InputType, model: str | None) -> int | float | bool:
+    word = text.strip().lower()
+    if kind == "bool" and word in ("true", "1", "false", "0"):
+        return word in ("true", "1")
+    if kind == "int" and _INTEGER.fullmatch(word):
+        return int(word)
+    if kind == "num" and _NUMBER.fullmatch(word):
+        return int(word) if _INTEGER.fullmatch(word) else float(word)
+    expected = {"bool": "true or false", "int": "a whole number", "num": "a number"}[kind]
+    raise BadParam(key, f"Invalid `{key}` {text!r}: Replicate model {model!r} takes {expected}")

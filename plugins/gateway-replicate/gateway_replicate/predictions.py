@@ -5,6 +5,7 @@ A prediction (``POST .../predictions``, ``GET /predictions/{id}``) is
 ``starting``, ``processing`` (still running), ``succeeded``, ``failed``,
 ``canceled``, ``aborted``.  Errors are RFC 7807 problem documents
 ``{"title", "detail", "status"}``; input validation adds ``invalid_fields``.
+A file uploaded with ``POST /files`` is ``{"id", "urls": {"get"}, ...}``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ FINISHED = frozenset({"succeeded", "failed", "canceled", "aborted"})
 #: detected", "All generated images contained NSFW content"), the FLUX API models
 #: ("flagged as sensitive ... (E005)"), content moderation of other hosted models.
 _CONTENT_POLICY = re.compile(r"nsfw|flagged as sensitive|\(E005\)|content moderat|safety (?:filter|system)", re.I)
+#: A prediction's or file's id (it goes into a URL path).
 _PREDICTION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: OpenAI error types by status, for clients that branch on ``error.type``.
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
@@ -56,6 +58,29 @@ def read_prediction(body: bytes) -> Prediction:
     if status not in RUNNING and status not in FINISHED:
         raise MalformedAnswer(PROVIDER, f"the prediction has an unknown `status` {status!r}", body)
     return Prediction(id=pid, status=status, output=doc.get("output"), error=doc.get("error"))
+
+
+class HostedFile(msgspec.Struct, frozen=True):
+    """An uploaded input file: its id (to delete it) and the URL a prediction's input takes."""
+
+    id: str
+    url: str
+
+
+def read_file(body: bytes) -> HostedFile:
+    """A 2xx answer to ``POST /files``, or a 502 saying what is wrong with it."""
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise MalformedAnswer(PROVIDER, "the uploaded file's answer is not JSON", body) from None
+    file_id = doc.get("id") if isinstance(doc, dict) else None
+    urls = doc.get("urls") if isinstance(doc, dict) else None
+    url = urls.get("get") if isinstance(urls, dict) else None
+    if not isinstance(file_id, str) or not _PREDICTION_ID.fullmatch(file_id):
+        raise MalformedAnswer(PROVIDER, "the uploaded file has no valid `id`", body)
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise MalformedAnswer(PROVIDER, "the uploaded file has no `urls.get` URL", body)
+    return HostedFile(file_id, url)
 
 
 def outcome(pred: Prediction) -> GenerationResult:

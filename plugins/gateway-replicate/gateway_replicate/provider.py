@@ -1,4 +1,5 @@
-"""Replicate's predictions API behind ``/v1/images/generations``, and passthrough to api.replicate.com.
+"""Replicate's predictions API behind ``/v1/images/generations`` and ``/v1/images/edits``,
+and passthrough to api.replicate.com.
 
 One generation is one prediction: created with ``Prefer: wait`` (Replicate holds
 the request until the model finishes, up to 60 s), then, if it is still
@@ -6,6 +7,11 @@ running, polled at ``GET /predictions/{id}`` until it ends.  A prediction the
 gateway gives up on (client gone, request timeout, ``max_wait`` passed, an
 error while polling) is cancelled with ``POST /predictions/{id}/cancel`` so it
 stops running and billing.
+
+An edit is a prediction of an edit model with the uploaded files in its input:
+as data URIs up to :data:`INLINE_LIMIT` bytes, larger ones uploaded first with
+the Files API (``POST /files``, their URL in the input) and deleted once the
+prediction is over.
 """
 from __future__ import annotations
 
@@ -18,22 +24,39 @@ import msgspec
 import structlog
 
 from gateway.sdk import (
+    IMAGES_EDITS,
+    IMAGES_GENERATIONS,
     MAX_ERROR_BODY,
+    PROXY,
     Attempt,
     BadParam,
     Capabilities,
+    EditRequest,
     GatewayError,
     GenerationRequest,
     GenerationResult,
+    InputImage,
     MalformedAnswer,
     Provider,
     ProviderSettings,
     Upstream,
     UpstreamError,
     UpstreamRequest,
+    build_form,
 )
-from gateway_replicate.models import ANY_MODEL, DEFAULT_MODEL, MODELS, build_input, resolve
-from gateway_replicate.predictions import Prediction, error_from_problem, outcome, read_prediction
+from gateway_replicate.models import (
+    ANY_MODEL,
+    DEFAULT_EDIT_MODEL,
+    DEFAULT_MODEL,
+    EDIT_MODELS,
+    MODELS,
+    Target,
+    build_edit_input,
+    build_input,
+    resolve,
+    resolve_edit,
+)
+from gateway_replicate.predictions import Prediction, error_from_problem, outcome, read_file, read_prediction
 
 _encode = msgspec.json.Encoder().encode
 _log = structlog.get_logger("gateway.replicate")
@@ -47,6 +70,9 @@ POLL_RETRIES = 3
 CANCEL_TIMEOUT = 10.0
 #: Replicate's shortest ``Cancel-After``.
 MIN_CANCEL_AFTER = 5
+#: Bytes of an input file sent inline as a data URI; larger files go through the Files API
+#: (Replicate: "use a data URL when you have a small file <= 256kb", an HTTP URL above).
+INLINE_LIMIT = 256_000
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
@@ -68,9 +94,13 @@ class ReplicateProvider(Provider):
     image_hosts = ("replicate.delivery", "*.replicate.delivery")
     Settings = ReplicateSettings
     capabilities = Capabilities(
+        endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model=DEFAULT_MODEL,
         models={name: spec.caps for name, spec in MODELS.items()},
         any_model=ANY_MODEL,
+        # Edits: the listed models only (another model's image input field is unknown).
+        edit_models={name: spec.caps for name, spec in EDIT_MODELS.items()},
+        default_edit_model=DEFAULT_EDIT_MODEL,
         parameters=frozenset({"prompt", "model", "n", "size", "style", "response_format"}),
         # Every model has its own inputs: the client's native ones go into `input` as they are.
         passes_unknown_parameters=True,
@@ -79,16 +109,33 @@ class ReplicateProvider(Provider):
 
     # -- the create request ------------------------------------------------------------
     def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
-        model = req.model or DEFAULT_MODEL
-        if not isinstance(model, str):
-            raise BadParam("model", f"Invalid `model` {model!r}: expected a string")
-        target = resolve(model)
+        target = resolve(_model_name(req.model or DEFAULT_MODEL))
+        return self._create(attempt, target, build_input(target.spec, req))
+
+    def build_edit(self, attempt: Attempt, req: EditRequest) -> UpstreamRequest:
+        """A prediction of an edit model with the uploaded files inline as data URIs (those
+        over :data:`INLINE_LIMIT` are swapped for uploaded files when it runs)."""
+        target = resolve_edit(_model_name(req.model or DEFAULT_EDIT_MODEL))
+        assert target.spec is not None and target.name is not None
+        if target.spec.size_field is None and req.width is not None:
+            self._drop_size(attempt, target.name)
+        return self._create(attempt, target, build_edit_input(target.spec, req))
+
+    def _create(self, attempt: Attempt, target: Target, inp: dict[str, object]) -> UpstreamRequest:
         headers = {"Content-Type": "application/json"}
         headers.update(attempt.forwarded_headers())
         headers.update(self.wait_headers(attempt))
         headers.update(self.auth_headers(attempt))
-        return UpstreamRequest("POST", attempt.base_url + target.path(), headers,
-                               _encode(target.body(build_input(target.spec, req))))
+        return UpstreamRequest("POST", attempt.base_url + target.path(), headers, _encode(target.body(inp)))
+
+    def _drop_size(self, attempt: Attempt, model: str) -> None:
+        """A model without a size input: ``size`` is a 400 in strict mode, else dropped and reported."""
+        asked = attempt.params.get("size")
+        if attempt.strict_params:
+            raise BadParam("size", f"`size` {asked!r} is not supported by {self.name} model {model!r}: it sets "
+                                   "the output size itself")
+        assert attempt.plan is not None  # built from a negotiated plan
+        attempt.plan.report(f"size={asked}->(dropped)")
 
     def wait_headers(self, attempt: Attempt) -> dict[str, str]:
         """``Prefer: wait=N`` and ``Cancel-After`` within the attempt's own deadline.
@@ -108,12 +155,27 @@ class ReplicateProvider(Provider):
 
     # -- running a prediction ----------------------------------------------------------
     async def generate(self, attempt: Attempt, req: GenerationRequest, upstream: Upstream) -> GenerationResult:
-        """Create the prediction (``attempt.upstream``), poll it until it ends, and cancel
-        it when the gateway gives up on it; every request goes through ``upstream``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.max_wait
+        """Create the prediction (``attempt.upstream``, after uploading an edit's large files),
+        poll it until it ends, and cancel it when the gateway gives up on it; every request
+        goes through ``upstream``.  Uploaded files are deleted once it is over."""
         assert attempt.upstream is not None
-        pred = read_prediction(await self._exchange(upstream, attempt.upstream))
+        deadline = asyncio.get_running_loop().time() + self.settings.max_wait
+        uploaded: list[str] = []
+        try:
+            create = attempt.upstream
+            if isinstance(req, EditRequest):
+                create = await self._host_large_files(attempt, req, upstream, create, uploaded)
+            pred = read_prediction(await self._exchange(upstream, create))
+            return await self._run(attempt, upstream, pred, deadline)
+        finally:
+            for file_id in uploaded:
+                upstream.spawn(self._delete_file(attempt, upstream, file_id))
+
+    async def _run(self, attempt: Attempt, upstream: Upstream, pred: Prediction,
+                   deadline: float) -> GenerationResult:
+        """Poll a created prediction until it ends (``deadline`` on the loop's clock: ``max_wait``
+        from its start); cancel it if the gateway gives up first."""
+        loop = asyncio.get_running_loop()
         try:
             delay, failures = FIRST_POLL, 0
             while pred.running:
@@ -138,6 +200,40 @@ class ReplicateProvider(Provider):
             raise
         return outcome(pred)
 
+    async def _host_large_files(self, attempt: Attempt, req: EditRequest, upstream: Upstream,
+                                create: UpstreamRequest, uploaded: list[str]) -> UpstreamRequest:
+        """The create request with each input file over :data:`INLINE_LIMIT` uploaded and its
+        data URI replaced by the file's URL (each file once; ids added to ``uploaded``)."""
+        large = {image.data_uri(): image for image in (*req.images, req.mask)
+                 if image is not None and len(image.data) > INLINE_LIMIT}
+        if not large:
+            return create
+        body = msgspec.json.decode(create.body)
+        inp = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(inp, dict):  # a transform plugin rewrote it: sent as it is
+            return create
+        urls: dict[str, str] = {}
+
+        async def hosted(value: object) -> object:
+            if not isinstance(value, str) or value not in large:
+                return value
+            if value not in urls:
+                urls[value] = await self._upload(attempt, upstream, large[value], uploaded)
+            return urls[value]
+
+        for key, value in inp.items():
+            inp[key] = [await hosted(v) for v in value] if isinstance(value, list) else await hosted(value)
+        return UpstreamRequest(create.method, create.url, create.headers, _encode(body))
+
+    async def _upload(self, attempt: Attempt, upstream: Upstream, image: InputImage, uploaded: list[str]) -> str:
+        """``POST /files`` (multipart, the file in ``content``): the file's URL for the input."""
+        body, content_type = await build_form([("content", image)])
+        headers = {"Content-Type": content_type, **self.auth_headers(attempt)}
+        hosted = read_file(await self._exchange(upstream, UpstreamRequest(
+            "POST", f"{attempt.base_url}/files", headers, body)))
+        uploaded.append(hosted.id)
+        return hosted.url
+
     async def _exchange(self, upstream: Upstream, req: UpstreamRequest) -> bytes:
         """One request; the body of a 2xx answer, else the provider's error raised."""
         answer = await upstream.exchange(req)
@@ -152,11 +248,22 @@ class ReplicateProvider(Provider):
 
     async def _cancel(self, attempt: Attempt, upstream: Upstream, prediction_id: str) -> None:
         """Cancel a prediction (runs as an app task: the request that made it is gone)."""
-        url = f"{attempt.base_url}/predictions/{prediction_id}/cancel"
+        await self._afterwards(attempt, upstream, UpstreamRequest(
+            "POST", f"{attempt.base_url}/predictions/{prediction_id}/cancel", self.auth_headers(attempt)),
+            "prediction_cancelled", "cancel_failed", prediction=prediction_id)
+
+    async def _delete_file(self, attempt: Attempt, upstream: Upstream, file_id: str) -> None:
+        """Delete an input file the gateway uploaded, once its prediction is over (an app task)."""
+        await self._afterwards(attempt, upstream, UpstreamRequest(
+            "DELETE", f"{attempt.base_url}/files/{file_id}", self.auth_headers(attempt)),
+            "file_deleted", "file_delete_failed", file=file_id)
+
+    async def _afterwards(self, attempt: Attempt, upstream: Upstream, req: UpstreamRequest, done: str,
+                          failed: str, **fields: str) -> None:
+        """Send a clean-up request that outlives the client's request: logged, never raised."""
         trace_id = attempt.inbound.trace_id
         try:
-            resp = await upstream.send(UpstreamRequest("POST", url, self.auth_headers(attempt)),
-                                       timeout=CANCEL_TIMEOUT)
+            resp = await upstream.send(req, timeout=CANCEL_TIMEOUT)
             try:
                 await upstream.read_body(resp, MAX_ERROR_BODY)
             finally:
@@ -164,15 +271,19 @@ class ReplicateProvider(Provider):
         except (GatewayError, aiohttp.ClientError, TimeoutError, RuntimeError) as e:
             # GatewayError: Upstream's 502s (unreachable, disconnected, reset); RuntimeError:
             # the app's session closed at shutdown.
-            _log.warning("replicate.cancel_failed", prediction=prediction_id, error=f"{type(e).__name__}: {e}",
-                         trace_id=trace_id)
+            _log.warning(f"replicate.{failed}", error=f"{type(e).__name__}: {e}", trace_id=trace_id, **fields)
             return
-        _log.info("replicate.prediction_cancelled", prediction=prediction_id, status=resp.status,
-                  trace_id=trace_id)
+        _log.info(f"replicate.{done}", status=resp.status, trace_id=trace_id, **fields)
 
     # -- errors --------------------------------------------------------------------------
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:
         return error_from_problem(status, body, content_type)
+
+
+def _model_name(model: object) -> str:
+    if not isinstance(model, str):
+        raise BadParam("model", f"Invalid `model` {model!r}: expected a string")
+    return model
 
 
 def _same(before: Prediction, now: Prediction) -> Prediction:

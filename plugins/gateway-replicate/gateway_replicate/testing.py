@@ -9,16 +9,33 @@ It follows the OpenAPI description of api.replicate.com/v1 (``predictions.create
   keys are a 422 listing ``invalid_fields``, as Replicate answers since 2024-05;
 - ``input`` is checked against the model's documented schema (enums, ranges); a bad
   field is a 422 ``Input validation failed`` with ``detail`` and ``invalid_fields``;
+- a file input (``format: uri``: FLUX Kontext's ``input_image``, nano-banana's and
+  Seedream's ``image_input`` lists, FLUX Fill's ``image`` and ``mask``) takes a data URI
+  (``data:<type>;base64,...``) of a jpeg, png, gif or webp image, or an http(s) URL; a URL
+  of a file uploaded to this fake must name one not deleted.  A bad one is a 422 naming the
+  field (Replicate validates the URI; a data URI that is not an image fails its prediction
+  there, a 422 here so the test sees it at once).  A prediction keeps each file field's
+  bytes as received (``FakePrediction.files``);
+- ``POST /v1/files`` (multipart, the file in ``content`` with a file name) answers 201 with
+  ``{"id", "name", "content_type", "size", "checksums", "urls": {"get"}, ...}``;
+  ``DELETE /v1/files/{id}`` answers 204 (``ReplicateFake.files``, ``deleted``);
 - a prediction finishes within the sync wait when ``steps`` is 0 and ``Prefer: wait``
   was sent, else after ``steps`` polls (at least one without ``Prefer``); its output
   files are served at ``/delivery/{id}/out-{i}.png`` like replicate.delivery.
 
 ``install(fake_upstream, steps=..., fail=..., never=...)`` serves the API on a
 :class:`~gateway.testing.FakeUpstream` under ``/v1`` and returns the
-:class:`ReplicateFake` (its ``predictions``, ``cancelled`` and ``served``).
+:class:`ReplicateFake` (its ``predictions``, ``cancelled``, ``served`` and ``files``).
+
+Sources: the HTTP API reference (https://replicate.com/docs/reference/http) and each
+model's input schema on replicate.com (``/{owner}/{name}/versions/{id}/api``).
 """
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import hashlib
 import itertools
 import re
 import secrets
@@ -26,15 +43,18 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import MultipartReader, StreamReader, web
+from aiohttp.base_protocol import BaseProtocol
 
 from gateway.testing import FakeUpstream, Recorded
 from gateway.testing.provider_contract import make_png
 from gateway_replicate.models import (
-    FLUX_RATIOS, IDEOGRAM_V3_RESOLUTIONS, RECRAFT_SIZES, RECRAFT_STYLES, SD35_RATIOS, SDXL_VERSION, ULTRA_RATIOS,
+    FLUX_RATIOS, IDEOGRAM_V3_RESOLUTIONS, KONTEXT_DEV_RATIOS, KONTEXT_RATIOS, RECRAFT_SIZES, RECRAFT_STYLES,
+    SD35_RATIOS, SDXL_VERSION, SEEDREAM_RATIOS, ULTRA_RATIOS,
 )
 
-__all__ = ["COMMUNITY_VERSION", "NSFW", "PROBLEM", "SCHEMAS", "ReplicateFake", "install"]
+__all__ = ["COMMUNITY_VERSION", "NSFW", "PROBLEM", "SCHEMAS", "FakeFile", "FakePrediction", "ReplicateFake",
+           "form_parts", "install"]
 
 PROBLEM = "application/problem+json"
 NSFW = "All generated images contained NSFW content. Try running it again with a different prompt."
@@ -54,6 +74,10 @@ _FLUX_OPEN = {"aspect_ratio": ("enum", FLUX_RATIOS), "num_outputs": ("int", 1, 4
 _FLUX_PRO = {"aspect_ratio": ("enum", ("custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")),
              "width": ("int", 256, 1440), "height": ("int", 256, 1440), "safety_tolerance": ("int", 1, 6),
              "seed": _SEED, "prompt_upsampling": ("bool",), "output_format": _FORMATS, "output_quality": _QUALITY}
+_FILE: Field = ("file",)
+_KONTEXT_API = {"input_image": _FILE, "aspect_ratio": ("enum", ("match_input_image", *KONTEXT_RATIOS)),
+                "seed": _SEED, "output_format": ("enum", ("jpg", "png")), "safety_tolerance": ("int", 0, 6),
+                "prompt_upsampling": ("bool",)}
 _IDEOGRAM = {"resolution": ("enum", ("None", *IDEOGRAM_V3_RESOLUTIONS)),
              "aspect_ratio": ("enum", ("1:3", "3:1", "1:2", "2:1", "9:16", "16:9", "10:16", "16:10", "2:3", "3:2",
                                        "3:4", "4:3", "4:5", "5:4", "1:1")),
@@ -62,13 +86,17 @@ _IDEOGRAM = {"resolution": ("enum", ("None", *IDEOGRAM_V3_RESOLUTIONS)),
 
 
 class Schema(msgspec.Struct, frozen=True):
-    """A model's documented inputs (besides ``prompt``) and output shape."""
+    """A model's documented inputs (besides ``prompt``) and output shape.  A field is
+    ``("enum", values)``, ``("int"|"num", min, max)``, ``("bool",)``, ``("str",)``,
+    ``("file",)`` (one file URI) or ``("files", max)`` (a list of them)."""
 
     fields: dict[str, Field]
     #: ``list`` (an array of file URLs) or ``string`` (one file URL).
     output: str
     #: Whether it is an official model (run by name, ``version: "hidden"``).
     official: bool = True
+    #: Inputs besides ``prompt`` the model requires.
+    required: tuple[str, ...] = ()
 
 
 SCHEMAS: dict[str, Schema] = {
@@ -95,6 +123,24 @@ SCHEMAS: dict[str, Schema] = {
         {"width": ("int", 1, None), "height": ("int", 1, None), "num_outputs": ("int", 1, 4), "seed": _SEED,
          "negative_prompt": ("str",), "num_inference_steps": ("int", 1, 500), "guidance_scale": ("num", 1, 50)},
         "list", official=False),
+    "black-forest-labs/flux-kontext-pro": Schema(_KONTEXT_API, "string"),
+    "black-forest-labs/flux-kontext-max": Schema(_KONTEXT_API, "string"),
+    "black-forest-labs/flux-kontext-dev": Schema(
+        {"input_image": _FILE, "aspect_ratio": ("enum", ("match_input_image", *KONTEXT_DEV_RATIOS)),
+         "num_inference_steps": ("int", 4, 50), "guidance": ("num", 0, 10), "seed": _SEED, "output_format": _FORMATS,
+         "output_quality": _QUALITY, "disable_safety_checker": ("bool",), "go_fast": ("bool",)},
+        "string", required=("input_image",)),
+    "google/nano-banana": Schema({"image_input": ("files", None), "output_format": ("enum", ("jpg", "png"))},
+                                 "string"),
+    "bytedance/seedream-4": Schema(
+        {"image_input": ("files", 10), "size": ("enum", ("1K", "2K", "4K", "custom")),
+         "aspect_ratio": ("enum", ("match_input_image", *SEEDREAM_RATIOS)), "width": ("int", 1024, 4096),
+         "height": ("int", 1024, 4096), "sequential_image_generation": ("enum", ("disabled", "auto")),
+         "max_images": ("int", 1, 15), "enhance_prompt": ("bool",)}, "list"),
+    "black-forest-labs/flux-fill-pro": Schema(
+        {"image": _FILE, "mask": _FILE, "outpaint": ("str",), "seed": _SEED, "steps": ("int", 1, 50),
+         "prompt_upsampling": ("bool",), "guidance": ("num", 2, 5), "safety_tolerance": ("int", 1, 6),
+         "output_format": ("enum", ("jpg", "png"))}, "string", required=("image",)),
     "acme/pixel-art": Schema({"width": ("int", 64, 2048), "height": ("int", 64, 2048),
                               "num_outputs": ("int", 1, 8), "seed": _SEED}, "list", official=False),
 }
@@ -122,6 +168,18 @@ class FakePrediction(msgspec.Struct, kw_only=True):
     output: Any = None
     error: str | None = None
     polls: int = 0
+    #: Each file input's files as received, in order (None for a URL the fake does not host).
+    files: dict[str, list[bytes | None]] = msgspec.field(default_factory=dict)
+
+
+class FakeFile(msgspec.Struct, kw_only=True):
+    """A file uploaded with ``POST /v1/files``."""
+
+    id: str
+    name: str
+    content_type: str
+    data: bytes
+    deleted: bool = False
 
 
 def install(upstream: FakeUpstream, *, steps: int = 0, fail: str | None = None, never: bool = False,
@@ -149,13 +207,80 @@ class ReplicateFake:
         self.cancelled: list[str] = []
         #: Each succeeded prediction's images, in completion order.
         self.served: list[list[bytes]] = []
+        #: Files uploaded with ``POST /v1/files``, by id, in upload order.
+        self.files: dict[str, FakeFile] = {}
+        #: Ids of files deleted through the API.
+        self.deleted: list[str] = []
 
     def install(self) -> ReplicateFake:
         for name, schema in SCHEMAS.items():
             if schema.official:
                 self.upstream.on("POST", f"/v1/models/{name}/predictions", self._creator(name))
         self.upstream.on("POST", "/v1/predictions", self._creator(None))
+        self.upstream.on("POST", "/v1/files", self._upload)
         return self
+
+    # -- files -----------------------------------------------------------------------
+    async def _upload(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if not _authorized(request):
+            return _unauthenticated()
+        if request.content_type != "multipart/form-data":
+            return problem(415, "Unsupported media type", "Content-Type must be multipart/form-data")
+        try:
+            parts = await form_parts(rec)
+        except ValueError as e:
+            return problem(400, "Bad request", f"Malformed multipart body: {e}")
+        content = next((p for p in parts if p[0] == "content"), None)
+        if content is None or content[1] is None:
+            return invalid([("required", "content", "content is required: the file, with a file name")])
+        _, filename, content_type, data = content
+        file = FakeFile(id=secrets.token_hex(12), name=filename or "", data=data,
+                        content_type=content_type or "application/octet-stream")
+        self.files[file.id] = file
+        self.upstream.on("DELETE", f"/v1/files/{file.id}", self._deleter(file))
+        doc = {"id": file.id, "name": file.name, "content_type": file.content_type, "size": len(data),
+               "checksums": {"sha256": hashlib.sha256(data).hexdigest()}, "metadata": {},
+               "created_at": "2025-01-01T00:00:00.000Z", "expires_at": "2025-01-02T00:00:00.000Z",
+               "urls": {"get": self._file_url(file.id)}}
+        return web.json_response(doc, status=201)
+
+    def _deleter(self, file: FakeFile) -> Callable[[web.Request, Recorded], Any]:
+        async def delete(request: web.Request, rec: Recorded) -> web.StreamResponse:
+            if not _authorized(request):
+                return _unauthenticated()
+            if file.deleted:
+                return problem(404, "Not found", "File not found")
+            file.deleted = True
+            self.deleted.append(file.id)
+            return web.Response(status=204)
+
+        return delete
+
+    def _file_url(self, file_id: str) -> str:
+        return f"{self.upstream.url}/v1/files/{file_id}"
+
+    def _resolve(self, uri: str) -> bytes | None:
+        """A file input's bytes: a data URI's, or a file uploaded here; None for another
+        http(s) URL (taken, not fetched).  ``ValueError`` says what is wrong."""
+        if uri.startswith("data:"):
+            header, comma, payload = uri.partition(",")
+            if not comma or not header.endswith(";base64"):
+                raise ValueError("is not a base64 data URI")
+            try:
+                data = base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                raise ValueError("is not valid base64") from None
+            if not _is_image(data):
+                raise ValueError("must be jpeg, png, gif, or webp")
+            return data
+        if uri.startswith(self._file_url("")):
+            file = self.files.get(uri.removeprefix(self._file_url("")))
+            if file is None or file.deleted:
+                raise ValueError("names no file (not uploaded, or deleted)")
+            return file.data
+        if uri.startswith(("https://", "http://")):
+            return None
+        raise ValueError("Does not match format 'uri'")
 
     # -- create ----------------------------------------------------------------------
     def _creator(self, official: str | None) -> Callable[[web.Request, Recorded], Any]:
@@ -187,10 +312,12 @@ class ReplicateFake:
                                    "The specified version does not exist (or perhaps you don't have permission "
                                    "to use it?)")
             assert model is not None
-            bad = _check_input(SCHEMAS[model], body["input"])
+            files: dict[str, list[bytes | None]] = {}
+            bad = _check_input(SCHEMAS[model], body["input"], self._resolve, files)
             if bad:
                 return invalid(bad)
-            pred = FakePrediction(id=secrets.token_hex(13), model=model, version=version, input=body["input"])
+            pred = FakePrediction(id=secrets.token_hex(13), model=model, version=version, input=body["input"],
+                                  files=files)
             self.predictions[pred.id] = pred
             self.upstream.on("GET", f"/v1/predictions/{pred.id}", self._getter(pred))
             self.upstream.on("POST", f"/v1/predictions/{pred.id}/cancel", self._canceller(pred))
@@ -289,16 +416,19 @@ def _check_headers(request: web.Request) -> web.Response | None:
     return None
 
 
-def _check_input(schema: Schema, inp: dict[str, Any]) -> list[tuple[str, str, str]]:
-    out = []
-    if not isinstance(inp.get("prompt"), str):
-        out.append(("required", "input", "prompt is required"))
+def _check_input(schema: Schema, inp: dict[str, Any], resolve: Callable[[str], bytes | None],
+                 files: dict[str, list[bytes | None]]) -> list[tuple[str, str, str]]:
+    out = [("required", "input", f"{key} is required") for key in ("prompt", *schema.required) if key not in inp]
+    if "prompt" in inp and not isinstance(inp["prompt"], str):
+        out.append(("invalid_type", "input.prompt", "Invalid type. Expected: string"))
     for key, value in inp.items():
         spec = schema.fields.get(key)
         if spec is None:
             continue  # Cog ignores inputs a model does not declare
         kind, field = spec[0], f"input.{key}"
-        if kind == "enum" and value not in spec[1]:
+        if kind in ("file", "files"):
+            out.extend(_check_files(key, value, spec, resolve, files))
+        elif kind == "enum" and value not in spec[1]:
             out.append(("enum", field, f"{key} must be one of the following: {', '.join(map(repr, spec[1]))}"))
         elif kind in ("int", "num"):
             types = (int,) if kind == "int" else (int, float)
@@ -312,4 +442,48 @@ def _check_input(schema: Schema, inp: dict[str, Any]) -> list[tuple[str, str, st
             out.append(("invalid_type", field, "Invalid type. Expected: boolean"))
         elif kind == "str" and not isinstance(value, str):
             out.append(("invalid_type", field, "Invalid type. Expected: string"))
+    return out
+
+
+def _check_files(key: str, value: Any, spec: Field, resolve: Callable[[str], bytes | None],
+                 files: dict[str, list[bytes | None]]) -> list[tuple[str, str, str]]:
+    """A ``file`` input (one URI) or ``files`` input (a list of them, at most ``spec[1]``)."""
+    field = f"input.{key}"
+    many = spec[0] == "files"
+    if many and not isinstance(value, list):
+        return [("invalid_type", field, "Invalid type. Expected: array")]
+    if many and spec[1] is not None and len(value) > spec[1]:
+        return [("array_max_items", field, f"Array must have at most {spec[1]} items")]
+    got = []
+    for i, uri in enumerate(value if many else [value]):
+        where = f"{field}.{i}" if many else field
+        if not isinstance(uri, str):
+            return [("invalid_type", where, "Invalid type. Expected: string")]
+        try:
+            got.append(resolve(uri))
+        except ValueError as e:
+            return [("format", where, f"{key} {e}")]
+    files[key] = got
+    return []
+
+
+def _is_image(data: bytes) -> bool:
+    """jpeg, png, gif or webp, by the first bytes."""
+    return (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a"))
+            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"))
+
+
+async def form_parts(rec: Recorded) -> list[tuple[str, str | None, str | None, bytes]]:
+    """``(name, filename, content type, bytes)`` per part of a multipart body, read with
+    aiohttp's reader (``ValueError`` when it is malformed)."""
+    # A limit above the body's size: fed whole, the stream never asks to pause reading.
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), limit=max(2**16, len(rec.body)))
+    stream.feed_data(rec.body)
+    stream.feed_eof()
+    reader = MultipartReader(rec.headers, stream)
+    out = []
+    while (part := await reader.next()) is not None:
+        if isinstance(part, MultipartReader):
+            raise ValueError("nested multipart")
+        out.append((part.name or "", part.filename, part.headers.get("Content-Type"), bytes(await part.read())))
     return out
