@@ -26,8 +26,9 @@ from gateway.images.sniff import sniff
 IMAGE_FIELDS = frozenset({"image", "image[]", "mask"})
 #: Media types an edit takes (OpenAI: png, webp, jpg).
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-#: Text fields that carry numbers or booleans (a form sends every value as text).
-_INTS = frozenset({"n", "partial_images", "output_compression"})
+#: Text fields that carry numbers or booleans (a form sends every value as text); ``seed``
+#: is every image API's, and a number lets a split edit advance it per call.
+_INTS = frozenset({"n", "partial_images", "output_compression", "seed"})
 _BOOLS = frozenset({"stream"})
 #: Files from this size are hashed in a thread (about a millisecond of hashing).
 _HASH_IN_THREAD = 1024 * 1024

@@ -63,15 +63,17 @@ async def test_fallback_and_retry_resend_the_same_form(gateway_client, fake_upst
 
 async def test_n_is_split_over_parallel_edits_each_with_every_file(gateway_client, fake_upstream):  # noqa: ANN001
     # The fake's edit model makes 4 images a call: 6 is two calls, 4 and 2.
-    resp = await gateway_client.post(EDITS, data=form(A, n="6"), headers=H)
+    resp = await gateway_client.post(EDITS, data=form(A, n="6", seed="7"), headers=H)
     assert resp.status == 200, await resp.text()
     assert len((await resp.json())["data"]) == 6
-    counts = []
+    calls = []
     for rec in fake_upstream.requests:
         parts = await fake_provider.multipart_parts(rec)
         assert [(n, d) for n, f, d in parts if f] == [("image", A)]
-        counts.append({n: d for n, f, d in parts if not f}["n"])
-    assert sorted(counts) == [b"2", b"4"]
+        fields = {n: d for n, f, d in parts if not f}
+        calls.append((fields["n"], fields["seed"]))
+    # A fixed seed goes up per call, as for generations: the two calls make different images.
+    assert sorted(calls) == [(b"2", b"11"), (b"4", b"7")]
 
 
 async def test_inputs_a_model_cannot_take_are_400s_and_a_fallback_moves_on(gateway_client, fake_upstream):  # noqa: ANN001
