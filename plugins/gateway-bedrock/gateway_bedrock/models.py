@@ -22,7 +22,7 @@ the URL keeps the id as given.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from gateway.sdk import (
@@ -35,8 +35,8 @@ from gateway.sdk import (
 )
 
 __all__ = [
-    "DEFAULT_MODEL", "FAMILIES", "MODELS", "NATIVE_PARAMETERS", "REGION_PREFIXES", "Family", "ModelTable",
-    "bare_model_id", "family_of",
+    "AMAZON_QUALITIES", "DEFAULT_MODEL", "FAMILIES", "MODELS", "NATIVE_PARAMETERS", "NOVA", "REGION_PREFIXES",
+    "TITAN_SIZES", "Family", "ModelTable", "amazon_config", "bare_model_id", "family_of",
 ]
 
 #: Cross-region inference profile prefixes of model ids.
@@ -221,17 +221,8 @@ class AmazonImage(Family):
             params["style"] = req.style
         for key in sorted(self.conditioning & extra.keys()):
             params[key] = extra[key]
-        config: dict[str, Any] = {"numberOfImages": req.n}
-        if req.width is not None and req.height is not None:
-            config["width"], config["height"] = req.width, req.height
-        if req.quality is not None:
-            config["quality"] = req.quality
-        cfg = extra.get("cfgScale", extra.get("cfg_scale"))
-        if cfg is not None:
-            config["cfgScale"] = cfg
-        if "seed" in extra:
-            config["seed"] = extra["seed"]
-        return {"taskType": "TEXT_IMAGE", "textToImageParams": params, "imageGenerationConfig": config}
+        return {"taskType": "TEXT_IMAGE", "textToImageParams": params,
+                "imageGenerationConfig": amazon_config(req, extra)}
 
     def images(self, provider: str, req: GenerationRequest, doc: Any, raw: bytes,
                extra: dict[str, Any]) -> list[Image]:
@@ -253,13 +244,28 @@ class AmazonImage(Family):
         return out
 
 
+def amazon_config(req: GenerationRequest, extra: dict[str, Any]) -> dict[str, Any]:
+    """``imageGenerationConfig``, which every Titan and Nova task shares."""
+    config: dict[str, Any] = {"numberOfImages": req.n}
+    if req.width is not None and req.height is not None:
+        config["width"], config["height"] = req.width, req.height
+    if req.quality is not None:
+        config["quality"] = req.quality
+    cfg = extra.get("cfgScale", extra.get("cfg_scale"))
+    if cfg is not None:
+        config["cfgScale"] = cfg
+    if "seed" in extra:
+        config["seed"] = extra["seed"]
+    return config
+
+
 SDXL = StabilitySDXL()
 STABILITY = StabilityImage()
 AMAZON = AmazonImage()
 FAMILIES: tuple[Family, ...] = (SDXL, STABILITY, AMAZON)
 
-_NOVA = ModelCapabilities(min_side=320, max_side=4096, side_multiple=16, max_pixels=4_194_304,
-                          qualities=AMAZON_QUALITIES, styles=NOVA_STYLES, max_n=5)
+NOVA = ModelCapabilities(min_side=320, max_side=4096, side_multiple=16, max_pixels=4_194_304,
+                         qualities=AMAZON_QUALITIES, styles=NOVA_STYLES, max_n=5)
 
 DEFAULT_MODEL = "amazon.nova-canvas-v1:0"
 
@@ -274,7 +280,7 @@ MODELS: dict[str, ModelCapabilities] = {
     "stability.stable-image-core-v1:1": STABILITY.caps,
     "amazon.titan-image-generator-v1": AMAZON.caps,
     "amazon.titan-image-generator-v2:0": AMAZON.caps,
-    "amazon.nova-canvas-v1:0": _NOVA,
+    "amazon.nova-canvas-v1:0": NOVA,
 }
 
 #: Every native parameter some family takes (the provider's declared parameters).
@@ -295,21 +301,24 @@ def family_of(model: str) -> Family | None:
 
 def _family_caps(bare: str) -> ModelCapabilities | None:
     if bare.startswith("amazon.nova-canvas"):
-        return _NOVA
+        return NOVA
     family = family_of(bare)
     return family.caps if family is not None else None
 
 
 class ModelTable(Mapping[str, ModelCapabilities]):
     """Capabilities by model id as the client names it: a region prefix or an ARN is
-    looked through, and a new version of a known family gets the family's limits."""
+    looked through, and a new version of a known family gets the family's limits
+    (``family``: bare id -> capabilities, or None)."""
 
-    def __init__(self, models: Mapping[str, ModelCapabilities]) -> None:
+    def __init__(self, models: Mapping[str, ModelCapabilities],
+                 family: Callable[[str], ModelCapabilities | None] = _family_caps) -> None:
         self._models = dict(models)
+        self._family = family
 
     def __getitem__(self, model: str) -> ModelCapabilities:
         bare = bare_model_id(model)
-        caps = self._models.get(bare) or _family_caps(bare)
+        caps = self._models.get(bare) or self._family(bare)
         if caps is None:
             raise KeyError(model)
         return caps

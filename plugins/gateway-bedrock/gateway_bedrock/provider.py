@@ -1,4 +1,4 @@
-"""AWS Bedrock: image models through InvokeModel, and passthrough to bedrock-runtime.
+"""AWS Bedrock: image models through InvokeModel (generations and edits), and passthrough to bedrock-runtime.
 
 ``POST https://bedrock-runtime.{region}.amazonaws.com/model/{modelId}/invoke``,
 authenticated with SigV4 (service ``bedrock``) or a Bedrock API key
@@ -16,7 +16,7 @@ signature covers the bytes, the URL and the host that actually go out.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -24,11 +24,15 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
 from gateway.sdk import (
+    IMAGES_EDITS,
+    IMAGES_GENERATIONS,
+    PROXY,
     Answer,
     Attempt,
     AuthError,
     BadParam,
     Capabilities,
+    EditRequest,
     GatewayError,
     GenerationRequest,
     GenerationResult,
@@ -46,6 +50,7 @@ from gateway_bedrock.auth import (
     sign,
     wire_url,
 )
+from gateway_bedrock.edits import EDIT_MODELS, EDIT_NATIVES, Editor, edit_caps, editor_of, typed
 from gateway_bedrock.errors import bedrock_error, error_type
 from gateway_bedrock.models import (
     DEFAULT_MODEL,
@@ -68,6 +73,8 @@ VARY_HEADERS = ("content-type", "x-amzn-bedrock-trace", "x-amzn-bedrock-guardrai
 #: Bedrock answer headers that describe one invocation only.
 VOLATILE_HEADERS = frozenset({"x-amzn-requestid", "x-amzn-bedrock-invocation-latency"})
 _encode = msgspec.json.Encoder().encode
+#: A generation or an edit (kept as it is through a size fit).
+_Req = TypeVar("_Req", bound=GenerationRequest)
 
 
 class BedrockProvider(Provider):
@@ -77,10 +84,13 @@ class BedrockProvider(Provider):
     Settings = BedrockSettings
     header_options: ClassVar = HEADER_OPTIONS
     capabilities = Capabilities(
+        endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model=DEFAULT_MODEL,
         models=ModelTable(MODELS),
         parameters=frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format"})
-        | NATIVE_PARAMETERS,
+        | NATIVE_PARAMETERS | EDIT_NATIVES,
+        edit_models=ModelTable(EDIT_MODELS, edit_caps),
+        default_edit_model=DEFAULT_MODEL,
     )
     # SigV4 signs the body's hash: passthrough needs the body whole before build_proxy.
     proxy_reads_body = True
@@ -135,12 +145,54 @@ class BedrockProvider(Provider):
         dialect = self.dialect_model(attempt, model)
         extra = self._natives(attempt, req, family.natives_for(dialect), model)
         req = self._fit_nova(attempt, req, dialect, model)
-        body = _encode(family.body(dialect, req, extra))
+        return self._invoke(attempt, model, family.body(dialect, req, extra))
+
+    # -- images.edits -------------------------------------------------------------------
+    def editor(self, attempt: Attempt, model: str) -> Editor:
+        """The edit dialect of ``model`` (or of ``aws_bedrock_model``); a 400 for a model that takes no image."""
+        editor = editor_of(self.dialect_model(attempt, model))
+        if editor is None:
+            raise BadParam(
+                "model",
+                f"Model {model!r} cannot edit images through bedrock images.edits (Titan Image Generator and "
+                "Nova Canvas: amazon.titan-image-generator-*, amazon.nova-canvas-*; SD3 / SD3.5 Large: "
+                "stability.sd3*; Stable Image Inpaint: stability.stable-image-inpaint-*); name the foundation "
+                "model in `aws_bedrock_model` for an inference profile ARN, or call any model through "
+                "passthrough: POST /v1/model/{modelId}/invoke",
+            )
+        return editor
+
+    def build_edit(self, attempt: Attempt, req: EditRequest) -> UpstreamRequest:
+        model = req.model or DEFAULT_MODEL
+        editor = self.editor(attempt, model)
+        task = editor.task(req)
+        where = f"{self.name} model {model!r}"
+        extra = typed(self._natives(attempt, req, editor.natives(task), model), req.offset)
+        editor.check(req, extra, task, where)
+        if not editor.takes_size(task):
+            req = self._drop_size(attempt, req, where, task)
+        req = self._fit_nova(attempt, req, self.dialect_model(attempt, model), model)
+        return self._invoke(attempt, model, editor.body(req, extra, task))
+
+    def _drop_size(self, attempt: Attempt, req: EditRequest, where: str, task: str) -> EditRequest:
+        """An edit whose output keeps the input image's size takes no ``size`` (``auto`` aside)."""
+        if req.width is None:
+            return req
+        asked = attempt.params.get("size", req.size)
+        if attempt.strict_params:
+            raise BadParam("size", f"`size` {asked!r} is not supported by {where} for {task}: the output keeps "
+                                   "the input image's size (send `auto` or no size)")
+        assert attempt.plan is not None  # built from a negotiated plan
+        attempt.plan.report(f"size={asked}->(dropped)", replacing="size=")
+        return msgspec.structs.replace(req, size=None, width=None, height=None)
+
+    def _invoke(self, attempt: Attempt, model: str, body: dict[str, Any]) -> UpstreamRequest:
+        """``POST /model/{modelId}/invoke`` with ``body`` as JSON, unsigned (:meth:`authorize` signs it)."""
         url = wire_url(f"{self.endpoint(attempt)}/model/{quote(model, safe='')}/invoke")
         headers: CIMultiDict[str] = CIMultiDict(attempt.forwarded_headers())
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "application/json"
-        return UpstreamRequest("POST", url, headers, body)
+        return UpstreamRequest("POST", url, headers, _encode(body))
 
     def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
         model = req.model or DEFAULT_MODEL
@@ -166,7 +218,7 @@ class BedrockProvider(Provider):
                 attempt.plan.report(f"{key}=(dropped)")
         return out
 
-    def _fit_nova(self, attempt: Attempt, req: GenerationRequest, dialect: str, model: str) -> GenerationRequest:
+    def _fit_nova(self, attempt: Attempt, req: _Req, dialect: str, model: str) -> _Req:
         """Nova Canvas takes aspect ratios from 1:4 to 4:1 only: the long side is cut."""
         if not bare_model_id(dialect).startswith("amazon.nova-canvas") or req.width is None or req.height is None:
             return req

@@ -13,12 +13,20 @@ It checks what AWS checks before a model runs, and answers as Bedrock does:
   Bedrock's ``{"message"}`` and ``x-amzn-ErrorType``.
 - the body of each model family, field by field, as the Bedrock user guide
   documents it (unknown keys, ranges, sizes): a ``ValidationException`` 400.
+- edits: Titan and Nova ``INPAINTING``/``OUTPAINTING`` (one base64 PNG or JPEG
+  ``image``; exactly one of ``maskPrompt`` and ``maskImage``, the mask the image's
+  size and pure black and white; no width or height) and ``IMAGE_VARIATION`` (one
+  to five ``images``, ``similarityStrength`` 0.2 to 1); Nova refuses input PNGs
+  with transparent pixels.  SD3 ``image-to-image`` needs ``image`` and ``strength``
+  (0 to 1) and takes no ``aspect_ratio``; Stable Image Inpaint takes ``image``,
+  ``prompt``, an optional ``mask`` of the image's size and ``grow_mask`` 0 to 20.
+  Pixels are checked for PNGs (:func:`read_png`); other formats by their kind only.
 - answers: SDXL ``{"result", "artifacts": [{"seed", "base64", "finishReason"}]}``;
-  SD3/Ultra/Core ``{"seeds", "finish_reasons", "images"}``; Titan and Nova
-  ``{"images"}`` (``"error"`` when images were filtered).
+  SD3/Ultra/Core and the image services ``{"seeds", "finish_reasons", "images"}``;
+  Titan and Nova ``{"images"}`` (``"error"`` when images were filtered).
 
 Prompts steer refusals: ``forbidden`` is refused on input, ``filtered-output``
-has its output filtered.
+has its output filtered.  :func:`png` and :func:`mask_png` make real test images.
 """
 from __future__ import annotations
 
@@ -27,6 +35,9 @@ import datetime
 import hmac
 import itertools
 import re
+import struct
+import zlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -37,14 +48,17 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from gateway.sdk import sniff
 from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import make_png
 
 __all__ = [
     "ACCESS_KEY", "API_KEY", "MODELS", "SECRET_KEY", "SESSION_TOKEN", "TEMP_ACCESS_KEY", "TEMP_SECRET_KEY",
-    "BedrockFake", "Signed", "clean_aws_environment", "encoded", "error", "install", "path_of",
+    "BedrockFake", "Signed", "clean_aws_environment", "encoded", "error", "install", "mask_png", "path_of", "png",
+    "read_png",
 ]
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TEMP_ACCESS_KEY = "ASIAIOSFODNN7EXAMPLE"
@@ -67,7 +81,13 @@ NOVA_STYLES = {"3D_ANIMATED_FAMILY_FILM", "DESIGN_SKETCH", "FLAT_VECTOR_ILLUSTRA
 
 MODELS = ("stability.stable-diffusion-xl-v1", "stability.sd3-large-v1:0", "stability.sd3-5-large-v1:0",
           "stability.stable-image-ultra-v1:0", "stability.stable-image-core-v1:0", "stability.stable-image-core-v1:1",
-          "amazon.titan-image-generator-v1", "amazon.titan-image-generator-v2:0", "amazon.nova-canvas-v1:0")
+          "stability.stable-image-inpaint-v1:0", "amazon.titan-image-generator-v1",
+          "amazon.titan-image-generator-v2:0", "amazon.nova-canvas-v1:0")
+#: Titan and Nova tasks and the field holding each one's parameters.
+AMAZON_TASKS = {"TEXT_IMAGE": "textToImageParams", "INPAINTING": "inPaintingParams",
+                "OUTPAINTING": "outPaintingParams", "IMAGE_VARIATION": "imageVariationParams"}
+AMAZON_TYPES = ("image/png", "image/jpeg")
+STABILITY_TYPES = ("image/png", "image/jpeg", "image/webp")
 PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
 
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
@@ -192,6 +212,8 @@ class BedrockFake:
                 raise ValidationError("Malformed input request, please reformat your input and try again.")
             if model == "stability.stable-diffusion-xl-v1":
                 return self.sdxl(doc)
+            if model.startswith("stability.stable-image-inpaint"):
+                return self.inpaint(doc)
             if model.startswith("stability."):
                 return self.stability(model, doc)
             return self.amazon(model, doc)
@@ -244,11 +266,40 @@ class BedrockFake:
             raise ValidationError(f"aspect_ratio: {doc['aspect_ratio']} is not a valid enum value")
         if doc.get("output_format", "png") not in ("png", "jpeg"):
             raise ValidationError("output_format: must be one of png, jpeg")
-        if doc.get("mode", "text-to-image") not in ("text-to-image", "image-to-image"):
+        mode = doc.get("mode", "text-to-image")
+        if mode not in ("text-to-image", "image-to-image"):
             raise ValidationError("mode: must be one of text-to-image, image-to-image")
-        if doc.get("mode") == "image-to-image" and ("image" not in doc or "aspect_ratio" in doc):
-            raise ValidationError("image-to-image takes `image` and no `aspect_ratio`")
+        if mode == "image-to-image":
+            if "image" not in doc or "strength" not in doc or "aspect_ratio" in doc:
+                raise ValidationError("image-to-image takes `image` and `strength`, and no `aspect_ratio`")
+            decoded(doc["image"], "image", STABILITY_TYPES)
+            number(doc, "strength", 0, 1)
+        elif "image" in doc or "strength" in doc:
+            raise ValidationError("`image` and `strength` are for mode image-to-image")
         number(doc, "seed", 0, 4294967294)
+        return self.stability_answer(prompt, doc)
+
+    def inpaint(self, doc: dict[str, Any]) -> Reply:
+        """Stable Image Inpaint (Stability AI Image Services)."""
+        extraneous(doc, {"prompt", "image", "mask", "negative_prompt", "seed", "output_format", "grow_mask",
+                         "style_preset"})
+        prompt = doc.get("prompt")
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= 10000:
+            raise ValidationError("required key [prompt] not found or not 1 to 10000 characters")
+        if "image" not in doc:
+            raise ValidationError("required key [image] not found")
+        image = decoded(doc["image"], "image", STABILITY_TYPES)
+        if "mask" in doc:
+            same_size(image, decoded(doc["mask"], "mask", STABILITY_TYPES))
+        if doc.get("output_format", "png") not in ("png", "jpeg", "webp"):
+            raise ValidationError("output_format: must be one of png, jpeg, webp")
+        if "style_preset" in doc and doc["style_preset"] not in SDXL_STYLES:
+            raise ValidationError("style_preset: invalid value")
+        number(doc, "grow_mask", 0, 20)
+        number(doc, "seed", 0, 4294967294)
+        return self.stability_answer(prompt, doc)
+
+    def stability_answer(self, prompt: str, doc: dict[str, Any]) -> Reply:
         if "forbidden" in prompt:
             return Reply(json={"finish_reasons": ["Filter reason: prompt"]})
         if "filtered-output" in prompt:
@@ -258,30 +309,86 @@ class BedrockFake:
 
     def amazon(self, model: str, doc: dict[str, Any]) -> Reply:
         nova = model.startswith("amazon.nova-canvas")
-        extraneous(doc, {"taskType", "textToImageParams", "imageGenerationConfig"})
-        if doc.get("taskType") != "TEXT_IMAGE":
-            raise ValidationError("taskType: TEXT_IMAGE expected")
-        params = doc.get("textToImageParams")
+        task = doc.get("taskType")
+        if task not in AMAZON_TASKS:
+            raise ValidationError(f"taskType: {task!r} is not one of {', '.join(AMAZON_TASKS)}")
+        field = AMAZON_TASKS[task]
+        extraneous(doc, {"taskType", field, "imageGenerationConfig"})
+        params = doc.get(field)
         if not isinstance(params, dict):
-            raise ValidationError("required key [textToImageParams] not found")
-        allowed = {"text", "negativeText"}
-        if model != "amazon.titan-image-generator-v1":
-            allowed |= {"conditionImage", "controlMode", "controlStrength"}
-        if nova:
-            allowed.add("style")
-        extraneous(params, allowed, "#/textToImageParams")
+            raise ValidationError(f"required key [{field}] not found")
+        where = f"#/{field}"
         limit = 1024 if nova else 512
-        text = params.get("text")
-        if not isinstance(text, str) or not 1 <= len(text) <= limit:
-            raise ValidationError(f"#/textToImageParams/text: expected 1 to {limit} characters")
-        if "negativeText" in params and not (isinstance(params["negativeText"], str)
-                                             and 1 <= len(params["negativeText"]) <= limit):
-            raise ValidationError(f"#/textToImageParams/negativeText: expected 1 to {limit} characters")
-        if "style" in params and params["style"] not in NOVA_STYLES:
-            raise ValidationError("#/textToImageParams/style: invalid value")
-        config = doc.get("imageGenerationConfig", {})
-        extraneous(config, {"numberOfImages", "width", "height", "quality", "cfgScale", "seed"},
-                   "#/imageGenerationConfig")
+        if task == "TEXT_IMAGE":
+            allowed = {"text", "negativeText"}
+            if model != "amazon.titan-image-generator-v1":
+                allowed |= {"conditionImage", "controlMode", "controlStrength"}
+            if nova:
+                allowed.add("style")
+            extraneous(params, allowed, where)
+            if "text" not in params:
+                raise ValidationError(f"{where}/text: required key not found")
+            if "style" in params and params["style"] not in NOVA_STYLES:
+                raise ValidationError(f"{where}/style: invalid value")
+        elif task == "IMAGE_VARIATION":
+            extraneous(params, {"images", "text", "negativeText", "similarityStrength"}, where)
+            self.variation_images(params, nova)
+            number(params, "similarityStrength", 0.2, 1.0)
+        else:
+            self.masked(params, task, nova, where)
+        for key in ("text", "negativeText"):
+            if key in params and not (isinstance(params[key], str) and 1 <= len(params[key]) <= limit):
+                raise ValidationError(f"{where}/{key}: expected 1 to {limit} characters")
+        n = self.amazon_config(doc.get("imageGenerationConfig", {}), task, nova)
+        text = params.get("text", "")
+        if "forbidden" in text:
+            raise ValidationError("This request has been blocked by our content filters. Please adjust your text "
+                                  "prompt to submit a new request.")
+        if "filtered-output" in text:
+            return Reply(json={"images": [],
+                               "error": "All of the generated images have been blocked by our content filters."})
+        return Reply(json={"images": [b64(img) for img in self.images(n)]})
+
+    def variation_images(self, params: dict[str, Any], nova: bool) -> None:
+        images = params.get("images")
+        if not isinstance(images, list) or not 1 <= len(images) <= 5:
+            raise ValidationError("#/imageVariationParams/images: expected 1 to 5 images")
+        for i, value in enumerate(images):
+            image = decoded(value, f"#/imageVariationParams/images/{i}", AMAZON_TYPES)
+            if nova:
+                opaque(image, f"#/imageVariationParams/images/{i}")
+
+    def masked(self, params: dict[str, Any], task: str, nova: bool, where: str) -> None:
+        """INPAINTING and OUTPAINTING: one image, and a mask image or a mask prompt."""
+        allowed = {"image", "text", "negativeText", "maskPrompt", "maskImage"}
+        if task == "OUTPAINTING":
+            allowed.add("outPaintingMode")
+        extraneous(params, allowed, where)
+        if "image" not in params:
+            raise ValidationError(f"{where}/image: required key not found")
+        image = decoded(params["image"], f"{where}/image", AMAZON_TYPES)
+        if nova:
+            opaque(image, f"{where}/image")
+        if ("maskPrompt" in params) == ("maskImage" in params):
+            raise ValidationError(f"{where}: exactly one of maskPrompt or maskImage is required")
+        if "maskImage" in params:
+            mask = decoded(params["maskImage"], f"{where}/maskImage", AMAZON_TYPES)
+            same_size(image, mask)
+            black_and_white(mask, f"{where}/maskImage")
+        elif not isinstance(params["maskPrompt"], str) or not params["maskPrompt"]:
+            raise ValidationError(f"{where}/maskPrompt: expected a non-empty string")
+        if params.get("outPaintingMode", "DEFAULT") not in ("DEFAULT", "PRECISE"):
+            raise ValidationError(f"{where}/outPaintingMode: must be DEFAULT or PRECISE")
+
+    def amazon_config(self, config: Any, task: str, nova: bool) -> int:
+        """Check ``imageGenerationConfig``; the number of images asked."""
+        if not isinstance(config, dict):
+            raise ValidationError("#/imageGenerationConfig: expected an object")
+        allowed = {"numberOfImages", "quality", "cfgScale", "seed"}
+        if task in ("TEXT_IMAGE", "IMAGE_VARIATION"):
+            # In- and outpainting keep the input image's size.
+            allowed |= {"width", "height"}
+        extraneous(config, allowed, "#/imageGenerationConfig")
         n = number(config, "numberOfImages", 1, 5) or 1
         number(config, "cfgScale", 1.1, 10)
         number(config, "seed", 0, 2147483646)
@@ -294,13 +401,7 @@ class BedrockFake:
                 raise ValidationError(f"The provided image resolution {w}x{hgt} is not supported")
         elif (w, hgt) not in TITAN_SIZES:
             raise ValidationError(f"The provided image resolution {w}x{hgt} is not supported")
-        if "forbidden" in text:
-            raise ValidationError("This request has been blocked by our content filters. Please adjust your text "
-                                  "prompt to submit a new request.")
-        if "filtered-output" in text:
-            return Reply(json={"images": [],
-                               "error": "All of the generated images have been blocked by our content filters."})
-        return Reply(json={"images": [b64(img) for img in self.images(n)]})
+        return n
 
 
 def install(fake_upstream: FakeUpstream, *, models: tuple[str, ...] = MODELS, region: str = "us-east-1",
@@ -346,6 +447,118 @@ def number(doc: dict[str, Any], key: str, low: float, high: float) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise ValidationError(f"{key}: {value!r} is not between {low} and {high}")
     return value
+
+
+def decoded(value: Any, where: str, types: tuple[str, ...]) -> bytes:
+    """The image a base64 field holds, of one of ``types``."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{where}: expected a base64-encoded image")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValidationError(f"{where}: the image is not valid base64") from None
+    if sniff(data) not in types:
+        raise ValidationError(f"{where}: unsupported image format; use {' or '.join(t[6:].upper() for t in types)}")
+    return data
+
+
+def opaque(image: bytes, where: str) -> None:
+    """Nova: an input PNG may have an alpha channel, but no transparent or translucent pixel."""
+    pixels = read_png(image)
+    if pixels is not None and any(p[3] != 255 for row in pixels[2] for p in row):
+        raise ValidationError(f"{where}: the image has transparent or translucent pixels")
+
+
+def same_size(image: bytes, mask: bytes) -> None:
+    """A mask has the image's width and height (checked for PNGs)."""
+    sizes = png_size(image), png_size(mask)
+    if None not in sizes and sizes[0] != sizes[1]:
+        raise ValidationError(f"The mask ({sizes[1][0]}x{sizes[1][1]}) must be the size of the image "
+                              f"({sizes[0][0]}x{sizes[0][1]})")
+
+
+def black_and_white(mask: bytes, where: str) -> None:
+    """Titan and Nova masks hold pure black (the area to change) and pure white pixels only."""
+    pixels = read_png(mask)
+    if pixels is not None and any(p not in ((0, 0, 0, 255), (255, 255, 255, 255)) for row in pixels[2] for p in row):
+        raise ValidationError(f"{where}: the mask must contain only pure black and pure white pixels")
+
+
+def png(width: int, height: int, pixel: Callable[[int, int], tuple[int, ...]]) -> bytes:
+    """A PNG of ``pixel(x, y)``: RGB, or RGBA when it gives four values."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    color_type = {3: 2, 4: 6}[len(pixel(0, 0))]
+    raw = b"".join(b"\x00" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
+    return (PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def mask_png(width: int, height: int, box: tuple[int, int, int, int], *, inside: tuple[int, int, int] = (0, 0, 0),
+             outside: tuple[int, int, int] = (255, 255, 255)) -> bytes:
+    """A mask: ``inside`` within ``box`` (left, top, right, bottom; Titan and Nova change black), ``outside``
+    elsewhere."""
+    left, top, right, bottom = box
+    return png(width, height, lambda x, y: inside if left <= x < right and top <= y < bottom else outside)
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's width and height; None for another format."""
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, int, int, int]]]] | None:
+    """``(width, height, rows of RGBA pixels)`` of an 8-bit, non-interlaced grey, grey+alpha,
+    RGB or RGBA PNG (what the tests make); None for anything else."""
+    if png_size(data) is None:
+        return None
+    width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(color_type)
+    if depth != 8 or interlace or channels is None:
+        return None
+    idat, pos = b"", 8
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + size]
+        elif kind == b"IEND":
+            break
+        pos += 12 + size
+    rows = _unfilter(zlib.decompress(idat), width * channels, height, channels)
+    return width, height, [[_rgba(row[x * channels:(x + 1) * channels]) for x in range(width)] for row in rows]
+
+
+def _unfilter(raw: bytes, stride: int, height: int, bpp: int) -> list[bytes]:
+    rows: list[bytes] = []
+    prior = bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prior[i], prior[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append(bytes(line))
+        prior = line
+    return rows
+
+
+def _rgba(px: bytes) -> tuple[int, int, int, int]:
+    if len(px) <= 2:
+        return px[0], px[0], px[0], px[1] if len(px) == 2 else 255
+    return px[0], px[1], px[2], px[3] if len(px) == 4 else 255
 
 
 def encoded(model: str) -> str:
