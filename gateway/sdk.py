@@ -52,6 +52,7 @@ from gateway.generation import (
     decode_json,
 )
 from gateway.hookspecs import hookimpl, hookspec
+from gateway.images.masks import mask_for
 from gateway.images.sniff import sniff
 from gateway.images.store import ImageStore, StoredImage
 from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
@@ -71,5 +72,5 @@ __all__ = [
     "InputImage", "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
     "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
     "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
-    "UpstreamRequest", "build_form", "decode_json", "headers", "hookimpl", "hookspec", "sniff",
+    "UpstreamRequest", "build_form", "decode_json", "headers", "hookimpl", "hookspec", "mask_for", "sniff",
 ]
