@@ -116,6 +116,8 @@ class EditRequest(GenerationRequest, kw_only=True):
     #: The images to edit, in the order sent (the first is the one a mask applies to).
     images: list[InputImage] = msgspec.field(default_factory=list)
     mask: InputImage | None = None
+    #: Where the model's mask marks the area to edit (``ModelCapabilities.mask_edits``).
+    mask_edits: str = "transparent"
 
 
 class GenerationPlan(msgspec.Struct, kw_only=True):

@@ -157,6 +157,7 @@ def _inputs(req: EditRequest, form: list[tuple[str, Any]], mc: ModelCapabilities
                 req.images.append(value)
     if mc is None:
         return
+    req.mask_edits = mc.mask_edits
     if len(req.images) > mc.input_images:
         raise BadParam("image", f"{where} edits {mc.input_images} image{'s' if mc.input_images != 1 else ''} "
                                 f"at most; {len(req.images)} were sent")

@@ -146,7 +146,8 @@ class OpenAICompatibleProvider(Provider):
         out: list[tuple[str, Any]] = []
         for name, value in inbound.form:
             if isinstance(value, InputImage):
-                out.append((name, value))
+                # The mask as the model takes it (converted from OpenAI's when it declares another).
+                out.append((name, req.mask if name == "mask" and req.mask is not None else value))
             elif name in fields:
                 out.append((name, fields.pop(name)))
         out.extend(fields.items())

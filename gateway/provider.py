@@ -81,6 +81,10 @@ class ModelCapabilities(msgspec.Struct, frozen=True, kw_only=True):
     input_images: int = 1
     mask: bool = False
     needs_mask: bool = False
+    #: Where the model's mask marks the area to edit: ``transparent`` (OpenAI's: alpha 0),
+    #: ``white`` or ``black``.  The core turns a client's OpenAI mask into this convention
+    #: before ``build_edit`` (:func:`gateway.images.masks.mask_for`).
+    mask_edits: str = "transparent"
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):

@@ -146,3 +146,25 @@ async def test_the_portkey_sdk_edits_and_streams(gateway_server, fake_upstream):
     assert len(result.data) == 2
     assert [e.type for e in events] == ["image_generation.completed"]
     assert await sent_files(fake_upstream.requests[0]) == [("image", A)]
+
+
+async def test_an_openai_mask_is_turned_into_the_models_own(gateway_client, fake_upstream):  # noqa: ANN001
+    from PIL import Image
+
+    def png(img: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    openai_mask = Image.new("RGBA", (2, 1), (0, 0, 0, 255))
+    openai_mask.putpixel((0, 0), (0, 0, 0, 0))  # the left pixel is to change
+    resp = await gateway_client.post(EDITS, data=form(A, mask=png(openai_mask), model="fake-fill"), headers=H)
+    assert resp.status == 200, await resp.text()
+    sent = dict(await sent_files(fake_upstream.last))
+    with Image.open(io.BytesIO(sent["mask"])) as mask:
+        assert mask.mode == "L" and [mask.getpixel((x, 0)) for x in range(2)] == [255, 0]
+    assert sent["image"] == A
+    # A mask already in the model's convention goes as it was sent.
+    native = png(Image.new("L", (2, 1), 255))
+    resp = await gateway_client.post(EDITS, data=form(A, mask=native, model="fake-fill"), headers=H)
+    assert resp.status == 200 and dict(await sent_files(fake_upstream.last))["mask"] == native

@@ -57,7 +57,7 @@ from gateway.upstream import MAX_ERROR_BODY, Answer
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.attempt import Attempt
     from gateway.context import RequestContext
-    from gateway.generation import GenerationRequest, GenerationResult
+    from gateway.generation import GenerationPlan, GenerationRequest, GenerationResult
     from gateway.services import Services
     from gateway.upstream import Upstream
 
@@ -201,6 +201,7 @@ class Generations(Endpoint):
     async def run(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
         provider = attempt.provider
         plan = attempt.plan = negotiate(attempt)
+        await self.prepare(plan)
         if attempt.params.get("stream") is True and provider.capabilities.streams:
             return await self._stream(ctx, attempt, upstream)
         attempts = [await self._build(ctx, attempt, part, first=i == 0) for i, part in enumerate(plan.parts)]
@@ -253,6 +254,9 @@ class Generations(Endpoint):
         ctx.stash[_STREAM_DELIVERY] = (Delivery(self.services, attempt, upstream, self._cached_for(ctx, attempt)),
                                        plan.response_format)
         return Outcome(resp.status, headers, relay=resp, provider=provider.name)
+
+    async def prepare(self, plan: GenerationPlan) -> None:
+        """Make the negotiated parts ready to build (nothing, for a generation)."""
 
     def build(self, attempt: Attempt, part: GenerationRequest) -> Any:
         """The provider's upstream request for one part (may be awaitable)."""

@@ -11,18 +11,21 @@ Register :data:`plugin` (``gateway_plugins``), point ``[providers.fake] base_url
   ``standard``/``hd``, styles ``vivid``/``natural``, and a ``revised_prompt`` in its answers.
 
 Edits (``/images/edits``, OpenAI's multipart shape): ``fake-image`` takes up to 4 images
-and a mask, ``fake-hd`` up to 16 images and no mask; it does not stream (the gateway makes a
-stream of its whole answer).
+and a mask, ``fake-hd`` up to 16 images and no mask, ``fake-fill`` one image and a
+black-and-white mask (white where it changes: the gateway converts an OpenAI mask); it does
+not stream (the gateway makes a stream of its whole answer).
 """
 from __future__ import annotations
 
 import base64
+import io
 import time
 import types
 from typing import Any
 
 import msgspec
 from aiohttp import web
+from PIL import Image
 
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY
 from gateway.hookspecs import hookimpl
@@ -50,7 +53,10 @@ class FakeProvider(OpenAICompatibleProvider):
         default_model="fake-image",
         models=MODELS,
         edit_models={"fake-image": msgspec.structs.replace(MODELS["fake-image"], input_images=4, mask=True),
-                     "fake-hd": msgspec.structs.replace(MODELS["fake-hd"], input_images=16)},
+                     "fake-hd": msgspec.structs.replace(MODELS["fake-hd"], input_images=16),
+                     # Inpainting with a black-and-white mask, white where the image changes.
+                     "fake-fill": ModelCapabilities(sizes=("1024x1024",), mask=True, needs_mask=True,
+                                                    mask_edits="white")},
         default_edit_model="fake-image",
         parameters=frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format", "user"}),
         passes_unknown_parameters=True,
@@ -131,6 +137,8 @@ def _edit_handler(upstream: FakeUpstream, prefix: str, image: bytes) -> Any:
         fields = {name: data.decode() for name, filename, data in parts if filename is None}
         images = [data for name, _, data in parts if name in ("image", "image[]")]
         model = fields.get("model", "fake-image")
+        if model == "fake-fill":
+            return _fill(parts, image)
         caps = MODELS.get(model)
         if caps is None:
             return error(404, f"The model '{model}' does not exist.", code="model_not_found")
@@ -152,6 +160,18 @@ def _edit_handler(upstream: FakeUpstream, prefix: str, image: bytes) -> Any:
         return web.json_response({"created": int(time.time()), "data": data}, headers={"x-request-id": "req_fake"})
 
     return handle
+
+
+def _fill(parts: list[Any], image: bytes) -> web.Response:
+    """``fake-fill``: one image and a mask that is a black-and-white PNG without transparency."""
+    masks = [data for name, _, data in parts if name == "mask"]
+    if len(masks) != 1:
+        return error(400, "fake-fill needs one 'mask'.", "mask", "invalid_value")
+    with Image.open(io.BytesIO(masks[0])) as mask:
+        if mask.mode != "L" or sum(mask.histogram()[1:255]):
+            return error(400, "The mask must be black and white (white where the image changes).", "mask",
+                         "invalid_value")
+    return web.json_response({"created": int(time.time()), "data": [{"b64_json": base64.b64encode(image).decode()}]})
 
 
 async def multipart_parts(rec: Recorded) -> list[tuple[str, str | None, bytes]]:
