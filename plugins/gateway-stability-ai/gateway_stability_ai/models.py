@@ -8,6 +8,12 @@ Two APIs serve text-to-image (https://platform.stability.ai/docs/api-reference):
   form in, one image per call, ``aspect_ratio`` instead of a size; the SD 3.5
   models share the ``sd3`` endpoint and are chosen with its ``model`` field.
 
+Edits (``/v1/images/edits``) go to the v2beta edit routes
+(``/v2beta/stable-image/edit/{inpaint,erase,outpaint,search-and-replace,
+search-and-recolor,remove-background}``) or to image-to-image on the sd3 and
+ultra generate endpoints, by model: see :data:`EDIT_CAPABILITIES` and
+:func:`edit_route_for`.
+
 The limits below are the documented ones; the docstring of each constant
 says where they come from.
 """
@@ -115,3 +121,148 @@ def route_for(model: str) -> Route | None:
     if model.startswith("sd3"):
         return Route(V2, _ROUTES["sd3"].path, model_field=model)
     return Route(V2, f"/v2beta/stable-image/generate/{model}")
+
+
+# -- edits ------------------------------------------------------------------------------------
+# Routes, fields and limits from Stability's v2beta reference (Edit: inpaint, erase, outpaint,
+# search-and-replace, search-and-recolor, remove-background; Generate: sd3 and ultra with an image).
+
+#: The largest request body the v2beta API takes (its documented 413).
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+#: Outpaint's directions: pixels to add on each side, at least one above zero.
+OUTPAINT_DIRECTIONS = ("left", "right", "up", "down")
+
+
+class ImageRules(msgspec.Struct, frozen=True):
+    """The input image a route takes: sides, pixel count and shape."""
+
+    min_side: int = 64
+    max_side: int | None = None
+    min_pixels: int | None = 4_096
+    max_pixels: int | None = None
+    #: The long side over the short one at most this (2.5: between 1:2.5 and 2.5:1).
+    max_ratio: float | None = None
+
+    def problem(self, width: int, height: int) -> str | None:
+        """What is wrong with a ``width`` x ``height`` image here; None when it fits."""
+        pixels = width * height
+        if min(width, height) < self.min_side:
+            return f"every side must be at least {self.min_side} pixels"
+        if self.max_side is not None and max(width, height) > self.max_side:
+            return f"every side must be at most {self.max_side} pixels"
+        if self.min_pixels is not None and pixels < self.min_pixels:
+            return f"it must have at least {self.min_pixels:,} pixels"
+        if self.max_pixels is not None and pixels > self.max_pixels:
+            return f"it must have at most {self.max_pixels:,} pixels"
+        if self.max_ratio is not None and max(width, height) > self.max_ratio * min(width, height):
+            return f"its aspect ratio must be between 1:{self.max_ratio:g} and {self.max_ratio:g}:1"
+        return None
+
+
+#: Inpaint, erase: every side 64+, 4,096 to 9,437,184 pixels.
+EDIT_IMAGE = ImageRules(max_pixels=9_437_184)
+#: Outpaint, search-and-replace, search-and-recolor: the same, and 1:2.5 to 2.5:1.
+EDIT_IMAGE_SHAPED = ImageRules(max_pixels=9_437_184, max_ratio=2.5)
+#: Remove-background: every side 64+, 4,096 to 4,194,304 pixels.
+REMOVE_BACKGROUND_IMAGE = ImageRules(max_pixels=4_194_304)
+#: sd3 image-to-image: every side 64+ (no pixel count documented).
+SD3_IMAGE = ImageRules(min_pixels=None)
+#: Ultra with an image: sides 64 to 16,384, at least 4,096 pixels.
+ULTRA_IMAGE = ImageRules(max_side=16_384)
+
+
+class EditRoute(msgspec.Struct, frozen=True):
+    """Where an edit model goes and what its form carries besides ``image``."""
+
+    #: URL path below the base URL.
+    path: str
+    #: Whether the form carries the prompt (erase and remove-background take none).
+    prompt: bool = True
+    #: The sd3 endpoint's ``mode`` and ``model`` fields.
+    mode: str | None = None
+    model_field: str | None = None
+    #: Native fields the route cannot go without.
+    required: tuple[str, ...] = ()
+    #: Native fields of which at least one must be above zero.
+    one_of: tuple[str, ...] = ()
+    #: Without a ``mask``, the image's alpha channel is the mask (transparent = edited).
+    alpha_mask: bool = False
+    output_formats: tuple[str, ...] = OUTPUT_FORMATS
+    image: ImageRules = EDIT_IMAGE
+
+
+_COMMON_EDIT = frozenset({"seed", "output_format"})
+#: Native form fields of each edit model (``style`` maps onto ``style_preset`` where it is listed).
+INPAINT_PARAMETERS = _COMMON_EDIT | {"negative_prompt", "grow_mask", "style_preset"}
+ERASE_PARAMETERS = _COMMON_EDIT | {"grow_mask"}
+OUTPAINT_PARAMETERS = _COMMON_EDIT | {*OUTPAINT_DIRECTIONS, "creativity", "style_preset"}
+SEARCH_AND_REPLACE_PARAMETERS = _COMMON_EDIT | {"search_prompt", "negative_prompt", "grow_mask", "style_preset"}
+SEARCH_AND_RECOLOR_PARAMETERS = _COMMON_EDIT | {"select_prompt", "negative_prompt", "grow_mask", "style_preset"}
+REMOVE_BACKGROUND_PARAMETERS = frozenset({"output_format"})
+ULTRA_EDIT_PARAMETERS = _COMMON_EDIT | {"strength", "negative_prompt", "style_preset"}
+SD3_EDIT_PARAMETERS = ULTRA_EDIT_PARAMETERS | {"cfg_scale"}
+
+
+def _edit(parameters: frozenset[str], *, mask: bool = False, styles: bool = True,
+          mask_edits: str = "transparent") -> ModelCapabilities:
+    # One image per edit and per call (n > 1 is parallel calls); no size: the output's size is
+    # Stability's (``auto`` is taken as asking for just that).
+    return ModelCapabilities(auto_size=True, max_n=1, max_images=10, mask=mask, parameters=parameters,
+                             styles=STYLE_PRESETS if styles else (), mask_edits=mask_edits)
+
+
+_SD3_EDIT = _edit(SD3_EDIT_PARAMETERS)
+_ULTRA_EDIT = _edit(ULTRA_EDIT_PARAMETERS)
+
+#: Per edit model: the capabilities negotiation reads (images, mask, native fields, styles).
+EDIT_CAPABILITIES: dict[str, ModelCapabilities] = {
+    # Stability masks are white where the image changes: the core converts an OpenAI mask.
+    "inpaint": _edit(INPAINT_PARAMETERS, mask=True, mask_edits="white"),
+    "erase": _edit(ERASE_PARAMETERS, mask=True, styles=False, mask_edits="white"),
+    "outpaint": _edit(OUTPAINT_PARAMETERS),
+    "search-and-replace": _edit(SEARCH_AND_REPLACE_PARAMETERS),
+    "search-and-recolor": _edit(SEARCH_AND_RECOLOR_PARAMETERS),
+    "remove-background": _edit(REMOVE_BACKGROUND_PARAMETERS, styles=False),
+    "ultra": _ULTRA_EDIT,
+    "stable-image-ultra": _ULTRA_EDIT,
+    **{name: _SD3_EDIT for name in ("sd3", *SD3_MODELS)},
+}
+#: sd3 variants the gateway does not list yet: image-to-image on the sd3 endpoint.
+EDIT_FAMILIES = (("sd3*", _SD3_EDIT),)
+DEFAULT_EDIT_MODEL = "inpaint"
+
+_EDIT_PATH = "/v2beta/stable-image/edit/"
+_EDIT_ROUTES = {
+    "inpaint": EditRoute(_EDIT_PATH + "inpaint", alpha_mask=True),
+    "erase": EditRoute(_EDIT_PATH + "erase", prompt=False, alpha_mask=True),
+    "outpaint": EditRoute(_EDIT_PATH + "outpaint", one_of=OUTPAINT_DIRECTIONS, image=EDIT_IMAGE_SHAPED),
+    "search-and-replace": EditRoute(_EDIT_PATH + "search-and-replace", required=("search_prompt",),
+                                    image=EDIT_IMAGE_SHAPED),
+    "search-and-recolor": EditRoute(_EDIT_PATH + "search-and-recolor", required=("select_prompt",),
+                                    image=EDIT_IMAGE_SHAPED),
+    "remove-background": EditRoute(_EDIT_PATH + "remove-background", prompt=False, output_formats=("png", "webp"),
+                                   image=REMOVE_BACKGROUND_IMAGE),
+    "ultra": EditRoute("/v2beta/stable-image/generate/ultra", required=("strength",), image=ULTRA_IMAGE),
+    # Without a model field the endpoint uses its default (sd3.5-large).
+    "sd3": EditRoute("/v2beta/stable-image/generate/sd3", mode="image-to-image", required=("strength",),
+                     image=SD3_IMAGE),
+}
+
+
+def edit_route_for(model: str) -> EditRoute | None:
+    """The edit route of ``model``; None when it names no Stability edit.
+
+    ``sd3*`` names the gateway does not list go to the sd3 endpoint's ``model``
+    field, as for generations; any other unknown name is no edit the gateway knows.
+    """
+    model = _ALIASES.get(model, model)
+    if model in _EDIT_ROUTES:
+        return _EDIT_ROUTES[model]
+    if model.startswith("sd3") and _MODEL_NAME.fullmatch(model):
+        return msgspec.structs.replace(_EDIT_ROUTES["sd3"], model_field=model)
+    return None
+
+
+def edit_models() -> list[str]:
+    """The edit model names, for messages."""
+    return sorted(EDIT_CAPABILITIES)

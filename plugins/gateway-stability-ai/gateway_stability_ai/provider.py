@@ -2,8 +2,9 @@
 
 Unified generations go to the v1 text-to-image endpoint (JSON) or to a
 v2beta Stable Image endpoint (multipart form), by model; see
-:mod:`gateway_stability_ai.models`.  Passthrough maps the gateway's ``/v1/...``
-paths onto Stability's own versioned paths.
+:mod:`gateway_stability_ai.models`.  Edits go to a v2beta edit route, or to
+image-to-image on the sd3 and ultra endpoints (:mod:`gateway_stability_ai.edits`).
+Passthrough maps the gateway's ``/v1/...`` paths onto Stability's own versioned paths.
 """
 from __future__ import annotations
 
@@ -14,21 +15,31 @@ import aiohttp
 import msgspec
 
 from gateway.sdk import (
+    IMAGES_EDITS,
+    IMAGES_GENERATIONS,
+    PROXY,
     Answer,
     Attempt,
     BadParam,
     Capabilities,
+    EditRequest,
     GatewayError,
     GenerationRequest,
     GenerationResult,
+    InputImage,
     Provider,
     UpstreamRequest,
+    build_form,
 )
-from gateway_stability_ai import answers
+from gateway_stability_ai import answers, edits
 from gateway_stability_ai.models import (
     ANY_MODEL,
     CAPABILITIES,
+    DEFAULT_EDIT_MODEL,
     DEFAULT_MODEL,
+    EDIT_CAPABILITIES,
+    EDIT_FAMILIES,
+    MAX_REQUEST_BYTES,
     SD3_PARAMETERS,
     V1,
     V1_PARAMETERS,
@@ -42,16 +53,21 @@ _VERSIONED = re.compile(r"/v\d+(?:alpha|beta)?\d*(?:/|$)")
 
 
 class StabilityProvider(Provider):
-    """Stability's v1 engines and v2beta Stable Image endpoints, and passthrough to api.stability.ai."""
+    """Stability's v1 engines and v2beta Stable Image endpoints (generations and edits), and
+    passthrough to api.stability.ai."""
 
     name = "stability-ai"
     default_base_url = "https://api.stability.ai"
     capabilities = Capabilities(
+        endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model=DEFAULT_MODEL,
         models=CAPABILITIES,
         any_model=ANY_MODEL,
         parameters=frozenset({"prompt", "model", "n", "size", "style", "response_format"})
         | V1_PARAMETERS | SD3_PARAMETERS,
+        edit_models=EDIT_CAPABILITIES,
+        edit_families=EDIT_FAMILIES,
+        default_edit_model=DEFAULT_EDIT_MODEL,
     )
 
     # -- passthrough ------------------------------------------------------------------
@@ -66,9 +82,7 @@ class StabilityProvider(Provider):
     # -- generations ------------------------------------------------------------------
     async def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         route = _route(req)
-        headers = dict(attempt.forwarded_headers())
-        headers["Accept"] = "application/json"
-        headers.update(self.auth_headers(attempt))
+        headers = self._headers(attempt)
         url = attempt.base_url + route.path
         if route.api == V1:
             headers["Content-Type"] = "application/json"
@@ -82,14 +96,36 @@ class StabilityProvider(Provider):
         headers["Content-Type"] = writer.content_type
         return UpstreamRequest("POST", url, headers, body)
 
+    # -- edits ------------------------------------------------------------------------
+    async def build_edit(self, attempt: Attempt, req: EditRequest) -> UpstreamRequest:
+        model, edit = edits.route(req)
+        req = edits.checked(attempt, req, model, edit)
+        parts = [(name, value if isinstance(value, InputImage) else _form_value(value))
+                 for name, value in edits.fields(req, edit)]
+        body, content_type = await build_form(parts)
+        if len(body) > MAX_REQUEST_BYTES:
+            raise BadParam("image", f"The edit is {len(body):,} bytes: Stability takes requests of at most "
+                                    f"{MAX_REQUEST_BYTES:,} bytes (10 MiB), image and mask together")
+        headers = self._headers(attempt)
+        headers["Content-Type"] = content_type
+        return UpstreamRequest("POST", attempt.base_url + edit.path, headers, body)
+
     def parse_generation(self, attempt: Attempt, req: GenerationRequest, answer: Answer) -> GenerationResult:
-        if _route(req).api == V1:
+        # Every edit route answers as the v2beta generate endpoints do.
+        if not isinstance(req, EditRequest) and _route(req).api == V1:
             return answers.parse_v1(self, req, answer.body)
         return answers.parse_v2(self, req, answer.headers.get("Content-Type", ""), answer.body)
 
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:
         return answers.error(self.name, status, body, content_type) or super().error_from_response(
             status, body, content_type)
+
+    def _headers(self, attempt: Attempt) -> dict[str, str]:
+        headers = dict(attempt.forwarded_headers())
+        # The gateway reads base64 JSON, whatever the client forwarded.
+        headers["Accept"] = "application/json"
+        headers.update(self.auth_headers(attempt))
+        return headers
 
 
 def _route(req: GenerationRequest) -> Route:

@@ -1,11 +1,13 @@
 """The fake refuses what Stability documents as invalid, so the gateway's tests mean something."""
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import aiohttp
 import pytest
 
+from gateway.testing import PNG_1X1
 from gateway_stability_ai import testing as fake_api
 
 AUTH = {"Authorization": "Bearer k"}
@@ -103,3 +105,98 @@ async def test_v2_answers_by_accept(fake, accept, content_type, check: Any):  # 
         assert resp.status == 200
         assert resp.headers["Content-Type"] == content_type
         assert check(await resp.read())
+
+
+# -- edits and image-to-image ----------------------------------------------------------------------
+
+EDIT = "/v2beta/stable-image/edit/"
+ULTRA = "/v2beta/stable-image/generate/ultra"
+IMAGE = fake_api.png(64, 64)
+
+
+def with_files(files: dict[str, bytes], **fields: str) -> aiohttp.FormData:
+    form = multipart(**fields)
+    for name, data in files.items():
+        form.add_field(name, data, filename=f"{name}.png", content_type="image/png")
+    return form
+
+
+@pytest.mark.parametrize(
+    ("path", "files", "fields", "status", "error"),
+    [
+        (EDIT + "inpaint", {}, {"prompt": "x"}, 400, "image: is required"),
+        (EDIT + "inpaint", {"image": IMAGE}, {}, 400, "prompt: is required"),
+        (EDIT + "inpaint", {"image": IMAGE}, {"prompt": "x" * 10001}, 400, "prompt: at most 10000 characters"),
+        (EDIT + "inpaint", {"image": IMAGE}, {"prompt": "x", "grow_mask": "101"}, 400, "grow_mask: must be"),
+        (EDIT + "inpaint", {"image": IMAGE, "mask": b"not an image"}, {"prompt": "x"}, 400, "mask: must be"),
+        (EDIT + "inpaint", {"image": fake_api.png(63, 64)}, {"prompt": "x"}, 400, "image: every side"),
+        (EDIT + "inpaint", {"image": PNG_1X1 + b"x"}, {"prompt": "x"}, 400, "image: every side"),
+        (EDIT + "inpaint", {"image": b"GIF89a..."}, {"prompt": "x"}, 400, "image: must be a jpeg, png or webp"),
+        (EDIT + "inpaint", {}, {"prompt": "x", "image": "a.png"}, 400, "image: must be a file"),
+        (EDIT + "inpaint", {"image": IMAGE, "prompt": b"x"}, {}, 400, "prompt: must be a text field"),
+        (EDIT + "erase", {"image": IMAGE}, {"prompt": "x"}, 400, "prompt: unknown field"),
+        (EDIT + "erase", {"image": IMAGE}, {"grow_mask": "21"}, 400, "grow_mask: must be a whole number from 0 to 20"),
+        (EDIT + "outpaint", {"image": IMAGE, "mask": IMAGE}, {"left": "8"}, 400, "mask: unknown field"),
+        (EDIT + "outpaint", {"image": IMAGE}, {"prompt": "x"}, 400, "at least one outpaint direction"),
+        (EDIT + "outpaint", {"image": IMAGE}, {"left": "2001"}, 400, "left: must be a whole number from 0 to 2000"),
+        (EDIT + "outpaint", {"image": IMAGE}, {"up": "8", "creativity": "1.5"}, 400, "creativity: must be"),
+        (EDIT + "outpaint", {"image": fake_api.png(161, 64)}, {"left": "8"}, 400, "image: its aspect ratio"),
+        (EDIT + "search-and-replace", {"image": IMAGE}, {"prompt": "x"}, 400, "search_prompt: is required"),
+        (EDIT + "search-and-recolor", {"image": IMAGE}, {"prompt": "x"}, 400, "select_prompt: is required"),
+        (EDIT + "search-and-recolor", {"image": IMAGE}, {"prompt": "x", "select_prompt": "y", "seed": "-1"}, 400,
+         "seed: must be"),
+        (EDIT + "remove-background", {"image": IMAGE}, {"output_format": "jpeg"}, 400, "output_format: must be one of"),
+        (EDIT + "remove-background", {"image": IMAGE}, {"prompt": "x"}, 400, "prompt: unknown field"),
+        (SD3, {"image": IMAGE}, {"prompt": "x", "mode": "image-to-image"}, 400, "strength: is required"),
+        (SD3, {}, {"prompt": "x", "mode": "image-to-image", "strength": "0.5"}, 400, "image: is required"),
+        (SD3, {"image": IMAGE}, {"prompt": "x", "strength": "0.5"}, 400, "image: is only valid for image-to-image"),
+        (SD3, {}, {"prompt": "x", "strength": "0.5"}, 400, "strength: is only valid for image-to-image"),
+        (SD3, {"image": IMAGE}, {"prompt": "x", "mode": "image-to-image", "strength": "0.5", "aspect_ratio": "1:1"},
+         400, "aspect_ratio: is only valid for text-to-image"),
+        (SD3, {"image": IMAGE}, {"prompt": "x", "mode": "image-to-image", "strength": "2"}, 400, "strength: must be"),
+        (ULTRA, {"image": IMAGE}, {"prompt": "x"}, 400, "strength: is required when image is provided"),
+        (ULTRA, {"image": fake_api.png(16385, 64)}, {"prompt": "x", "strength": "0.1"}, 400, "at most 16384"),
+        (CORE, {"image": IMAGE}, {"prompt": "x"}, 400, "image: unknown field"),
+        (EDIT + "inpaint", {"image": IMAGE}, {"prompt": f"x {fake_api.REFUSE}"}, 403, "content moderation"),
+        (EDIT + "search-and-replace", {"image": IMAGE}, {"prompt": "x", "search_prompt": f"{fake_api.REFUSE}"}, 403,
+         "content moderation"),
+    ],
+)
+async def test_edit_refusals(fake, path, files, fields, status, error):  # noqa: ANN001, PLR0913
+    async with fake.post(path, data=with_files(files, **fields), headers=AUTH) as resp:
+        assert resp.status == status
+        doc = await resp.json()
+    assert doc["id"] and doc["name"] and any(error in e for e in doc["errors"]), doc
+
+
+@pytest.mark.parametrize(
+    ("path", "files", "fields"),
+    [
+        (EDIT + "inpaint", {"image": IMAGE, "mask": fake_api.png(128, 128)}, {"prompt": "x", "grow_mask": "100"}),
+        (EDIT + "inpaint", {"image": fake_api.png(161, 64)}, {"prompt": "x"}),  # no aspect-ratio rule
+        (EDIT + "erase", {"image": IMAGE}, {"grow_mask": "20", "seed": "4294967294"}),
+        (EDIT + "outpaint", {"image": fake_api.png(160, 64)}, {"down": "2000", "creativity": "1"}),  # 2.5:1 exactly
+        (EDIT + "search-and-replace", {"image": IMAGE}, {"prompt": "x", "search_prompt": "y", "style_preset": "anime"}),
+        (EDIT + "search-and-recolor", {"image": IMAGE}, {"prompt": "x", "select_prompt": "y", "grow_mask": "0"}),
+        (EDIT + "remove-background", {"image": IMAGE}, {"output_format": "webp"}),
+        (SD3, {"image": IMAGE}, {"prompt": "x", "mode": "image-to-image", "strength": "0", "model": "sd3.5-medium"}),
+        (ULTRA, {"image": IMAGE}, {"prompt": "x", "strength": "1"}),
+    ],
+)
+async def test_edits_stability_takes(fake, path, files, fields):  # noqa: ANN001
+    headers = {**AUTH, "Accept": "application/json"}
+    async with fake.post(path, data=with_files(files, **fields), headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        doc = await resp.json()
+    fmt = fields.get("output_format", "png")
+    assert resp.headers["Content-Type"] == f"application/json; type=image/{fmt}"
+    assert set(doc) == {"image", "finish_reason", "seed"} and doc["finish_reason"] == "SUCCESS"
+
+
+async def test_a_body_over_10_mib_is_a_413(fake):  # noqa: ANN001
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("image", io.BytesIO(fake_api.png(64, 64, marker=b"x" * (10 * 1024 * 1024))), filename="a.png")
+    async with fake.post(EDIT + "erase", data=form, headers=AUTH) as resp:
+        assert resp.status == 413
+        doc = await resp.json()
+    assert doc["errors"] == ["Your request was larger than 10MiB."]
