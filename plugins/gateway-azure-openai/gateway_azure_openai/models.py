@@ -1,5 +1,6 @@
 """What each image model Azure OpenAI serves accepts, from Azure's documentation
-(Azure OpenAI "How to use image generation models" and the images API reference).
+(Azure OpenAI "How to use image generation models" and the images API reference):
+generations, and edits (the GPT image family only; DALL-E models do not edit).
 
 Azure names a deployment, not a model: the gateway maps parameters by the
 request's ``model`` (or the ``azure_model_name`` option), and by
@@ -7,9 +8,11 @@ request's ``model`` (or the ``azure_model_name`` option), and by
 """
 from __future__ import annotations
 
+import msgspec
+
 from gateway.sdk import ModelCapabilities
 
-__all__ = ["DEFAULT_MODEL", "FAMILIES", "MODELS", "PARAMETERS"]
+__all__ = ["DEFAULT_MODEL", "EDIT_FAMILIES", "FAMILIES", "MODELS", "PARAMETERS"]
 
 _GPT_IMAGE_QUALITIES = ("low", "medium", "high", "auto")
 
@@ -41,11 +44,19 @@ MODELS = {
 #: rule, the rest of the family the three standard sizes.
 FAMILIES = (("gpt-image-2*", _GPT_IMAGE_2), ("gpt-image-*", _GPT_IMAGE_1), ("chatgpt-image-*", _GPT_IMAGE_1))
 
-#: The current family (gpt-image-1, -1-mini, -1.5 share these limits).
+#: Edits: the generation sizes, ``n`` and qualities, several input images (the reference documents
+#: "an array of images" with no count; 16 is OpenAI's limit for the same API) and a mask, which
+#: applies to the first image.
+_GPT_IMAGE_1_EDIT = msgspec.structs.replace(_GPT_IMAGE_1, input_images=16, mask=True)
+_GPT_IMAGE_2_EDIT = msgspec.structs.replace(_GPT_IMAGE_2, input_images=16, mask=True)
+EDIT_FAMILIES = (("gpt-image-2*", _GPT_IMAGE_2_EDIT), ("gpt-image-*", _GPT_IMAGE_1_EDIT),
+                 ("chatgpt-image-*", _GPT_IMAGE_1_EDIT))
+
+#: The current family (gpt-image-1, -1-mini, -1.5 share these limits), for generations and edits.
 DEFAULT_MODEL = "gpt-image-1"
 
 #: Body parameters of Azure's images API (others pass through as sent).
 PARAMETERS = frozenset({
     "prompt", "model", "n", "size", "quality", "style", "response_format", "user", "background",
-    "output_format", "output_compression", "partial_images", "moderation", "input_fidelity",
+    "output_format", "output_compression", "partial_images", "stream", "moderation", "input_fidelity",
 })

@@ -1,4 +1,5 @@
-"""Azure OpenAI's images API and passthrough to an Azure OpenAI resource."""
+"""Azure OpenAI's images API (generations and edits, streamed or not) and passthrough to an
+Azure OpenAI resource."""
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
@@ -7,21 +8,26 @@ from typing import Any, ClassVar
 import msgspec
 
 from gateway.sdk import (
+    IMAGES_EDITS,
+    IMAGES_GENERATIONS,
+    PROXY,
     Answer,
     Attempt,
     BadParam,
     Capabilities,
     ContentPolicyViolation,
+    EditRequest,
     GatewayError,
     GenerationRequest,
     GenerationResult,
+    InputImage,
     MalformedAnswer,
     OpenAICompatibleProvider,
     UpstreamRequest,
 )
 from gateway_azure_openai import urls
 from gateway_azure_openai.errors import content_refusal, item_refusal
-from gateway_azure_openai.models import DEFAULT_MODEL, FAMILIES, MODELS, PARAMETERS
+from gateway_azure_openai.models import DEFAULT_MODEL, EDIT_FAMILIES, FAMILIES, MODELS, PARAMETERS
 from gateway_azure_openai.options import (
     HEADER_OPTIONS,
     AzureOpenAIOptions,
@@ -42,8 +48,13 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     Settings = AzureOpenAISettings
     header_options: ClassVar = HEADER_OPTIONS
     capabilities = Capabilities(
+        endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model=DEFAULT_MODEL, models=MODELS, families=FAMILIES, parameters=PARAMETERS,
+        edit_families=EDIT_FAMILIES, default_edit_model=DEFAULT_MODEL,
         passes_unknown_parameters=True,
+        # `stream: true` (the GPT image family, generations and edits): the deployment's
+        # Server-Sent Events, relayed as they arrive.
+        streams=True,
     )
     #: A client's own ``api-key`` (the AzureOpenAI SDK's, on passthrough without a
     #: gateway-side key) chooses whose resource answers: cached answers are kept apart.
@@ -75,29 +86,67 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         return urls.proxy_url(attempt.base_url, attempt.options, self.settings.api_version, path, query_string)
 
     def generation_url(self, attempt: Attempt, req: GenerationRequest) -> str:
-        return urls.generation_url(attempt.base_url, attempt.options, self.settings.api_version)
+        return urls.images_url(attempt.base_url, attempt.options, self.settings.api_version, "generations")
+
+    def edit_url(self, attempt: Attempt, req: EditRequest) -> str:
+        return urls.images_url(attempt.base_url, attempt.options, self.settings.api_version, "edits")
 
     # -- the request ---------------------------------------------------------------
     def generation_params(self, attempt: Attempt) -> dict[str, Any]:
-        """The target checked (a 400 naming what is missing, before any mapping or upstream
-        call), and the deployment's model, as the config or header names it, driving the
-        mapping when the request's ``model`` is not one the plugin knows."""
-        self._check_generation_target(attempt)
+        """The target checked (a 400 naming what is missing or what the deployment cannot
+        do, before any mapping or upstream call), and the deployment's model, as the config
+        or header names it, driving the mapping when the request's ``model`` is not one the
+        plugin knows.  Serves generations and edits alike."""
+        self._check_target(attempt)
         named = _named_model(attempt)
-        if named is not None:
-            return {**attempt.params, "model": named}
-        return attempt.params
+        params = {**attempt.params, "model": named} if named is not None else attempt.params
+        model = params.get("model") or DEFAULT_MODEL
+        if attempt.endpoint == IMAGES_EDITS:
+            self._check_edit(attempt, model)
+        if params.get("stream") is True:
+            self._check_stream(attempt, model)
+        return params
 
-    def _check_generation_target(self, attempt: Attempt) -> None:
-        """A 400 naming what is missing, before any parameter mapping or upstream call."""
+    def _check_target(self, attempt: Attempt) -> None:
+        """A 400 naming what is missing: the resource, and the deployment."""
         urls.api_root(attempt.base_url, attempt.options)
         if urls.is_v1(attempt.options, self.settings.api_version):
             urls.require_deployment(attempt.options, _client_model(attempt))
         else:
             urls.require_deployment(attempt.options)
-        if attempt.params.get("stream") is True:
-            raise BadParam("stream", "`stream` is not supported on /v1/images/generations (the gateway answers "
-                                     "one JSON document); stream through passthrough /v1/openai/... instead")
+
+    def _check_edit(self, attempt: Attempt, model: str) -> None:
+        """What Azure's edit API refuses, refused here: a DALL-E deployment, a dated version
+        without the edit endpoint, an input that is not PNG or JPEG, a mask that is not PNG,
+        ``input_fidelity`` for gpt-image-1-mini."""
+        if _is_dall_e(model):
+            raise BadParam("model", f"Azure's {model} deployments do not edit images; edit with a GPT image "
+                                    "model deployment (gpt-image-1, -1-mini, -1.5, -2)")
+        self._require_gpt_image_version(attempt, "x-portkey-azure-api-version", "image edit endpoint")
+        for name, value in attempt.inbound.form:
+            if not isinstance(value, InputImage):
+                continue
+            if name == "mask" and value.media_type != "image/png":
+                raise BadParam("mask", f"Azure takes the mask as a PNG file, not {value.media_type}")
+            if name != "mask" and value.media_type not in _EDIT_INPUT_TYPES:
+                raise BadParam("image", f"Azure edits PNG and JPEG images; `{name}` "
+                                        f"({value.filename or 'no name'}) is {value.media_type}")
+        if "input_fidelity" in attempt.params and model.startswith("gpt-image-1-mini"):
+            raise BadParam("input_fidelity", f"`input_fidelity` is not supported by {model} on Azure")
+
+    def _check_stream(self, attempt: Attempt, model: str) -> None:
+        """``stream: true`` needs a GPT image deployment and an API version that streams."""
+        if _is_dall_e(model):
+            raise BadParam("stream", f"Azure's {model} deployments do not stream; only the GPT image models do")
+        self._require_gpt_image_version(attempt, "stream", "image streaming")
+
+    def _require_gpt_image_version(self, attempt: Attempt, param: str, what: str) -> None:
+        """A 400 naming ``param`` when the target's dated API version predates the GPT image
+        models (and with them ``what``)."""
+        if urls.dated_before(attempt.options, self.settings.api_version, urls.GPT_IMAGE_SINCE):
+            version = attempt.options.api_version or self.settings.api_version
+            raise BadParam(param, f"Azure's API version {version} has no {what}: use 2025-04-01-preview or later, "
+                                  "or the v1 API (`api_version` v1)")
 
     def body_model(self, attempt: Attempt, req: GenerationRequest) -> str | None:
         """The dated API takes the model from the deployment, so ``model`` goes only when
@@ -142,6 +191,14 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
             if refusal is not None:
                 return ContentPolicyViolation(self.name, refusal, status=status)
         return super().error_from_response(status, body, content_type)
+
+
+#: Input images Azure's edit API takes (the mask: PNG only).
+_EDIT_INPUT_TYPES = frozenset({"image/png", "image/jpeg"})
+
+
+def _is_dall_e(model: str) -> bool:
+    return model.startswith("dall-e")
 
 
 def _named_model(attempt: Attempt) -> str | None:

@@ -1,8 +1,11 @@
 """A fake of Azure OpenAI's images API that checks requests as Azure documents them.
 
-Sources: Azure OpenAI "How to use image generation models" and the images
-API reference ("Image generations - Create", ``generateImagesResponse``,
-``dalleErrorResponse``), and the v1 API lifecycle page.
+Sources: Azure OpenAI "How to use image generation models" (MicrosoftDocs/azure-ai-docs
+``articles/ai-foundry/openai/how-to/dall-e.md``), the images API reference ("Image
+generations - Create", "Image generations - Edit", ``generateImagesResponse``,
+``dalleErrorResponse``: ``includes/api-versions/latest-inference-preview.md``), the v1
+preview reference ("Create image edit": ``includes/api-versions/new-inference-preview.md``)
+and the v1 API lifecycle page.
 
 ``install(upstream, root="/contoso/openai")`` puts an :class:`AzureOpenAIFake`
 on a :class:`~gateway.testing.FakeUpstream`; it serves, below ``root`` (what
@@ -12,17 +15,33 @@ on a :class:`~gateway.testing.FakeUpstream`; it serves, below ``root`` (what
   dated API; an unknown ``api-version`` is Azure's 404, an unknown deployment
   its ``DeploymentNotFound``;
 - ``POST /v1/images/generations``: the v1 API, no ``api-version`` (or
-  ``preview``), the deployment named by the body's ``model``.
+  ``preview``), the deployment named by the body's ``model``;
+- ``POST /deployments/{deployment}/images/edits?api-version=2025-04-01-preview``
+  and ``POST /v1/images/edits``: edits, multipart, the same two ways (an older
+  dated version is Azure's 404: the edit endpoint came with the GPT image models).
 
-Auth is ``api-key: <key>`` or ``Authorization: Bearer <token>``.  The body must
-be JSON with a ``prompt``; ``n``, ``size``, ``quality``, ``style``,
+Auth is ``api-key: <key>`` or ``Authorization: Bearer <token>``.  A generation
+must be JSON with a ``prompt``; ``n``, ``size``, ``quality``, ``style``,
 ``response_format`` and ``output_format`` are checked against the deployment's
-model.  A prompt containing ``content_policy`` is refused the way Azure refuses
-it.  DALL-E 3 answers with links on Azure's image storage (or base64), the
-gpt-image models with base64 and ``usage``.
+model.  An edit must be multipart with 1 to 16 ``image`` / ``image[]`` files
+(PNG or JPEG, each under 50 MB), at most one ``mask`` (PNG, under 4 MB) and a
+``prompt``, its text fields checked as a generation's; ``input_fidelity`` is
+``high`` or ``low`` and not for gpt-image-1-mini; a dall-e-3 deployment does not
+edit.  ``stream: true`` (gpt-image only, ``partial_images`` 0 to 3, API version
+2025-04-01-preview or the v1 API) answers Server-Sent Events spaced
+:data:`STREAM_GAP` apart.  A prompt containing ``content_policy`` is refused the
+way Azure refuses it.  DALL-E 3 answers with links on Azure's image storage (or
+base64), the gpt-image models with base64 and ``usage``.  :func:`form_parts`
+reads back an edit the fake received, part by part.
+
+Not documented by Azure, so modelled on its answers elsewhere: the error for an
+edit to a dall-e-3 deployment (``OperationNotSupported``, Azure's code for an
+operation a model does not do), and the stream's event shape (OpenAI's, which
+Azure's guide shows the SDK reading: ``type``, ``b64_json``, ``partial_image_index``).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import time
@@ -31,12 +50,23 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.testing import FakeUpstream, Recorded
+from gateway.testing import FakeUpstream, Part, Recorded
 from gateway.testing.provider_contract import make_png
 
-__all__ = ["IMAGE_HOST", "AzureOpenAIFake", "content_policy_refusal", "filter_results", "install"]
+__all__ = ["IMAGE_HOST", "STREAM_GAP", "AzureOpenAIFake", "content_policy_refusal", "filter_results", "form_parts",
+           "install"]
 
 DATED_VERSIONS = frozenset({"2024-02-01", "2024-06-01", "2024-10-21", "2025-04-01-preview"})
+#: Dated versions with the GPT image models' edit endpoint and streaming.
+GPT_IMAGE_VERSIONS = frozenset({"2025-04-01-preview"})
+#: Edits: at most 16 input images (Azure documents none; OpenAI's limit), PNG or JPEG under
+#: 50 MB each; one PNG mask under 4 MB.
+MAX_EDIT_IMAGES = 16
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+MAX_MASK_BYTES = 4 * 1024 * 1024
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg"}
+#: Seconds between the events of a streamed answer (a buffering relay would deliver them together).
+STREAM_GAP = 0.2
 GPT_IMAGE_SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
 SIZES = {
     "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
@@ -56,6 +86,9 @@ NO_DEPLOYMENT = ("The API deployment for this resource does not exist. If you cr
                  "last 5 minutes, please wait a moment and try again.")
 REFUSED = ("Your request was rejected as a result of our safety system. Your prompt may contain text that is not "
            "allowed by our safety system.")
+NOT_AN_EDIT_MODEL = ("The imageEdit operation does not work with the specified model, {model}. Please choose different "
+                     "model and try again. You can learn more about which models can be used with each operation here: "
+                     "https://go.microsoft.com/fwlink/?linkid=2197993.")
 
 
 def error(status: int, code: str, message: str, **more: Any) -> web.Response:
@@ -104,18 +137,21 @@ class AzureOpenAIFake:
     def install(self) -> AzureOpenAIFake:
         for name in self.deployments:
             self.upstream.on("POST", f"{self.root}/deployments/{name}/images/generations", self._dated)
+            self.upstream.on("POST", f"{self.root}/deployments/{name}/images/edits", self._dated_edit)
         self.upstream.on("POST", f"{self.root}/v1/images/generations", self._v1)
+        self.upstream.on("POST", f"{self.root}/v1/images/edits", self._v1_edit)
         return self
 
-    def dated_path(self, deployment: str) -> str:
-        return f"{self.root}/deployments/{deployment}/images/generations"
+    def dated_path(self, deployment: str, operation: str = "generations") -> str:
+        return f"{self.root}/deployments/{deployment}/images/{operation}"
 
     # -- the two APIs ----------------------------------------------------------------
     async def _dated(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
-        if request.query.get("api-version") not in DATED_VERSIONS:
+        version = request.query.get("api-version")
+        if version not in DATED_VERSIONS:
             return error(404, "404", "Resource not found")
         deployment = rec.path.split("/")[-3]
-        return self._generate(request, rec, deployment, self.deployments.get(deployment))
+        return await self._generate(request, rec, self.deployments.get(deployment), version in GPT_IMAGE_VERSIONS)
 
     async def _v1(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
         if request.query.get("api-version", "preview") != "preview":
@@ -124,9 +160,29 @@ class AzureOpenAIFake:
         deployment = body.get("model") if isinstance(body, dict) else None
         if not isinstance(deployment, str):
             return bad_request("Missing required parameter: 'model'.", "model")
-        return self._generate(request, rec, deployment, self.deployments.get(deployment))
+        return await self._generate(request, rec, self.deployments.get(deployment), True)
 
-    def _generate(self, request: web.Request, rec: Recorded, deployment: str, model: str | None) -> web.Response:
+    async def _dated_edit(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if request.query.get("api-version") not in GPT_IMAGE_VERSIONS:
+            return error(404, "404", "Resource not found")
+        parts = await _multipart(request, rec)
+        if isinstance(parts, web.Response):
+            return parts
+        return await self._edit(request, parts, self.deployments.get(rec.path.split("/")[-3]))
+
+    async def _v1_edit(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        if request.query.get("api-version", "preview") != "preview":
+            return bad_request("api-version is not allowed on the v1 API; use preview or leave it out")
+        parts = await _multipart(request, rec)
+        if isinstance(parts, web.Response):
+            return parts
+        deployment = _fields(parts).get("model")
+        if deployment is None:
+            return bad_request("Missing required parameter: 'model'.", "model")
+        return await self._edit(request, parts, self.deployments.get(deployment))
+
+    async def _generate(self, request: web.Request, rec: Recorded, model: str | None,
+                        streams: bool) -> web.StreamResponse:
         denied = self._auth(request)
         if denied is not None:
             return denied
@@ -142,10 +198,39 @@ class AzureOpenAIFake:
             return bad_request("Missing required parameter: 'prompt'.", "prompt")
         if "content_policy" in prompt:
             return content_policy_refusal()
-        problem = _check_parameters(model, body)
+        problem = _check_parameters(model, body) or _check_stream(model, body, streams)
         if problem is not None:
             return problem
+        if body.get("stream") is True:
+            return await self._stream(request, body, "image_generation")
         return self._answer(model, body)
+
+    async def _edit(self, request: web.Request, parts: list[Part], model: str | None) -> web.StreamResponse:
+        denied = self._auth(request)
+        if denied is not None:
+            return denied
+        if model is None:
+            return error(404, "DeploymentNotFound", NO_DEPLOYMENT)
+        if model == "dall-e-3":
+            return error(400, "OperationNotSupported", NOT_AN_EDIT_MODEL.format(model=model))
+        problem = _check_files(parts)
+        if problem is not None:
+            return problem
+        fields = _fields(parts)
+        prompt = fields.get("prompt")
+        if not prompt:
+            return bad_request("Missing required parameter: 'prompt'.", "prompt")
+        if "content_policy" in prompt:
+            return content_policy_refusal()
+        body = {name: _typed(name, value) for name, value in fields.items()}
+        problem = (_check_parameters(model, body) or _check_fidelity(model, body)
+                   or _check_stream(model, body, True))
+        if problem is not None:
+            return problem
+        if body.get("stream") is True:
+            return await self._stream(request, body, "image_edit")
+        images = sum(p.name in ("image", "image[]") for p in parts)
+        return self._answer(model, body, image_tokens=40 * images)
 
     def _auth(self, request: web.Request) -> web.Response | None:
         key = request.headers.get("api-key")
@@ -157,7 +242,28 @@ class AzureOpenAIFake:
             return None if ok else error(401, "401", BAD_TOKEN)
         return error(401, "401", BAD_KEY)
 
-    def _answer(self, model: str, body: dict[str, Any]) -> web.Response:
+    async def _stream(self, request: web.Request, body: dict[str, Any], kind: str) -> web.StreamResponse:
+        """``partial_images`` partial events, then the completed one, :data:`STREAM_GAP` apart
+        (``kind``: ``image_generation`` or ``image_edit``)."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "apim-request-id": "fake-apim-1"})
+        await resp.prepare(request)
+        image = make_png(next(self._images))
+        self.served.append(image)
+        b64 = base64.b64encode(image).decode()
+        common = {"background": body.get("background", "auto"), "created_at": int(time.time()),
+                  "output_format": body.get("output_format", "png"), "quality": body.get("quality", "auto"),
+                  "size": body.get("size", "1024x1024")}
+        for i in range(body.get("partial_images", 0)):
+            event = {"type": f"{kind}.partial_image", "b64_json": b64, "partial_image_index": i, **common}
+            await resp.write(f"event: {kind}.partial_image\ndata: ".encode() + msgspec.json.encode(event) + b"\n\n")
+            await asyncio.sleep(STREAM_GAP)
+        done = {"type": f"{kind}.completed", "b64_json": b64, **common,
+                "usage": {"input_tokens": 12, "output_tokens": 4160, "total_tokens": 4172}}
+        await resp.write(f"event: {kind}.completed\ndata: ".encode() + msgspec.json.encode(done) + b"\n\n")
+        await resp.write_eof()
+        return resp
+
+    def _answer(self, model: str, body: dict[str, Any], image_tokens: int = 0) -> web.Response:
         n = body.get("n", 1)
         data = []
         for _ in range(n):
@@ -176,8 +282,9 @@ class AzureOpenAIFake:
             data.append(item)
         out: dict[str, Any] = {"created": int(time.time()), "data": data}
         if model != "dall-e-3":
-            out["usage"] = {"input_tokens": 12, "output_tokens": 4160, "total_tokens": 4172,
-                            "input_tokens_details": {"image_tokens": 0, "text_tokens": 12}}
+            out["usage"] = {"input_tokens": 12 + image_tokens, "output_tokens": 4160,
+                            "total_tokens": 4172 + image_tokens,
+                            "input_tokens_details": {"image_tokens": image_tokens, "text_tokens": 12}}
         return web.json_response(out, headers={"apim-request-id": "fake-apim-1", "x-ms-region": "Sweden Central"})
 
 
@@ -185,6 +292,85 @@ def install(upstream: FakeUpstream, **options: Any) -> AzureOpenAIFake:
     """One Azure OpenAI resource answering on ``upstream``; ``options`` as :class:`AzureOpenAIFake`
     takes them (``root``, ``key``, ``token``, ``deployments``)."""
     return AzureOpenAIFake(upstream, **options).install()
+
+
+async def form_parts(rec: Recorded) -> list[Part]:
+    """The parts of a multipart body the fake received (``upstream.last``), in order, with their bytes."""
+    return await rec.form()
+
+
+async def _multipart(request: web.Request, rec: Recorded) -> list[Part] | web.Response:
+    if request.content_type != "multipart/form-data":
+        return bad_request(f"Unsupported content type {request.content_type!r}; expected multipart/form-data")
+    try:
+        return await form_parts(rec)
+    except (ValueError, AssertionError) as e:
+        return bad_request(f"The multipart body could not be parsed: {e}")
+
+
+def _fields(parts: list[Part]) -> dict[str, str]:
+    return {p.name: p.data.decode() for p in parts if p.filename is None}
+
+
+def _typed(name: str, value: str) -> Any:
+    """A form field as the JSON body would carry it: ``n`` and ``partial_images`` as numbers
+    (left as text when they are not, for the checks to refuse), ``stream`` as a boolean."""
+    if name in ("n", "partial_images") and value.isdigit():
+        return int(value)
+    if name == "stream":
+        return value == "true"
+    return value
+
+
+def _check_files(parts: list[Part]) -> web.Response | None:
+    """The edit's files: 1 to 16 PNG or JPEG images under 50 MB, at most one PNG mask under 4 MB."""
+    images = [p for p in parts if p.name in ("image", "image[]")]
+    masks = [p for p in parts if p.name == "mask"]
+    stray = [p for p in parts if p.filename is not None and p not in images and p not in masks]
+    if stray:
+        return bad_request(f"Unexpected file in '{stray[0].name}'.", stray[0].name)
+    if not images:
+        return bad_request("Missing required parameter: 'image'.", "image")
+    if len(images) > MAX_EDIT_IMAGES:
+        return bad_request(f"Invalid 'image': at most {MAX_EDIT_IMAGES} images.", "image")
+    if len(masks) > 1:
+        return bad_request("Invalid 'mask': one mask at most.", "mask")
+    for p in images:
+        if _format(p.data) is None or len(p.data) >= MAX_IMAGE_BYTES:
+            return bad_request("Invalid image file: each image must be a png or jpg file less than 50MB.", "image")
+    for p in masks:
+        if _format(p.data) != "png" or len(p.data) >= MAX_MASK_BYTES:
+            return bad_request("Invalid mask file: the mask must be a valid PNG file, less than 4MB.", "mask")
+    return None
+
+
+def _format(data: bytes) -> str | None:
+    return next((fmt for magic, fmt in _MAGIC.items() if data.startswith(magic)), None)
+
+
+def _check_fidelity(model: str, body: dict[str, Any]) -> web.Response | None:
+    fidelity = body.get("input_fidelity")
+    if fidelity is None:
+        return None
+    if model.startswith("gpt-image-1-mini"):
+        return bad_request(f"'input_fidelity' is not supported for {model}.", "input_fidelity")
+    if fidelity not in ("high", "low"):
+        return bad_request("Invalid 'input_fidelity': supported values are high and low.", "input_fidelity")
+    return None
+
+
+def _check_stream(model: str, body: dict[str, Any], streams: bool) -> web.Response | None:
+    """``stream`` and ``partial_images``: gpt-image only, on an API version that has them, 0 to 3 partials."""
+    if "stream" not in body and "partial_images" not in body:
+        return None
+    if not streams:
+        return bad_request("Unrecognized request argument supplied: stream", "stream")
+    if body.get("stream") is True and not model.startswith("gpt-image"):
+        return bad_request(f"Streaming is not supported for {model}.", "stream")
+    partial = body.get("partial_images", 0)
+    if not isinstance(partial, int) or isinstance(partial, bool) or not 0 <= partial <= 3:
+        return bad_request("Invalid 'partial_images': must be between 0 and 3.", "partial_images")
+    return None
 
 
 def _json(rec: Recorded) -> Any:

@@ -1,13 +1,14 @@
-"""Azure OpenAI URLs: the resource's ``/openai`` root, the generations
-endpoint of a deployment (dated API) or of the v1 API, and passthrough paths.
+"""Azure OpenAI URLs: the resource's ``/openai`` root, the generations and edits
+endpoints of a deployment (dated API) or of the v1 API, and passthrough paths.
 
 Azure's dated API puts the deployment in the path and wants ``api-version`` in
-the query: ``/openai/deployments/{deployment}/images/generations?api-version=...``.
-The v1 API is OpenAI's shape under ``/openai/v1`` with the deployment name as
-the body's ``model`` and no ``api-version``.
+the query: ``/openai/deployments/{deployment}/images/generations?api-version=...``
+(and ``.../images/edits``).  The v1 API is OpenAI's shape under ``/openai/v1``
+with the deployment name as the body's ``model`` and no ``api-version``.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, quote, urlencode
 
 from gateway.sdk import BadRequest
@@ -17,9 +18,16 @@ from gateway_azure_openai.options import (
     AzureOpenAIOptions,
 )
 
-__all__ = ["RESOURCE_PLACEHOLDER", "api_root", "generation_url", "is_v1", "proxy_url", "require_deployment"]
+__all__ = [
+    "GPT_IMAGE_SINCE", "RESOURCE_PLACEHOLDER", "api_root", "dated_before", "images_url", "is_v1", "proxy_url",
+    "require_deployment",
+]
 
 RESOURCE_PLACEHOLDER = "{resource_name}"
+#: The first dated API version with the GPT image models, their edit endpoint and streaming
+#: (``2025-04-01-preview``; the images API reference documents no earlier one with them).
+GPT_IMAGE_SINCE = "2025-04-01"
+_DATED = re.compile(r"(\d{4}-\d{2}-\d{2})(?:-preview)?")
 #: Passthrough paths Azure serves per deployment: ``/images/edits`` -> ``/openai/deployments/{d}/images/edits``.
 _PER_DEPLOYMENT = ("/images/", "/audio/", "/chat/completions", "/completions", "/embeddings")
 
@@ -42,27 +50,35 @@ def is_v1(options: AzureOpenAIOptions, default_version: str) -> bool:
     return (options.api_version or default_version) in V1_VERSIONS
 
 
+def dated_before(options: AzureOpenAIOptions, default_version: str, since: str) -> bool:
+    """Whether these options select a dated API version older than ``since`` (``YYYY-MM-DD``);
+    False for the v1 API and for a version that is not a date (Azure judges those)."""
+    dated = _DATED.fullmatch(options.api_version or default_version)
+    return dated is not None and dated.group(1) < since
+
+
 def require_deployment(options: AzureOpenAIOptions, fallback: str | None = None) -> str:
     """The deployment name, or a 400 naming where to give it."""
     deployment = options.deployment_id or fallback
     if not deployment:
         raise BadRequest(
-            "azure-openai needs the deployment to generate with: send the x-portkey-azure-deployment-id header, "
+            "azure-openai needs the deployment to call: send the x-portkey-azure-deployment-id header, "
             "or set `deployment_id` on the config target or virtual key",
             param="x-portkey-azure-deployment-id", code="missing_provider_option", provider="azure-openai",
         )
     return deployment
 
 
-def generation_url(base_url: str, options: AzureOpenAIOptions, default_version: str) -> str:
-    """Where a generation goes: the deployment's endpoint, or the v1 API's."""
+def images_url(base_url: str, options: AzureOpenAIOptions, default_version: str, operation: str) -> str:
+    """Where an images ``operation`` (``generations``, ``edits``) goes: the deployment's
+    endpoint, or the v1 API's."""
     root = api_root(base_url, options)
     version = options.api_version or default_version
     if version in V1_VERSIONS:
         query = V1_VERSIONS[version]
-        return f"{root}/v1/images/generations" + (f"?{urlencode({'api-version': query})}" if query else "")
+        return f"{root}/v1/images/{operation}" + (f"?{urlencode({'api-version': query})}" if query else "")
     deployment = quote(require_deployment(options), safe="")
-    return f"{root}/deployments/{deployment}/images/generations?{urlencode({'api-version': version})}"
+    return f"{root}/deployments/{deployment}/images/{operation}?{urlencode({'api-version': version})}"
 
 
 def proxy_url(base_url: str, options: AzureOpenAIOptions, default_version: str, path: str,
