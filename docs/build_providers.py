@@ -2,8 +2,9 @@
 
 The providers are the installed ``gateway`` entry points that register one (found, not listed
 here).  Each plugin's README is the source of its ``Auth summary:`` line and of its
-``## Parameter mapping``, ``## Sizes and limits`` and ``## Not supported`` sections; this page
-gathers them.  Run ``python docs/build_providers.py``
+``## Parameter mapping``, ``## Sizes and limits``, ``## Edits and streaming`` and ``## Not
+supported`` sections; this page gathers them, with a table of which providers edit and how each
+streams, read from the providers' declared capabilities.  Run ``python docs/build_providers.py``
 after editing a README (a test fails while the page is stale).
 """
 from __future__ import annotations
@@ -12,9 +13,12 @@ import importlib.metadata
 import re
 import sys
 from pathlib import Path
+from typing import Any
+
+from gateway.sdk import IMAGES_EDITS
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("Parameter mapping", "Sizes and limits", "Not supported")
+SECTIONS = ("Parameter mapping", "Sizes and limits", "Edits and streaming", "Not supported")
 
 HEADER = """# Providers
 
@@ -28,8 +32,12 @@ ways; `n` above a model's per-call limit as parallel calls merged in order; leni
 `x-portkey-adjusted-params`, or a 400 with `x-portkey-strict-params: true`; content-policy refusals as
 `content_policy_violation`; malformed answers as a 502.
 
-| slug | plugin | auth |
-|---|---|---|
+`stream: true` works with every provider: *native* relays the provider's own Server-Sent Events as
+they arrive; *synthesized* means the gateway sends one `...completed` event per image of the whole
+answer, with keep-alive comments while the provider works.
+
+| slug | plugin | auth | edits | streaming |
+|---|---|---|---|---|
 """
 
 
@@ -41,14 +49,21 @@ def section(text: str, title: str) -> str:
     return re.sub(r"^### ", "#### ", match.group(1).strip(), flags=re.M)
 
 
-def providers() -> list[tuple[str, str]]:
-    """``(slug, distribution)`` of every installed provider plugin, by slug."""
+def providers() -> list[tuple[str, str, Any]]:
+    """``(slug, distribution, provider class)`` of every installed provider plugin, by slug."""
     found = []
     for ep in importlib.metadata.entry_points(group="gateway"):
         register = getattr(ep.load(), "gateway_register_providers", None)
         if register is not None and ep.dist is not None:
-            found.extend((cls.name, ep.dist.name) for cls in register())
-    return sorted(found)
+            found.extend((cls.name, ep.dist.name, cls) for cls in register())
+    return sorted(found, key=lambda item: item[:2])
+
+
+def abilities(cls: Any) -> str:
+    """The table cells of what a provider declares: whether it edits, how it streams."""
+    caps = cls.capabilities
+    edits = "yes" if IMAGES_EDITS in caps.endpoints else "—"
+    return f"{edits} | {'native' if caps.streams else 'synthesized'}"
 
 
 def auth(text: str, dist: str) -> str:
@@ -59,9 +74,11 @@ def auth(text: str, dist: str) -> str:
 
 
 def build() -> str:
-    plugins = [(slug, dist, (ROOT / "plugins" / dist / "README.md").read_text()) for slug, dist in providers()]
-    out = [HEADER, *(f"| `{slug}` | `{dist}` | {auth(text, dist)} |\n" for slug, dist, text in plugins)]
-    for slug, dist, text in plugins:
+    plugins = [(slug, dist, cls, (ROOT / "plugins" / dist / "README.md").read_text())
+               for slug, dist, cls in providers()]
+    out = [HEADER, *(f"| `{slug}` | `{dist}` | {auth(text, dist)} | {abilities(cls)} |\n"
+                     for slug, dist, cls, text in plugins)]
+    for slug, dist, _, text in plugins:
         out.append(f"\n## `{slug}`\n\nPlugin: [`plugins/{dist}`](../plugins/{dist}/README.md).\n")
         for title in SECTIONS:
             out.append(f"\n### {title}\n\n{section(text, title)}\n")

@@ -80,7 +80,7 @@ def test_providers_page_is_built_from_the_plugin_readmes():
     spec = importlib.util.spec_from_file_location("build_providers", ROOT / "docs" / "build_providers.py")
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
-    dists = {dist for _, dist in builder.providers()}
+    dists = {dist for _, dist, _ in builder.providers()}
     installed = {p.name for p in (ROOT / "plugins").iterdir() if (p / "setup.cfg").exists() and "route" not in p.name
                  and "cache" not in p.name}
     assert dists == installed, "every provider plugin is on the page"

@@ -192,7 +192,8 @@ class StableInpaint(Editor):
     """Stable Image Inpaint, one of the Stability AI Image Services on Bedrock."""
 
     name = "stable-image-inpaint"
-    caps = ModelCapabilities(auto_size=True, max_n=1, mask=True)
+    # Stability's inpaint mask: white where the image changes (an OpenAI mask is converted).
+    caps = ModelCapabilities(auto_size=True, max_n=1, mask=True, mask_edits="white")
     _natives = frozenset({"negative_prompt", "seed", "output_format", "grow_mask"})
 
     def task(self, req: EditRequest) -> str:
@@ -209,10 +210,12 @@ class StableInpaint(Editor):
         return body
 
 
-#: Titan: a variation's size from the documented list ("auto": the model's default).
+#: Titan: a variation's size from the documented list ("auto": the model's default).  Titan's and
+#: Nova's masks are black where the image changes (an OpenAI mask is converted by the core).
 TITAN_EDITOR = AmazonEdit(ModelCapabilities(sizes=("auto", *TITAN_SIZES), qualities=AMAZON_QUALITIES, max_n=5,
-                                            input_images=5, mask=True))
-NOVA_EDITOR = AmazonEdit(msgspec.structs.replace(NOVA, styles=(), auto_size=True, input_images=5, mask=True))
+                                            input_images=5, mask=True, mask_edits="black"))
+NOVA_EDITOR = AmazonEdit(msgspec.structs.replace(NOVA, styles=(), auto_size=True, input_images=5, mask=True,
+                                                 mask_edits="black"))
 SD3_EDITOR = SD3Edit()
 INPAINT_EDITOR = StableInpaint()
 

@@ -6,7 +6,7 @@ import base64
 
 import openai
 import pytest
-from gateway_bedrock.testing import ACCESS_KEY, SECRET_KEY, mask_png, path_of, png
+from gateway_bedrock.testing import ACCESS_KEY, SECRET_KEY, mask_png, path_of, png, read_png
 
 NOVA = "amazon.nova-canvas-v1:0"
 TITAN1 = "amazon.titan-image-generator-v1"
@@ -53,6 +53,19 @@ async def test_a_mask_is_nova_inpainting_signed_and_answered(gateway_server, bed
     [signed] = bedrock.signed  # the fake recomputed the signature over these very bytes
     assert signed.signed_headers == ["accept", "content-type", "host", "x-amz-date"]
     assert returned(result) == bedrock.served[-1]
+
+
+async def test_an_openai_mask_becomes_novas_black_where_the_image_changes(gateway_server, bedrock, fake_upstream):  # noqa: ANN001
+    # OpenAI's convention: transparent where the image changes (the middle), opaque elsewhere.
+    openai_mask = png(8, 8, lambda x, y: (0, 0, 0, 0 if 2 <= x < 6 and 2 <= y < 6 else 255))
+    async with sdk(gateway_server) as client:
+        await client.images.edit(model=NOVA, image=("door.png", IMAGES[0], "image/png"),
+                                 mask=("m.png", openai_mask), prompt="a red door")
+    sent = base64.b64decode(fake_upstream.last.json()["inPaintingParams"]["maskImage"])
+    width, height, rows = read_png(sent)
+    assert (width, height) == (8, 8)
+    assert [[px[:3] for px in row] for row in rows] == [
+        [(0, 0, 0) if 2 <= x < 6 and 2 <= y < 6 else (255, 255, 255) for x in range(8)] for y in range(8)]
 
 
 async def test_several_images_are_a_titan_variation_in_the_order_sent(gateway_server, bedrock, fake_upstream):  # noqa: ANN001

@@ -162,7 +162,8 @@ EDIT_MODELS: dict[str, ModelSpec] = {
     "black-forest-labs/flux-fill-pro": ModelSpec(
         # Inpainting: the output has the input image's size.  The mask is optional when the
         # image carries an alpha mask (and ignored with `outpaint`).
-        caps=ModelCapabilities(mask=True, auto_size=True),
+        # FLUX Fill inpaints where the mask is white (an OpenAI mask is converted by the core).
+        caps=ModelCapabilities(mask=True, auto_size=True, mask_edits="white"),
         size_field=None, image_field="image", mask_field="mask",
         types={"seed": "int", "steps": "int", "guidance": "num", "safety_tolerance": "int",
                "prompt_upsampling": "bool"},

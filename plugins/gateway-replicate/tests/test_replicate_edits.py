@@ -11,6 +11,7 @@ import io
 import aiohttp
 import openai
 import pytest
+from PIL import Image
 
 from gateway.testing import PNG_1X1, Reply
 from gateway_replicate.provider import INLINE_LIMIT
@@ -100,13 +101,28 @@ async def test_nano_banana_takes_every_image_in_order_as_a_list(gateway_server, 
 
 async def test_flux_fill_takes_the_image_and_its_mask(gateway_server, fake_upstream):  # noqa: ANN001
     fake = install(fake_upstream)
+    native = png_of(Image.new("L", (1, 1), 255))  # FLUX Fill's own convention: white is repainted
     async with sdk(gateway_server) as client:
         await client.images.edit(model="black-forest-labs/flux-fill-pro", image=("a.png", IMAGES[0], "image/png"),
-                                 mask=("m.png", MASK), prompt="a red door", extra_body={"steps": 30, "guidance": 2.5})
-    [sent] = creates(fake_upstream)
-    assert sent.json() == {"input": {"prompt": "a red door", "steps": 30, "guidance": 2.5,
-                                     "image": data_uri(IMAGES[0]), "mask": data_uri(MASK)}}
-    assert next(iter(fake.predictions.values())).files == {"image": [IMAGES[0]], "mask": [MASK]}
+                                 mask=("m.png", native), prompt="a red door", extra_body={"steps": 30, "guidance": 2.5})
+        # OpenAI's mask (transparent where the image changes) is turned into FLUX Fill's.
+        openai_mask = Image.new("RGBA", (2, 1), (0, 0, 0, 255))
+        openai_mask.putpixel((0, 0), (0, 0, 0, 0))
+        await client.images.edit(model="black-forest-labs/flux-fill-pro", image=("a.png", IMAGES[0], "image/png"),
+                                 mask=("m.png", png_of(openai_mask)), prompt="a red door")
+    first, second = creates(fake_upstream)
+    assert first.json() == {"input": {"prompt": "a red door", "steps": 30, "guidance": 2.5,
+                                      "image": data_uri(IMAGES[0]), "mask": data_uri(native)}}
+    assert next(iter(fake.predictions.values())).files == {"image": [IMAGES[0]], "mask": [native]}
+    converted = second.json()["input"]["mask"]
+    with Image.open(io.BytesIO(base64.b64decode(converted.partition(",")[2]))) as mask:
+        assert mask.mode == "L" and [mask.getpixel((x, 0)) for x in range(2)] == [255, 0]
+
+
+def png_of(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 async def test_seedream_takes_a_custom_size_within_its_sides(gateway_client, fake_upstream):  # noqa: ANN001
