@@ -10,7 +10,12 @@ kept in the results.
 * :class:`UpstreamBody`: the upstream's answer, byte for byte, or for a
   generation the upstream's JSON plus the gateway's ``provider`` field; with
   ``via_custom_host`` it also checks, through the fake's counter, that the
-  gateway sent the request to the ``x-portkey-custom-host`` it was given.
+  gateway sent the request to the ``x-portkey-custom-host`` it was given; with
+  ``sent_as_is``, through the fake's digest of the last edit it received, that
+  the gateway sent the client's body byte for byte (an unchanged multipart
+  edit is forwarded as it came).
+* :class:`SameEvents`: a Server-Sent Events answer with the upstream's events:
+  the same names and the same data (as JSON documents), in the same order.
 * :class:`CachedImages`: a cacheable generation.  The gateway keeps the images
   of a cached ``url`` answer in its image store and answers with its own
   ``/v1/images/files/<id>`` URLs (provider URLs expire), so the answer is not
@@ -25,6 +30,7 @@ is always held to :data:`FORWARDED` (the upstream's bytes).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -94,17 +100,21 @@ class UpstreamBody:
     #: The request names the fake in ``x-portkey-custom-host`` (below ``/custom-host``):
     #: the gateway must have sent it there, not to the provider's configured base URL.
     via_custom_host: bool = False
+    #: An edit: the fake must have received the client's body byte for byte.
+    sent_as_is: bool = False
 
     def run(self, sc: Scenario, server: Server, upstream_url: str) -> str:
         custom = self.via_custom_host and server.gateway
-        before = _counts(sc, upstream_url)["custom_host_requests"] if custom else 0
+        before = _counts(sc, upstream_url) if custom or self.sent_as_is else {}
         got = _expect_ok(sc, server.name, _send(sc, server.url))
         if custom:
-            sent = _counts(sc, upstream_url)["custom_host_requests"] - before
+            sent = _counts(sc, upstream_url)["custom_host_requests"] - before["custom_host_requests"]
             if sent != 1:
                 raise _fail(sc, server.name, f"{sent} requests reached the x-portkey-custom-host "
                                              f"{sc.headers.get('x-portkey-custom-host')!r} (expected 1): "
                                              "the gateway did not use it")
+        if self.sent_as_is:
+            _check_sent_as_is(sc, server, before, _counts(sc, upstream_url))
         direct = _expect_ok(sc, "upstream", _send(sc, upstream_url))
         if self.generation and server.gateway:
             if not _same_generation(got.body, direct.body):
@@ -116,7 +126,18 @@ class UpstreamBody:
                 raise _fail(sc, server.name, f"the body differs from the upstream's ({len(got.body)} against "
                                              f"{len(direct.body)} bytes): {got.body[:300]!r}")
             what = "the upstream's answer, byte for byte"
-        return what + (", through the custom host" if custom else "")
+        return (what + (", through the custom host" if custom else "")
+                + (", the request body sent upstream byte for byte" if self.sent_as_is else ""))
+
+
+def _check_sent_as_is(sc: Scenario, server: Server, before: dict[str, int], after: dict[str, int]) -> None:
+    """One edit reached the fake between ``before`` and ``after``, with the scenario's body as it is."""
+    sent = after["edit_requests"] - before["edit_requests"]
+    if sent != 1:
+        raise _fail(sc, server.name, f"{sent} edit requests reached the upstream (expected 1)")
+    if after["last_edit_sha256"] != hashlib.sha256(sc.body).hexdigest():
+        raise _fail(sc, server.name, f"the upstream received a different body ({after['last_edit_bytes']} bytes "
+                                     f"against the client's {len(sc.body)}): not forwarded byte for byte")
 
 
 #: What the reference forwarder is held to in every scenario.
@@ -131,6 +152,52 @@ def _same_generation(got: bytes, direct: bytes) -> bool:
         return False
     return (isinstance(got_doc, dict) and isinstance(got_doc.pop("provider", None), str)
             and got_doc == direct_doc)
+
+
+def _events(sc: Scenario, where: str, body: bytes) -> list[tuple[str, Any]]:
+    """``(event name, data as JSON)`` of each event of a Server-Sent Events body (comments skipped)."""
+    out = []
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        name, data = "message", []
+        for line in block.split(b"\n"):
+            field, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if field == b"event":
+                name = value.decode()
+            elif field == b"data":
+                data.append(value)
+        if not data:
+            continue  # a blank block, or only comments (keep-alives)
+        try:
+            out.append((name, json.loads(b"\n".join(data))))
+        except ValueError:
+            raise _fail(sc, where, f"the data of event {len(out) + 1} ({name}) is not JSON: "
+                                   f"{data[0][:200]!r}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class SameEvents:
+    """A stream: the upstream's events, each with the same name and the same data (as JSON)."""
+
+    def run(self, sc: Scenario, server: Server, upstream_url: str) -> str:
+        got = _events(sc, server.name, _expect_ok(sc, server.name, _send(sc, server.url)).body)
+        want = _events(sc, "upstream", _expect_ok(sc, "upstream", _send(sc, upstream_url)).body)
+        if not want:
+            raise _fail(sc, "upstream", "no events in the stream")
+        if [n for n, _ in got] != [n for n, _ in want]:
+            raise _fail(sc, server.name, f"events {[n for n, _ in got]}, the upstream sent {[n for n, _ in want]}")
+        for i, ((name, g), (_, w)) in enumerate(zip(got, want, strict=True)):
+            if g != w:
+                raise _fail(sc, server.name, f"the data of event {i + 1} ({name}) differs from the upstream's: "
+                                             f"{_differing(g, w)}")
+        return f"the upstream's {len(want)} events ({', '.join(n.rsplit('.', 1)[-1] for n, _ in want)}), same data"
+
+
+def _differing(got: Any, want: Any) -> str:
+    if isinstance(got, dict) and isinstance(want, dict):
+        return "fields " + ", ".join(sorted(k for k in got.keys() | want.keys() if got.get(k) != want.get(k)))
+    return "the whole document"
 
 
 def _items(sc: Scenario, where: str, body: bytes, *, provider: bool) -> list[dict[str, Any]]:

@@ -105,6 +105,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_ms(r['added_p50_ms_target'])} ms | {_verdict(r.get('added_p50_ms'), r['added_p50_ms_target'])} |"
             )
     out += _compared(rows)
+    out += _first_events(rows)
     out += [
         "",
         "### Gateway memory (RSS, MiB)",
@@ -151,6 +152,32 @@ def _compared(rows: list[dict[str, Any]]) -> list[str]:
         out.append(
             f"| {r['title']} | {_ms(mine)} | {base['title']} | {_ms(theirs)} | {_signed_pct(diff)} | "
             f"{'-' if allowed is None else f'+{allowed * 100:.0f}%'} | {verdict} | {_signed_pct(fwd)} |"
+        )
+    return out
+
+
+def _first_events(rows: list[dict[str, Any]]) -> list[str]:
+    """Streamed scenarios: the time to the first event, held to the added-p50 target."""
+    timed = [r for r in rows if r.get("first_event")]
+    if not timed:
+        return []
+    out = [
+        "",
+        "### Time to the first event of a stream (one request at a time, ms)",
+        "",
+        "| scenario | requests | gateway p50 | gateway p99 | forwarder p50 | direct p50 | direct p99 "
+        "| added p50 | added p99 | target (added p50) | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in timed:
+        fe = r["first_event"]
+        g, ref, d = fe["gateway"], fe.get("reference") or {}, fe.get("direct") or {}
+        target = r.get("added_first_event_ms_target")
+        out.append(
+            f"| {r['title']} | {g['requests']} | {_ms(g['p50_ms'])} | {_ms(g['p99_ms'])} | "
+            f"{_ms(ref.get('p50_ms'))} | {_ms(d.get('p50_ms'))} | {_ms(d.get('p99_ms'))} | "
+            f"{_ms(fe.get('added_p50_ms'))} | {_ms(fe.get('added_p99_ms'))} | {_ms(target)} | "
+            f"{_verdict(fe.get('added_p50_ms'), target)} |"
         )
     return out
 

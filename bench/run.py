@@ -12,6 +12,11 @@ Before a scenario is measured, its own check (``Scenario.check``, see
 :mod:`checks`) makes sure each server gives the answer that scenario should
 give; a wrong answer stops the bench with a message naming the scenario.
 
+A scenario whose answer is a stream of events (``Scenario.first_event``) is
+also timed to its first event (:mod:`firstevent`, one request at a time, on the
+load core), through each server and straight to the upstream, since wrk only
+sees whole answers.
+
 Each gateway run is repeated (``--repeat``) and the run with the median CPU
 per request is reported.  Each run waits for both cores to be idle first, and
 a run during which other processes took a share of the gateway's core is
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import checks
+import firstevent
 import processes
 import procstat
 import report
@@ -214,6 +220,7 @@ class Bench:
             "cpu_ms_target": sc.cpu_ms_target, "added_p50_ms_target": sc.added_p50_ms_target,
             "compare_with": sc.compare_with, "compare_max": sc.compare_max,
             "gateway": None, "reference": None, "direct": None, "added_p50_ms": None, "checked": {},
+            "added_first_event_ms_target": sc.added_first_event_ms_target, "first_event": None,
         }
         for served in self.served:
             row["checked"][served.name] = self.warm_up(sc, script, served)
@@ -229,9 +236,27 @@ class Bench:
                                 seconds=self.args.duration, cpu=self.load_cpu)
             row["direct"] = _latency(direct)
             row["added_p50_ms"] = row["gateway"]["p50_ms"] - direct.p50_ms
+        if sc.first_event and self.args.first_events > 0:
+            row["first_event"] = self.first_events(sc)
         if self.args.profile:
             self.profile(sc, script)
         return row
+
+    def first_events(self, sc: Scenario) -> dict[str, Any]:
+        """Time to the first event, one request at a time, through each server and straight to
+        the upstream; what the gateway adds to its median and 99th percentile."""
+        targets = [(s.name, s.url) for s in self.served]
+        if not self.args.no_direct:
+            targets.append(("direct", self.upstream_url))
+        out: dict[str, Any] = {}
+        for name, url in targets:
+            self.wait_for_quiet()
+            out[name] = firstevent.run(url + sc.path, sc.method, sc.headers, sc.body, cpu=self.load_cpu,
+                                       count=self.args.first_events)
+        if "direct" in out:
+            out["added_p50_ms"] = out["gateway"]["p50_ms"] - out["direct"]["p50_ms"]
+            out["added_p99_ms"] = out["gateway"]["p99_ms"] - out["direct"]["p99_ms"]
+        return out
 
     def profile(self, sc: Scenario, script: Path) -> None:
         """An extra, unmeasured run with py-spy sampling the gateway (collapsed stacks)."""
@@ -287,6 +312,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=30.0, metavar="SECONDS",
                    help="before each run, wait up to this long for other processes to leave both cores (default 30)")
     p.add_argument("--no-direct", action="store_true", help="skip the straight-to-upstream baseline runs")
+    p.add_argument("--first-events", type=int, default=firstevent.COUNT, metavar="N",
+                   help="streamed scenarios: requests timed to their first event, per server and direct "
+                        f"(default {firstevent.COUNT}, at most {firstevent.SECONDS:g} s each; 0 skips)")
     p.add_argument("--reference", action="store_true",
                    help="also measure the minimal aiohttp forwarder (reference_forwarder.py) on the same core")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -335,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "bench_seconds": round(time.monotonic() - started, 1),
         "settings": {"duration_s": args.duration, "repeat": args.repeat, "warmup_s": args.warmup, "env": args.env,
+                     "first_events": args.first_events,
                      "gateway_cpu": bench.gateway_cpu, "load_cpu": bench.load_cpu, "wrk_threads": 1},
         "environment": environment,
         "memory": {"idle_rss_kb": idle["rss"]},

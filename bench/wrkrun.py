@@ -79,10 +79,17 @@ def _lua_string(value: str) -> str:
 
 
 def write_script(directory: Path, name: str, method: str, headers: Mapping[str, str], body: bytes) -> Path:
-    """A wrk Lua script sending ``method`` with ``headers`` and ``body``, reporting JSON at the end."""
+    """A wrk Lua script sending ``method`` with ``headers`` and ``body``, reporting JSON at the end.
+
+    The body goes in a file next to the script, read as raw bytes when wrk starts: a Lua
+    string literal cannot carry every byte (a long bracket turns ``\\r\\n`` into ``\\n``,
+    and a multipart upload is binary and full of ``\\r\\n``)."""
     lines = [f"wrk.method = {_lua_string(method)}"]
     if body:
-        lines.append(f"wrk.body = {_lua_string(body.decode())}")
+        body_path = directory / f"{name}.body"
+        body_path.write_bytes(body)
+        lines += [f"local f = assert(io.open({_lua_string(str(body_path))}, 'rb'))",
+                  "wrk.body = f:read('*a')", "f:close()"]
     for key, value in headers.items():
         lines.append(f"wrk.headers[ {_lua_string(key)} ] = {_lua_string(value)}")
     path = directory / f"{name}.lua"
