@@ -60,3 +60,9 @@ async def test_a_large_mask_is_converted_off_the_event_loop_the_same_way():
 async def test_a_mask_that_is_not_an_image_is_a_400():
     with pytest.raises(BadParam, match="mask"):
         await mask_for(upload(b"\x89PNG\r\n\x1a\n not really"), "white")
+
+
+async def test_a_mask_claiming_too_many_pixels_is_refused_before_it_is_decoded():
+    huge = png(Image.new("1", (9000, 8000), 1))  # 72 million pixels in a few kB
+    with pytest.raises(BadParam, match="over the"):
+        await mask_for(upload(huge), "white")

@@ -19,6 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from gateway.errors import BadParam
 from gateway.generation import InputImage
 
+#: Largest mask decoded (the largest image any provider edits is 16384x16384 at most; GPT image
+#: models 3840x2160): about 270 MB of RGBA while it is converted.
+MAX_MASK_PIXELS = 64 * 1024 * 1024
 #: Pixels this transparent or more (alpha below it) are the area to edit.
 _TRANSPARENT_BELOW = 128
 #: Masks from this size (bytes) are converted in a thread (decoding is CPU work).
@@ -38,6 +41,10 @@ async def mask_for(mask: InputImage, edit: Literal["white", "black"]) -> InputIm
 def _convert(data: bytes, edit: str) -> bytes | None:
     try:
         with Image.open(io.BytesIO(data)) as img:
+            # The header says the size before any pixel is decoded: a small file can claim a huge one.
+            if img.width * img.height > MAX_MASK_PIXELS:
+                raise BadParam("mask", f"The `mask` is {img.width}x{img.height}: over the {MAX_MASK_PIXELS} pixels "
+                                       "a mask may have")
             img.load()
             if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
                 return None
