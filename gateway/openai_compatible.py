@@ -10,6 +10,7 @@ import msgspec
 from gateway.errors import ContentPolicyViolation, GatewayError, MalformedAnswer
 from gateway.forms import build_form
 from gateway.generation import EditRequest, GenerationRequest, GenerationResult, Image, InputImage
+from gateway.images.sniff import output_media_type
 from gateway.provider import Provider, UpstreamRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,7 +165,7 @@ class OpenAICompatibleProvider(Provider):
             raise MalformedAnswer(self.name, "the body is not JSON", body) from None
         if doc.error is not None:
             raise self.unusable(body, "the answer carries an `error`")
-        ctype = _output_type(doc.output_format)
+        ctype = output_media_type(doc.output_format)
         images = []
         for item in doc.data:
             b64: msgspec.Raw | None = item.b64_json
@@ -192,7 +193,3 @@ def _what(error: msgspec.ValidationError) -> str:
     if msg.startswith("Expected `object`, got") and "$" not in msg:
         return "the body is not a JSON object"
     return f"not OpenAI's images answer ({msg})"
-
-
-def _output_type(fmt: Any) -> str | None:
-    return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt) if isinstance(fmt, str) else None

@@ -50,6 +50,7 @@ from gateway.endpoints import caching
 from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
 from gateway.endpoints.streaming import EventStream, completed_events, read_events, sse
 from gateway.errors import BadParam, GatewayError, MalformedAnswer, UpstreamError
+from gateway.images.sniff import output_media_type
 from gateway.negotiation import negotiate
 from gateway.outcome import Outcome
 from gateway.upstream import MAX_ERROR_BODY, Answer
@@ -172,7 +173,7 @@ class Generations(Endpoint):
                     event = _decode(data)
                     if fmt == "url" and isinstance(event, dict) and isinstance(event.get("b64_json"), str):
                         event["url"] = await delivery.store(_b64(outcome.provider, event.pop("b64_json")),
-                                                            _output_type(event.get("output_format")))
+                                                            output_media_type(event.get("output_format")))
                         data = _encode(event)
                     completed.append(event if isinstance(event, dict) else {})
                 elif name == "error":
@@ -185,8 +186,11 @@ class Generations(Endpoint):
                 f"{outcome.provider} closed the stream before it completed ({e.__class__.__name__}); the image "
                 "may have been made and billed", provider=outcome.provider, code="upstream_reset"))
             return None
-        except (msgspec.DecodeError, MalformedAnswer) as e:
+        except msgspec.DecodeError as e:
             await stream.fail(MalformedAnswer(outcome.provider or "provider", f"a streamed event is not JSON: {e}"))
+            return None
+        except MalformedAnswer as e:
+            await stream.fail(e)
             return None
         finally:
             resp.release()
@@ -330,10 +334,6 @@ def _b64(provider: str | None, value: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise MalformedAnswer(provider or "provider", "a streamed image is not valid base64") from None
-
-
-def _output_type(fmt: Any) -> str | None:
-    return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt) if isinstance(fmt, str) else None
 
 
 async def _gather(coros: list[Any]) -> list[Any]:

@@ -13,3 +13,11 @@ def sniff(data: bytes, default: str | None = None) -> str:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
     return default or "application/octet-stream"
+
+
+def output_media_type(fmt: object) -> str | None:
+    """The media type of OpenAI's ``output_format`` (``png``, ``jpeg``, ``webp``), else None."""
+    return _OUTPUT_TYPES.get(fmt) if isinstance(fmt, str) else None
+
+
+_OUTPUT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
