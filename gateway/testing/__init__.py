@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 
 from gateway.logging import configure_logging
 
-__all__ = ["PNG_1X1", "Part", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "image_url_allowed", "make_app",
+__all__ = ["PNG_1X1", "Part", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "edit_form", "image_url_allowed", "make_app",
            "make_attempt", "make_provider", "services_of"]
 
 #: A 1x1 PNG, for fakes that need a real image.
@@ -227,6 +227,7 @@ class LogCapture:
 from gateway.testing.harness import (  # noqa: E402
     ServicesProbe,
     answer,
+    edit_form,
     image_url_allowed,
     make_app,
     make_attempt,

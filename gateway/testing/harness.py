@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 
+import aiohttp
 from aiohttp import web
 
 from gateway.app import create_app
@@ -37,7 +38,7 @@ from gateway.services import Services
 from gateway.targets import Secret, Target
 from gateway.upstream import Answer
 
-__all__ = ["ServicesProbe", "answer", "image_url_allowed", "make_app", "make_attempt", "make_provider",
+__all__ = ["ServicesProbe", "answer", "edit_form", "image_url_allowed", "make_app", "make_attempt", "make_provider",
            "services_of"]
 
 
@@ -132,6 +133,22 @@ def make_attempt(
     if endpoint in (IMAGES_GENERATIONS, IMAGES_EDITS):
         attempt.plan = negotiate(attempt)
     return attempt
+
+
+def edit_form(*images: bytes, mask: bytes | None = None, prompt: str = "add a hat",
+              filenames: Sequence[str] | None = None, **fields: str) -> aiohttp.FormData:
+    """An edit's multipart form as OpenAI's SDK sends it: one image as ``image``, several as
+    ``image[]`` (named ``in0.png``, ``in1.png``, ... unless ``filenames`` says), a ``mask``,
+    the ``prompt`` and other text ``fields``."""
+    out = aiohttp.FormData(default_to_multipart=True)
+    names = filenames or [f"in{i}.png" for i in range(len(images))]
+    for name, data in zip(names, images, strict=True):
+        out.add_field("image" if len(images) == 1 else "image[]", data, filename=name, content_type="image/png")
+    if mask is not None:
+        out.add_field("mask", mask, filename="m.png", content_type="image/png")
+    for name, value in {"prompt": prompt, **fields}.items():
+        out.add_field(name, value)
+    return out
 
 
 def _input(field: str, data: bytes) -> InputImage:

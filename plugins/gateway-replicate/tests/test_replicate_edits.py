@@ -13,7 +13,7 @@ import openai
 import pytest
 from PIL import Image
 
-from gateway.testing import PNG_1X1, Reply
+from gateway.testing import PNG_1X1, Reply, edit_form
 from gateway_replicate.provider import INLINE_LIMIT
 from gateway_replicate.testing import PROBLEM, install
 
@@ -49,15 +49,7 @@ def creates(upstream):  # noqa: ANN001, ANN201
 
 
 def form(*images: bytes, mask: bytes | None = None, **fields: str) -> aiohttp.FormData:
-    out = aiohttp.FormData()
-    for i, data in enumerate(images):
-        out.add_field("image" if len(images) == 1 else "image[]", data, filename=f"in{i}.png",
-                      content_type="image/png")
-    if mask is not None:
-        out.add_field("mask", mask, filename="m.png", content_type="image/png")
-    for name, value in {"prompt": "add a hat", **fields}.items():
-        out.add_field(name, value)
-    return out
+    return edit_form(*images, mask=mask, **{"prompt": "add a hat", **fields})
 
 
 async def eventually(check, timeout: float = 3.0) -> None:  # noqa: ANN001

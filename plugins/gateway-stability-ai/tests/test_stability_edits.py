@@ -13,6 +13,7 @@ import pytest
 
 import gateway_stability_ai
 from gateway.testing import PNG_1X1, Recorded
+from gateway.testing import edit_form as openai_form
 from gateway_stability_ai import testing as fake_api
 
 H = {"x-portkey-provider": "stability-ai", "Authorization": "Bearer sk-stab-1"}
@@ -41,15 +42,7 @@ def sdk(server) -> openai.AsyncOpenAI:  # noqa: ANN001
 
 
 def edit_form(*images: bytes, mask: bytes | None = None, **fields: str) -> aiohttp.FormData:
-    out = aiohttp.FormData(default_to_multipart=True)
-    for i, data in enumerate(images):
-        out.add_field("image" if len(images) == 1 else "image[]", data, filename=f"in{i}.png",
-                      content_type="image/png")
-    if mask is not None:
-        out.add_field("mask", mask, filename="m.png", content_type="image/png")
-    for name, value in {"prompt": "a red door", **fields}.items():
-        out.add_field(name, value)
-    return out
+    return openai_form(*images, mask=mask, **{"prompt": "a red door", **fields})
 
 
 async def files_of(rec: Recorded) -> list[tuple[str, str | None, bytes]]:

@@ -15,7 +15,7 @@ import pytest
 
 import gateway_together_ai
 from gateway.sdk import IMAGES_EDITS, BadParam
-from gateway.testing import PNG_1X1, make_attempt
+from gateway.testing import PNG_1X1, edit_form, make_attempt
 from gateway_together_ai import TogetherProvider
 from gateway_together_ai.testing import GENERATIONS, data_uri_bytes, install
 
@@ -47,15 +47,7 @@ def data_uri(data: bytes) -> str:
 
 
 def form(*images: bytes, mask: bytes | None = None, **fields: str) -> aiohttp.FormData:
-    out = aiohttp.FormData()
-    for i, data in enumerate(images):
-        out.add_field("image" if len(images) == 1 else "image[]", data, filename=f"in{i}.png",
-                      content_type="image/png")
-    if mask is not None:
-        out.add_field("mask", mask, filename="m.png", content_type="image/png")
-    for name, value in {"prompt": "add a hat", **fields}.items():
-        out.add_field(name, value)
-    return out
+    return edit_form(*images, mask=mask, **{"prompt": "add a hat", **fields})
 
 
 # -- the body per edit model ------------------------------------------------------------------
