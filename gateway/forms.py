@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.generation import InputImage
 from gateway.images.sniff import sniff
+from gateway.settings import ImagesSettings
 
 #: Fields OpenAI documents as files; any other file part is refused.
 IMAGE_FIELDS = frozenset({"image", "image[]", "mask"})
@@ -34,24 +35,16 @@ _BOOLS = frozenset({"stream"})
 _HASH_IN_THREAD = 1024 * 1024
 
 
-class FormLimits:
-    """Bounds on one edit form (``[images]`` settings)."""
-
-    __slots__ = ("max_parts", "max_images", "max_file_bytes", "max_field_bytes")
-
-    def __init__(self, *, max_parts: int = 64, max_images: int = 16, max_file_bytes: int = 50 * 1024 * 1024,
-                 max_field_bytes: int = 128 * 1024) -> None:
-        self.max_parts = max_parts
-        self.max_images = max_images
-        self.max_file_bytes = max_file_bytes
-        #: A text field (a prompt of 32,000 characters is at most 128 KiB of UTF-8).
-        self.max_field_bytes = max_field_bytes
+#: A text field's bytes at most (a prompt of 32,000 characters is at most 128 KiB of UTF-8).
+MAX_FIELD_BYTES = 128 * 1024
 
 
-async def read_edit_form(body: bytes, content_type: str, limits: FormLimits) -> tuple[list[tuple[str, Any]],
-                                                                                       dict[str, Any]]:
+async def read_edit_form(body: bytes, content_type: str,
+                         limits: ImagesSettings) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
     """``(parts, params)``: the form's parts in order, and its text fields typed
-    (``n`` as a number, ``stream`` as a boolean; ``image`` and ``mask`` are not params)."""
+    (``n`` as a number, ``stream`` as a boolean; ``image`` and ``mask`` are not params),
+    within the ``[images]`` limits (``max_form_parts``, ``max_input_images``,
+    ``max_input_file_bytes``)."""
     if "boundary=" not in content_type:
         raise BadRequest("The multipart body has no boundary in its Content-Type", param="content-type",
                          code="invalid_multipart")
@@ -66,8 +59,8 @@ async def read_edit_form(body: bytes, content_type: str, limits: FormLimits) -> 
                 break
             if isinstance(part, MultipartReader):
                 raise BadRequest("A nested multipart part is not a form field", code="invalid_multipart")
-            if len(parts) >= limits.max_parts:
-                raise BadRequest(f"The form has more than {limits.max_parts} parts", code="too_many_parts")
+            if len(parts) >= limits.max_form_parts:
+                raise BadRequest(f"The form has more than {limits.max_form_parts} parts", code="too_many_parts")
             name = part.name
             if not name:
                 raise BadRequest("A form part has no name", code="invalid_multipart")
@@ -75,15 +68,15 @@ async def read_edit_form(body: bytes, content_type: str, limits: FormLimits) -> 
                 if name not in IMAGE_FIELDS:
                     raise BadRequest(f"Unexpected file in form field `{name}`: images go in `image`, `image[]` "
                                      "or `mask`", param=name, code="invalid_parameter")
-                data = await _read_part(part, limits.max_file_bytes, name, "file")
+                data = await _read_part(part, limits.max_input_file_bytes, name, "file")
                 media_type = sniff(data)
                 if media_type not in IMAGE_TYPES:
                     raise BadRequest(f"The file in `{name}` ({part.filename or 'no name'}) is not a PNG, JPEG or "
                                      "WebP image", param=name, code="invalid_image")
                 if name != "mask":
                     images += 1
-                    if images > limits.max_images:
-                        raise BadRequest(f"Too many images: at most {limits.max_images} in one edit",
+                    if images > limits.max_input_images:
+                        raise BadRequest(f"Too many images: at most {limits.max_input_images} in one edit",
                                          param="image", code="too_many_images")
                 elif any(n == "mask" for n, _ in parts):
                     raise BadRequest("Only one `mask` may be sent", param="mask", code="invalid_parameter")
@@ -91,7 +84,7 @@ async def read_edit_form(body: bytes, content_type: str, limits: FormLimits) -> 
                                                filename=part.filename, content_type=part.headers.get("Content-Type"),
                                                digest=await _digest(data))))
             else:
-                raw = await _read_part(part, limits.max_field_bytes, name, "field")
+                raw = await _read_part(part, MAX_FIELD_BYTES, name, "field")
                 try:
                     parts.append((name, raw.decode(part.get_charset("utf-8"))))
                 except (UnicodeDecodeError, LookupError):

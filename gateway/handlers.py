@@ -21,7 +21,7 @@ from gateway.context import IMAGES_EDITS, IMAGES_FILES, IMAGES_GENERATIONS, PROX
 from gateway.endpoints import image_files
 from gateway.endpoints.passthrough import read_all
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
-from gateway.forms import FormLimits, read_edit_form
+from gateway.forms import read_edit_form
 from gateway.keys import GATEWAY
 from gateway.router import needs_body_bytes
 
@@ -152,12 +152,7 @@ async def _read_body(ctx: RequestContext, request: web.Request, state: GatewaySt
             f"Unsupported content type {ctype!r} for /v1{inbound.path}: send application/json",
             param="content-type",
         )
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes") from None
-    ctx.record.bytes_in = len(body)
-    inbound.body = body
+    body = await _read_whole(ctx, request, limit)
     if not body:
         raise BadRequest("Request body is empty: expected a JSON object with a `prompt`", code="invalid_body")
     # One decode: the params every stage reads, then the few fields the gateway checks.
@@ -181,18 +176,21 @@ async def _read_form(ctx: RequestContext, request: web.Request, state: GatewaySt
             "(`image` or `image[]` files, `prompt`, ...)", param="content-type",
         )
     inbound = ctx.inbound
+    body = await _read_whole(ctx, request, state.settings.server.max_body_bytes)
+    inbound.form, inbound.params = await read_edit_form(body, request.headers["Content-Type"], state.settings.images)
+    model = inbound.params.get("model")
+    ctx.record.model = model if isinstance(model, str) else None
+
+
+async def _read_whole(ctx: RequestContext, request: web.Request, limit: int) -> bytes:
+    """The request body read whole under ``limit`` (a 413 above it), kept as ``inbound.body``."""
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body is over the limit of {state.settings.server.max_body_bytes} bytes") from None
+        raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes") from None
     ctx.record.bytes_in = len(body)
-    inbound.body = body
-    images = state.settings.images
-    limits = FormLimits(max_parts=images.max_form_parts, max_images=images.max_input_images,
-                        max_file_bytes=images.max_input_file_bytes)
-    inbound.form, inbound.params = await read_edit_form(body, request.headers["Content-Type"], limits)
-    model = inbound.params.get("model")
-    ctx.record.model = model if isinstance(model, str) else None
+    ctx.inbound.body = body
+    return body
 
 
 def _view_error(msg: str) -> BadRequest:
