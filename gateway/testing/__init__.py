@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from multidict import CIMultiDict
 
 from gateway.logging import configure_logging
 
-__all__ = ["PNG_1X1", "Part", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "edit_form", "image_url_allowed", "make_app",
+__all__ = ["PNG_1X1", "Part", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "edit_form", "image_events", "image_url_allowed", "make_app",
            "make_attempt", "make_provider", "services_of"]
 
 #: A 1x1 PNG, for fakes that need a real image.
@@ -196,6 +197,27 @@ class FakeUpstream:
             await resp.write(reply.body[i : i + step])
         await resp.write_eof()
         return resp
+
+
+async def image_events(request: web.Request, body: dict[str, Any], image: bytes, *, kind: str, gap: float,
+                       usage: dict[str, Any], headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """OpenAI's image stream, as a fake provider answers ``stream: true``: ``partial_images``
+    ``<kind>.partial_image`` events ``gap`` seconds apart (so a buffering relay shows), then the
+    ``<kind>.completed`` one with ``usage`` (``kind``: ``image_generation`` or ``image_edit``)."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **(headers or {})})
+    await resp.prepare(request)
+    b64 = base64.b64encode(image).decode()
+    common = {"background": body.get("background", "auto"), "created_at": int(time.time()),
+              "output_format": body.get("output_format", "png"), "quality": body.get("quality", "auto"),
+              "size": body.get("size", "1024x1024")}
+    for i in range(int(body.get("partial_images", 0))):
+        event = {"type": f"{kind}.partial_image", "b64_json": b64, "partial_image_index": i, **common}
+        await resp.write(f"event: {kind}.partial_image\ndata: ".encode() + msgspec.json.encode(event) + b"\n\n")
+        await asyncio.sleep(gap)
+    done = {"type": f"{kind}.completed", "b64_json": b64, **common, "usage": usage}
+    await resp.write(f"event: {kind}.completed\ndata: ".encode() + msgspec.json.encode(done) + b"\n\n")
+    await resp.write_eof()
+    return resp
 
 
 class LogCapture:

@@ -41,7 +41,6 @@ Azure's guide shows the SDK reading: ``type``, ``b64_json``, ``partial_image_ind
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import time
@@ -50,7 +49,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.testing import FakeUpstream, Part, Recorded
+from gateway.testing import FakeUpstream, Part, Recorded, image_events
 from gateway.testing.provider_contract import make_png
 
 __all__ = ["IMAGE_HOST", "STREAM_GAP", "AzureOpenAIFake", "content_policy_refusal", "filter_results", "form_parts",
@@ -245,23 +244,11 @@ class AzureOpenAIFake:
     async def _stream(self, request: web.Request, body: dict[str, Any], kind: str) -> web.StreamResponse:
         """``partial_images`` partial events, then the completed one, :data:`STREAM_GAP` apart
         (``kind``: ``image_generation`` or ``image_edit``)."""
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "apim-request-id": "fake-apim-1"})
-        await resp.prepare(request)
         image = make_png(next(self._images))
         self.served.append(image)
-        b64 = base64.b64encode(image).decode()
-        common = {"background": body.get("background", "auto"), "created_at": int(time.time()),
-                  "output_format": body.get("output_format", "png"), "quality": body.get("quality", "auto"),
-                  "size": body.get("size", "1024x1024")}
-        for i in range(body.get("partial_images", 0)):
-            event = {"type": f"{kind}.partial_image", "b64_json": b64, "partial_image_index": i, **common}
-            await resp.write(f"event: {kind}.partial_image\ndata: ".encode() + msgspec.json.encode(event) + b"\n\n")
-            await asyncio.sleep(STREAM_GAP)
-        done = {"type": f"{kind}.completed", "b64_json": b64, **common,
-                "usage": {"input_tokens": 12, "output_tokens": 4160, "total_tokens": 4172}}
-        await resp.write(f"event: {kind}.completed\ndata: ".encode() + msgspec.json.encode(done) + b"\n\n")
-        await resp.write_eof()
-        return resp
+        return await image_events(request, body, image, kind=kind, gap=STREAM_GAP,
+                                  headers={"apim-request-id": "fake-apim-1"},
+                                  usage={"input_tokens": 12, "output_tokens": 4160, "total_tokens": 4172})
 
     def _answer(self, model: str, body: dict[str, Any], image_tokens: int = 0) -> web.Response:
         n = body.get("n", 1)

@@ -15,7 +15,6 @@ Source: openai-python ``src/openai/types/image_generate_params.py``,
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.testing import PNG_1X1, FakeUpstream, Part, Recorded
+from gateway.testing import PNG_1X1, FakeUpstream, Part, Recorded, image_events
 
 SIZES = {
     "dall-e-2": {"256x256", "512x512", "1024x1024"},
@@ -73,21 +72,8 @@ async def stream_events(request: web.Request, body: dict[str, Any], image: bytes
                         kind: str = "image_generation") -> web.StreamResponse:
     """``stream: true``: ``partial_images`` partial events, then the completed one, spaced out
     (``kind``: ``image_generation`` or ``image_edit``)."""
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "x-request-id": "req_fake"})
-    await resp.prepare(request)
-    b64 = base64.b64encode(image).decode()
-    common = {"background": body.get("background", "auto"), "created_at": int(time.time()),
-              "output_format": body.get("output_format", "png"), "quality": body.get("quality", "auto"),
-              "size": body.get("size", "1024x1024")}
-    for i in range(int(body.get("partial_images", 0))):
-        event = {"type": f"{kind}.partial_image", "b64_json": b64, "partial_image_index": i, **common}
-        await resp.write(f"event: {kind}.partial_image\ndata: ".encode() + msgspec.json.encode(event) + b"\n\n")
-        await asyncio.sleep(STREAM_GAP)
-    done = {"type": f"{kind}.completed", "b64_json": b64, **common,
-            "usage": {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110}}
-    await resp.write(f"event: {kind}.completed\ndata: ".encode() + msgspec.json.encode(done) + b"\n\n")
-    await resp.write_eof()
-    return resp
+    return await image_events(request, body, image, kind=kind, gap=STREAM_GAP, headers={"x-request-id": "req_fake"},
+                              usage={"input_tokens": 10, "output_tokens": 100, "total_tokens": 110})
 
 
 def make_handler(image: bytes = PNG_1X1, url_base: str = "https://oaidalleapiprodscus.blob.core.windows.net/private/img"):
