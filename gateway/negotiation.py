@@ -167,6 +167,20 @@ def _inputs(req: EditRequest, form: list[tuple[str, Any]], mc: ModelCapabilities
         raise BadParam("mask", f"{where} needs a `mask`: the area to change, white where it changes")
 
 
+def drop_size(attempt: Attempt, req: GenerationRequest, where: str, why: str) -> GenerationRequest:
+    """``req`` without its ``size``, for a model (or task) whose output size is not chosen (an edit
+    that keeps the input's size): reported in lenient mode, a 400 saying ``why`` in strict mode.
+    ``auto``, or no size, is what such a model does anyway."""
+    if req.width is None:
+        return req
+    asked = attempt.params.get("size", req.size)
+    if attempt.strict_params:
+        raise BadParam("size", f"`size` {asked!r} is not supported by {where}: {why}")
+    assert attempt.plan is not None  # called while building from a negotiated plan
+    attempt.plan.report(f"size={asked}->(dropped)", replacing="size=")
+    return msgspec.structs.replace(req, size=None, width=None, height=None)
+
+
 def _map_size(req: GenerationRequest, size: Any, mc: ModelCapabilities, adjust: Any) -> None:
     dims = parse_size(size)
     if dims is None:  # "auto"

@@ -54,6 +54,7 @@ from gateway.generation import (
 from gateway.hookspecs import hookimpl, hookspec
 from gateway.images.masks import mask_for
 from gateway.images.sniff import sniff
+from gateway.negotiation import drop_size
 from gateway.images.store import ImageStore, StoredImage
 from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
 from gateway.outcome import Outcome
@@ -72,5 +73,5 @@ __all__ = [
     "InputImage", "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
     "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
     "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
-    "UpstreamRequest", "build_form", "decode_json", "headers", "hookimpl", "hookspec", "mask_for", "sniff",
+    "UpstreamRequest", "build_form", "decode_json", "drop_size", "headers", "hookimpl", "hookspec", "mask_for", "sniff",
 ]

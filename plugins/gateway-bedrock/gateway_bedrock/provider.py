@@ -41,6 +41,7 @@ from gateway.sdk import (
     UpstreamError,
     UpstreamRequest,
     decode_json,
+    drop_size,
 )
 from gateway.sdk import headers as h
 from gateway_bedrock.auth import (
@@ -170,21 +171,10 @@ class BedrockProvider(Provider):
         extra = typed(self._natives(attempt, req, editor.natives(task), model), req.offset)
         editor.check(req, extra, task, where)
         if not editor.takes_size(task):
-            req = self._drop_size(attempt, req, where, task)
+            req = drop_size(attempt, req, f"{where} for {task}",
+                            "the output keeps the input image's size (send `auto` or no size)")
         req = self._fit_nova(attempt, req, self.dialect_model(attempt, model), model)
         return self._invoke(attempt, model, editor.body(req, extra, task))
-
-    def _drop_size(self, attempt: Attempt, req: EditRequest, where: str, task: str) -> EditRequest:
-        """An edit whose output keeps the input image's size takes no ``size`` (``auto`` aside)."""
-        if req.width is None:
-            return req
-        asked = attempt.params.get("size", req.size)
-        if attempt.strict_params:
-            raise BadParam("size", f"`size` {asked!r} is not supported by {where} for {task}: the output keeps "
-                                   "the input image's size (send `auto` or no size)")
-        assert attempt.plan is not None  # built from a negotiated plan
-        attempt.plan.report(f"size={asked}->(dropped)", replacing="size=")
-        return msgspec.structs.replace(req, size=None, width=None, height=None)
 
     def _invoke(self, attempt: Attempt, model: str, body: dict[str, Any]) -> UpstreamRequest:
         """``POST /model/{modelId}/invoke`` with ``body`` as JSON, unsigned (:meth:`authorize` signs it)."""

@@ -43,6 +43,7 @@ from gateway.sdk import (
     UpstreamError,
     UpstreamRequest,
     build_form,
+    drop_size,
 )
 from gateway_replicate.models import (
     ANY_MODEL,
@@ -117,8 +118,8 @@ class ReplicateProvider(Provider):
         over :data:`INLINE_LIMIT` are swapped for uploaded files when it runs)."""
         target = resolve_edit(_model_name(req.model or DEFAULT_EDIT_MODEL))
         assert target.spec is not None and target.name is not None
-        if target.spec.size_field is None and req.width is not None:
-            self._drop_size(attempt, target.name)
+        if target.spec.size_field is None:  # a model without a size input
+            req = drop_size(attempt, req, f"{self.name} model {target.name!r}", "it sets the output size itself")
         return self._create(attempt, target, build_edit_input(target.spec, req))
 
     def _create(self, attempt: Attempt, target: Target, inp: dict[str, object]) -> UpstreamRequest:
@@ -127,15 +128,6 @@ class ReplicateProvider(Provider):
         headers.update(self.wait_headers(attempt))
         headers.update(self.auth_headers(attempt))
         return UpstreamRequest("POST", attempt.base_url + target.path(), headers, _encode(target.body(inp)))
-
-    def _drop_size(self, attempt: Attempt, model: str) -> None:
-        """A model without a size input: ``size`` is a 400 in strict mode, else dropped and reported."""
-        asked = attempt.params.get("size")
-        if attempt.strict_params:
-            raise BadParam("size", f"`size` {asked!r} is not supported by {self.name} model {model!r}: it sets "
-                                   "the output size itself")
-        assert attempt.plan is not None  # built from a negotiated plan
-        attempt.plan.report(f"size={asked}->(dropped)")
 
     def wait_headers(self, attempt: Attempt) -> dict[str, str]:
         """``Prefer: wait=N`` and ``Cancel-After`` within the attempt's own deadline.

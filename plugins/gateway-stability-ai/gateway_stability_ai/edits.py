@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
-from gateway.sdk import Attempt, BadParam, EditRequest
+from gateway.sdk import Attempt, BadParam, EditRequest, drop_size
 from gateway_stability_ai.images import probe
 from gateway_stability_ai.models import (
     DEFAULT_EDIT_MODEL,
@@ -44,7 +42,9 @@ def route(req: EditRequest) -> tuple[str, EditRoute]:
 
 def checked(attempt: Attempt, req: EditRequest, model: str, edit: EditRoute) -> EditRequest:
     """``req`` as the route takes it (``size`` dropped), or a 400 for what the route refuses."""
-    req = _without_size(attempt, req, model)
+    # No edit route takes a size: the output's size is Stability's (`auto` asks for just that).
+    req = drop_size(attempt, req, f"stability-ai model {model!r}",
+                    "the edit's size is Stability's, from the input image (send `auto` or no size)")
     _check_fields(req, model, edit)
     _check_image(req, model, edit)
     return req
@@ -69,19 +69,6 @@ def fields(req: EditRequest, edit: EditRoute) -> list[tuple[str, Any]]:
         natives["seed"] = _seed(req)
     out.extend((name, value) for name, value in natives.items() if value is not None)
     return out
-
-
-def _without_size(attempt: Attempt, req: EditRequest, model: str) -> EditRequest:
-    """No edit route takes a size: the output's size is Stability's.  ``auto`` asks for just that."""
-    if req.size is None or req.size == "auto":
-        return req
-    asked = attempt.params.get("size", req.size)
-    if attempt.strict_params:
-        raise BadParam("size", f"`size` {asked!r} is not supported by stability-ai model {model!r}: the edit's "
-                               "size is Stability's, from the input image (send `auto` or no size)")
-    assert attempt.plan is not None  # built from a negotiated plan
-    attempt.plan.report(f"size={asked}->(dropped)", replacing="size=")
-    return msgspec.structs.replace(req, size=None, width=None, height=None)
 
 
 def _check_fields(req: EditRequest, model: str, edit: EditRoute) -> None:
