@@ -15,12 +15,14 @@ import time
 from typing import TYPE_CHECKING
 
 import msgspec
+from yarl import URL
 
 from gateway import headers as h
 from gateway.attempt import Attempt
 from gateway.errors import BadRequest, CannotServe, GatewayError, UpstreamTimeout
 from gateway.outcome import Outcome
 from gateway.ssrf import check_custom_host
+from gateway.targets import StoredSecret
 from gateway.upstream import Upstream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +45,18 @@ class Router:
         self.endpoints = endpoints
         # Checked custom hosts by value: one client sends the same few over and over.
         self._hosts: dict[str, str] = {}
+        self._homes: dict[str, str] = {}
+
+    async def route(self, ctx: RequestContext, root: Target) -> Outcome:
+        """Run a request's whole config: every leaf's custom host and credentials are
+        checked first, so a tree that would send a stored credential to a host the caller
+        chose is refused before any connection (not after its first leaves ran)."""
+        if ctx.inbound.custom_host is not None or _has_custom_host(root):
+            for leaf in _leaves(root):
+                if leaf.virtual_key is not None and leaf.virtual_key not in self.state.virtual_keys:
+                    continue  # an unknown virtual key is the attempt's error (a fallback may skip it)
+                self._host_for(ctx, self.resolve_virtual_key(leaf), leaf)
+        return await self.run(ctx, root)
 
     async def run(self, ctx: RequestContext, node: Target) -> Outcome:
         if node.targets:
@@ -115,18 +129,19 @@ class Router:
 
     async def attempt(self, ctx: RequestContext, target: Target, number: int = 0) -> Outcome:
         """One try of one leaf: resolve, make the attempt, run the endpoint pipeline in time."""
+        original = target
         target = self.resolve_virtual_key(target)
         provider = self.provider_for(ctx, target)
         record = ctx.record
         record.provider = provider.name
         inbound = ctx.inbound
-        host = inbound.custom_host or target.custom_host
-        if host:
-            host = self._checked_host(host)
+        host, chosen = self._host_for(ctx, target, original)
         attempt = Attempt(inbound, target, provider, number=number, custom_host=host)
-        upstream = Upstream(self.state.session, record, provider.name, spawn=self.state.spawn,
-                            sleep=self.state.sleep, read_timeout=self.state.settings.upstream.read_timeout,
-                            relay_timeout=self.state.relay_timeout)
+        state = self.state
+        upstream = Upstream(state.session, record, provider.name, spawn=state.spawn,
+                            sleep=state.sleep, read_timeout=state.settings.upstream.read_timeout,
+                            relay_timeout=state.relay_timeout, guarded=state.guarded_session,
+                            home=None if chosen else self._home(attempt.base_url), policy=state.address_policy)
         endpoint = self.endpoints[ctx.endpoint]
         timeout_ms = attempt.timeout_ms
         t0 = time.perf_counter()
@@ -154,14 +169,63 @@ class Router:
         return outcome
 
 
+    def _host_for(self, ctx: RequestContext, target: Target, original: Target) -> tuple[str | None, bool]:
+        """The leaf's custom host, and whether the caller chose it (the header, or an inline
+        config) rather than the operator (a saved config).  A caller's host is checked by
+        the custom-host guard and may not receive a credential the caller did not send."""
+        header = ctx.inbound.custom_host
+        host = header or target.custom_host
+        if not host:
+            return None, False
+        if header is None and target.saved:
+            return host.rstrip("/"), False
+        host = self._checked_host(host)
+        stored = stored_credential(original)
+        if stored is not None:
+            vk = self.state.virtual_keys.get(original.virtual_key) if original.virtual_key else None
+            if vk is None or not vk.allows_host(host):
+                raise BadRequest(
+                    f"The custom host {host} was chosen by the request, and {stored} is not sent to a host the "
+                    "request chose: send your own provider key with a custom host, or list the host in the "
+                    "virtual key's allowed_custom_hosts", param=h.CUSTOM_HOST, code="custom_host_not_allowed")
+        return host, True
+
     def _checked_host(self, value: str) -> str:
         checked = self._hosts.get(value)
         if checked is None:
-            checked = check_custom_host(value, self.state.trusted_hosts)
+            checked = check_custom_host(value, self.state.address_policy)
             if len(self._hosts) >= 256:
                 self._hosts.clear()
             self._hosts[value] = checked
         return checked
+
+    def _home(self, base_url: str) -> str:
+        """``scheme://host[:port]/`` of an operator-set base URL (memoized: a few providers)."""
+        home = self._homes.get(base_url)
+        if home is None:
+            home = self._homes[base_url] = str(URL(base_url).origin()) + "/"
+        return home
+
+
+def stored_credential(leaf: Target) -> str | None:
+    """What credential a leaf (as configured, before its virtual key is resolved) sends that
+    the caller did not: a virtual key's, or a key written in a saved config; None when the
+    credentials are the caller's own (or there are none)."""
+    if leaf.virtual_key is not None:
+        return f"the credential of virtual key {leaf.virtual_key!r}"
+    if isinstance(leaf.api_key, StoredSecret):
+        return "the provider key of the saved config"
+    return None
+
+
+def _leaves(node: Target) -> list[Target]:
+    if not node.targets:
+        return [node]
+    return [leaf for child in node.targets for leaf in _leaves(child)]
+
+
+def _has_custom_host(node: Target) -> bool:
+    return node.custom_host is not None or any(_has_custom_host(child) for child in node.targets)
 
 
 def needs_body_bytes(node: Target, cache_default: bool) -> bool:

@@ -12,16 +12,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from yarl import URL
 
 from gateway import targets
 from gateway.errors import GatewayError
 from gateway.settings import suggest
-from gateway.targets import Secret, Target
+from gateway.targets import Secret, StoredSecret, Target
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.registry import Registry
 
-_KEY_FIELDS = frozenset({"provider", "api_key", "api_key_env", "api_key_file"})
+_KEY_FIELDS = frozenset({"provider", "api_key", "api_key_env", "api_key_file", "allowed_custom_hosts"})
 
 
 class VirtualKey(msgspec.Struct, frozen=True):
@@ -31,9 +32,24 @@ class VirtualKey(msgspec.Struct, frozen=True):
     provider: str
     api_key: Secret | None
     options: dict[str, Any]
+    #: Custom hosts a request may send this credential to besides the provider's own base
+    #: URL: base URLs (``https://proxy.example.com/v1``, matched as a prefix) or host names.
+    allowed_custom_hosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"VirtualKey({self.name!r}, provider={self.provider!r})"
+
+    def allows_host(self, custom_host: str) -> bool:
+        """Whether ``custom_host`` (as checked by the custom-host guard) is listed."""
+        host = (URL(custom_host).raw_host or "").lower()
+        for allowed in self.allowed_custom_hosts:
+            if "://" in allowed:
+                base = allowed.rstrip("/")
+                if custom_host == base or custom_host.startswith(base + "/"):
+                    return True
+            elif host == allowed.lower().rstrip("."):
+                return True
+        return False
 
 
 def load_virtual_keys(raw: Mapping[str, Any], registry: Registry, environ: Mapping[str, str] | None = None,
@@ -74,13 +90,18 @@ def load_virtual_keys(raw: Mapping[str, Any], registry: Registry, environ: Mappi
             except OSError as e:
                 errors.append(f"{where}: cannot read api_key_file {spec['api_key_file']}: {e.strerror}")
                 continue
+        allowed = spec.get("allowed_custom_hosts", [])
+        if not isinstance(allowed, list) or not all(isinstance(x, str) and x for x in allowed):
+            errors.append(f"{where}: `allowed_custom_hosts` must be a list of base URLs or host names")
+            continue
         options = {k: v for k, v in spec.items() if k not in _KEY_FIELDS}
         try:
             provider.parse_options(Target(path="config", options=options))
         except GatewayError as e:
             errors.append(f"{where}: {e.message.split(' - at ')[0]}")
             continue
-        out[name] = VirtualKey(name, provider_name, Secret(key) if key else None, options)
+        out[name] = VirtualKey(name, provider_name, Secret(key) if key else None, options,
+                               tuple(x.rstrip("/") if "://" in x else x for x in allowed))
     return out
 
 
@@ -95,5 +116,14 @@ def load_saved_configs(raw: Mapping[str, Any], registry: Registry, virtual_keys:
         except GatewayError as e:
             errors.append(f"settings [configs.{cid}]: {e.message}")
             continue
+        _mark_saved(node)
         out[cid] = node
     return out
+
+
+def _mark_saved(node: Target) -> None:
+    node.saved = True
+    if node.api_key is not None:
+        node.api_key = StoredSecret(node.api_key)
+    for child in node.targets:
+        _mark_saved(child)

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from gateway.ssrf import AddressPolicy
+
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.cache.service import CacheService
     from gateway.images.store import ImageStore
@@ -28,7 +30,8 @@ class Services:
         #: Named provider credentials and saved configs (from the settings file).
         self.virtual_keys: dict[str, Any] = {}
         self.saved_configs: dict[str, Any] = {}
-        self.trusted_hosts = frozenset(x.lower() for x in settings.security.trusted_hosts)
+        #: Where a caller-influenced connection may go (``security.trusted_hosts``).
+        self.address_policy = AddressPolicy.from_settings(settings.security.trusted_hosts, settings.server.host)
         #: The response cache (opened at start-up).
         self.cache: CacheService | None = None
         #: The image store behind /v1/images/files/{id} (opened at start-up).

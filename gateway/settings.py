@@ -59,8 +59,11 @@ class UpstreamSettings(Base):
 class SecuritySettings(Base):
     """Who may call the gateway and where it may send requests."""
 
-    #: Hosts a custom host may name even though they are private or loopback.
-    trusted_hosts: list[str] = msgspec.field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    #: Host names and address ranges (``10.0.0.0/8``, ``127.0.0.1``) a caller-influenced
+    #: connection (a custom host, an image URL a provider answered with) may reach although
+    #: they are private, loopback or special-use.  Unset: loopback while ``server.host`` is a
+    #: loopback address, nothing otherwise.
+    trusted_hosts: list[str] | None = None
     #: When not empty, every request must carry one of these in ``x-portkey-api-key``.
     gateway_keys: list[str] = msgspec.field(default_factory=list)
 

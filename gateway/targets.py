@@ -29,6 +29,13 @@ class Secret(str):
         return "Secret('***')"
 
 
+class StoredSecret(Secret):
+    """A credential from the settings file (a saved config's ``api_key``): the operator's,
+    so it never goes to a host the caller chose."""
+
+    __slots__ = ()
+
+
 class _Lenient(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
@@ -117,6 +124,8 @@ class Target(msgspec.Struct, kw_only=True, dict=True):
     strict_params: bool | None = None
     #: Provider options (``resource_name``, ``aws_region``, ...), checked by the provider.
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: A node of a saved config: its key and custom host are the operator's, not the caller's.
+    saved: bool = False
 
     @property
     def json_path(self) -> str:

@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from yarl import URL
 
 from gateway.errors import BadRequest, UpstreamError
+from gateway.ssrf import AddressPolicy, BlockedAddress, literal_refusal
 
 if TYPE_CHECKING:  # pragma: no cover
     from multidict import CIMultiDictProxy
@@ -28,6 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_ERROR_BODY = 256 * 1024
 #: Request bodies above this are sent from a reader, in chunks (an edit's upload).
 _LARGE_BODY = 1024 * 1024
+
+
+def _blocked(provider: str, url: str, why: str, *, resolved: bool) -> BadRequest:
+    """The 400 for a connection the address guard refused (nothing was sent)."""
+    host = URL(url).host or ""
+    return BadRequest(
+        f"Refused to connect to {host} for {provider}: it {'resolves to' if resolved else 'is'} {why}; a host the "
+        "request chose (or a provider's answer named) is reached only at public addresses, unless listed in "
+        "security.trusted_hosts", param="x-portkey-custom-host", code="blocked_address")
 
 
 class Answer:
@@ -53,14 +64,23 @@ class Answer:
 class Upstream:
     """Sends one attempt's requests to ``provider`` over the app's connection pool."""
 
-    __slots__ = ("provider", "_session", "_record", "_silence", "_relay_timeout", "spawn", "sleep")
+    __slots__ = ("provider", "_session", "_guarded", "_home", "_policy", "_record", "_silence", "_relay_timeout",
+                 "spawn", "sleep")
 
     def __init__(self, session: aiohttp.ClientSession, record: Record, provider: str, *,
                  spawn: Callable[[Coroutine[Any, Any, Any]], Any],
                  sleep: Callable[[float], Awaitable[None]], read_timeout: float | None = None,
-                 relay_timeout: aiohttp.ClientTimeout | None = None) -> None:
+                 relay_timeout: aiohttp.ClientTimeout | None = None,
+                 guarded: aiohttp.ClientSession | None = None, home: str | None = None,
+                 policy: AddressPolicy | None = None) -> None:
         self.provider = provider
         self._session = session
+        # Requests below ``home`` (the operator-set base URL's ``scheme://host:port/``) use the
+        # plain pool; every other URL (a custom host, a URL from a provider's answer) goes
+        # through the guarded pool, whose resolver checks every address.
+        self._guarded = guarded
+        self._home = home
+        self._policy = policy
         self._record = record
         # ``upstream.read_timeout`` bounds a provider's silence.  An answer read whole arrives
         # all at once after the provider's work, so one deadline per exchange bounds it; a relay
@@ -86,16 +106,25 @@ class Upstream:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout)
         elif relay and self._relay_timeout is not None:
             extra["timeout"] = self._relay_timeout
+        session = self._session
+        if self._guarded is not None and (self._home is None or not req.url.startswith(self._home)):
+            session = self._guarded
+            self._check_literal(req.url)
         body = req.body
         if isinstance(body, bytes) and len(body) > _LARGE_BODY:
             # Written in chunks (aiohttp's advice for large bodies); a fresh reader per send,
             # so a retry sends it again.  BytesIO shares the bytes, it does not copy them.
             body = io.BytesIO(body)
         try:
-            return await self._session.request(
+            return await session.request(
                 req.method, req.url, headers=req.headers, data=body, allow_redirects=False,
                 auto_decompress=req.decompress, **extra,
             )
+        except aiohttp.ClientConnectorDNSError as e:
+            if isinstance(e.os_error, BlockedAddress):
+                raise _blocked(name, req.url, e.os_error.why, resolved=True) from None
+            raise UpstreamError(f"Could not resolve {e.host} for {name}: {e.os_error.strerror or e.os_error}",
+                                provider=name, code="upstream_unreachable") from None
         except aiohttp.ClientConnectorError as e:
             raise UpstreamError(
                 f"Could not connect to {name} at {e.host}:{e.port}: {e.os_error.strerror or e.os_error}",
@@ -122,6 +151,12 @@ class Upstream:
                                 code="upstream_timeout") from None
         finally:
             self._record.upstream_ms += (time.perf_counter() - t0) * 1000.0
+
+    def _check_literal(self, url: str) -> None:
+        if self._policy is not None:
+            why = literal_refusal(url, self._policy)
+            if why is not None:
+                raise _blocked(self.provider, url, why, resolved=False)
 
     async def read_body(self, resp: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
         """A whole upstream body (at most ``limit`` bytes); a reset mid-body is a 502."""

@@ -21,4 +21,4 @@ class Plugin:
     @hookimpl(trylast=True)
     async def gateway_route(self, ctx: RequestContext) -> Outcome:
         assert ctx.config is not None
-        return await self.services.router.run(ctx, ctx.config)
+        return await self.services.router.route(ctx, ctx.config)

@@ -15,12 +15,21 @@ def image_url(public_url: str | None, origin: str, image_id: str) -> str:
 
 
 def host_allowed(url: str, api_base_url: str, image_hosts: tuple[str, ...]) -> bool:
-    """Whether ``url`` is on one of a provider's own hosts: the host its API is called
-    on, or (https only) one of its declared ``image_hosts`` patterns."""
-    parts = urlsplit(url)
+    """Whether ``url`` is on one of a provider's own hosts: the scheme, host and port its
+    API is called on, or (https on port 443 only) one of its declared ``image_hosts``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return False
     host = parts.hostname.lower()
-    if host == (urlsplit(api_base_url).hostname or "").lower():
+    port = port or _DEFAULT_PORTS[parts.scheme]
+    api = urlsplit(api_base_url)
+    if (parts.scheme, host, port) == (api.scheme, (api.hostname or "").lower(), api.port or _DEFAULT_PORTS.get(api.scheme)):
         return True
-    return parts.scheme == "https" and any(fnmatch(host, pattern) for pattern in image_hosts)
+    return parts.scheme == "https" and port == 443 and any(fnmatch(host, pattern) for pattern in image_hosts)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}

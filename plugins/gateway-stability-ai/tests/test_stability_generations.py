@@ -342,8 +342,10 @@ async def test_forwarded_headers_reach_stability(gateway_client, fake_upstream):
 async def test_virtual_key_and_custom_host(aiohttp_client, fake_upstream, monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("TEST_STABILITY_KEY", "sk-from-env")
     fake_api.install(fake_upstream)
-    # No base_url setting: the default is Stability's own host, replaced per request by the custom host.
-    app = make_app({"virtual_keys": {"stab": {"provider": "stability-ai", "api_key_env": "TEST_STABILITY_KEY"}}},
+    # No base_url setting: the default is Stability's own host, replaced per request by the custom host,
+    # which the virtual key lists (a stored key goes to no other host a request names).
+    app = make_app({"virtual_keys": {"stab": {"provider": "stability-ai", "api_key_env": "TEST_STABILITY_KEY",
+                                              "allowed_custom_hosts": [fake_upstream.url]}}},
                    [gateway_stability_ai])
     client = await aiohttp_client(app)
     headers = {"x-portkey-virtual-key": "stab", "x-portkey-custom-host": fake_upstream.url}

@@ -1,0 +1,271 @@
+"""Where the gateway connects on a caller's behalf: stored credentials stay home, and every
+connection a caller can influence reaches public addresses only.
+
+Probed as an attacker would: a second fake server on loopback stands in for the attacker's
+public host, and a stub resolver (``gateway.testing.dns.StaticResolver``) for DNS.
+"""
+from __future__ import annotations
+
+import base64
+import ipaddress
+from typing import Any
+
+import msgspec
+import pytest
+
+import gateway_azure_openai
+import gateway_bedrock
+from gateway.ssrf import AddressPolicy, BlockedAddress, GuardedResolver
+from gateway.testing import FakeUpstream, Reply, fake_provider
+from gateway.testing.dns import StaticResolver
+from first_party import FIRST_PARTY
+
+GEN = "/v1/images/generations"
+STORED = "sk-stored-secret-0123456789"
+SAVED = "sk-saved-secret-0123456789"
+PNG = fake_provider.PNG_1X1
+
+
+@pytest.fixture
+async def attacker():  # noqa: ANN201
+    """The attacker's server: answers like a provider, so anything that reaches it shows."""
+    server = await FakeUpstream().start()
+    fake_provider.install(server)
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def gateway_plugins() -> list[Any]:
+    return [*FIRST_PARTY, gateway_azure_openai, gateway_bedrock]
+
+
+@pytest.fixture
+def gateway_settings(fake_upstream, attacker) -> dict[str, Any]:  # noqa: ANN001
+    evil = f"http://attacker.example:{attacker.port}/v1"
+    return {
+        "providers": {"fake": {"base_url": fake_upstream.url + "/v1"},
+                      "azure-openai": {"base_url": fake_upstream.url},
+                      "bedrock": {"base_url": fake_upstream.url, "environment_credentials": False}},
+        "virtual_keys": {
+            "fake-prod": {"provider": "fake", "api_key": STORED},
+            "fake-proxy": {"provider": "fake", "api_key": STORED, "allowed_custom_hosts": [evil]},
+            "azure-prod": {"provider": "azure-openai", "api_key": STORED, "resource_name": "contoso",
+                           "deployment_id": "gpt-image-1", "api_version": "2025-04-01-preview"},
+            "bedrock-keys": {"provider": "bedrock", "aws_access_key_id": "AKIASTOREDKEY0000000",
+                             "aws_secret_access_key": STORED, "aws_region": "us-east-1"},
+            "bedrock-api-key": {"provider": "bedrock", "api_key": STORED, "aws_auth_type": "apiKey",
+                                "aws_region": "us-east-1"},
+        },
+        "configs": {
+            "pc-saved-key": {"provider": "fake", "api_key": SAVED},
+            "pc-vk": {"virtual_key": "fake-prod"},
+            # The operator's own choice of host (resolved by the system's DNS: an address here).
+            "pc-operator-host": {"virtual_key": "fake-prod", "custom_host": attacker.url + "/v1"},
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
+def dns(gateway_services) -> StaticResolver:  # noqa: ANN001
+    resolver = StaticResolver({
+        "attacker.example": ["127.0.0.1"],
+        "internal-test.example": ["127.0.0.1"],
+        "kubernetes.default.svc": ["10.96.0.1"],
+        "gateway-redis": ["10.96.12.7"],
+        "169.254.169.254.nip.io": ["169.254.169.254"],
+        "mixed.example": ["93.184.216.34", "10.0.0.8"],
+        "mapped.example": ["::ffff:10.0.0.8"],
+    })
+    gateway_services.resolver = resolver
+    return resolver
+
+
+def _evil(attacker: FakeUpstream) -> str:
+    return f"http://attacker.example:{attacker.port}/v1"
+
+
+def _post(client, headers: dict[str, str], body: dict[str, Any] | None = None):  # noqa: ANN001, ANN202
+    return client.post(GEN, data=msgspec.json.encode(body or {"prompt": "a fox"}),
+                       headers={"Content-Type": "application/json", **headers})
+
+
+def _sent_credential(fake: FakeUpstream) -> bool:
+    return any(STORED in str(r.headers) or SAVED in str(r.headers) or STORED.encode() in r.body for r in fake.requests)
+
+
+# -- 1. stored credentials never go to a host the caller chose ------------------------------
+
+
+def _refused_cases(evil: str) -> list[tuple[str, str, dict[str, str]]]:
+    tree = {"custom_host": evil, "strategy": {"mode": "fallback"},
+            "targets": [{"provider": "fake", "api_key": "sk-callers-own"}, {"virtual_key": "fake-prod"}]}
+    return [
+        ("POST", GEN, {"x-portkey-virtual-key": "fake-prod", "x-portkey-custom-host": evil}),
+        ("POST", GEN, {"x-portkey-config": "pc-saved-key", "x-portkey-custom-host": evil}),
+        ("POST", GEN, {"x-portkey-config": "pc-vk", "x-portkey-custom-host": evil}),
+        ("POST", GEN, {"x-portkey-config": "pc-operator-host", "x-portkey-custom-host": evil + "/other"}),
+        ("POST", GEN, {"x-portkey-config": msgspec.json.encode(
+            {"virtual_key": "fake-prod", "custom_host": evil}).decode()}),
+        # A fallback tree whose leaves inherit the custom host: refused before its first leaf runs.
+        ("POST", GEN, {"x-portkey-config": msgspec.json.encode(tree).decode()}),
+        ("POST", GEN, {"x-portkey-virtual-key": "fake-proxy", "x-portkey-custom-host": evil.replace("/v1", "/v2")}),
+        ("POST", GEN, {"x-portkey-virtual-key": "azure-prod", "x-portkey-custom-host": evil}),
+        ("POST", GEN, {"x-portkey-virtual-key": "bedrock-keys", "x-portkey-custom-host": evil}),
+        ("POST", GEN, {"x-portkey-virtual-key": "bedrock-api-key", "x-portkey-custom-host": evil}),
+        ("GET", "/v1/models", {"x-portkey-virtual-key": "fake-prod", "x-portkey-custom-host": evil}),
+        ("POST", "/v1/chat/completions", {"x-portkey-config": "pc-saved-key", "x-portkey-custom-host": evil}),
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+async def test_a_stored_credential_is_not_sent_to_a_custom_host_the_caller_chose(
+        case, gateway_client, fake_upstream, attacker, log_capture):  # noqa: ANN001
+    method, path, headers = _refused_cases(_evil(attacker))[case]
+    resp = await gateway_client.request(method, path, data=b'{"prompt":"a fox"}',
+                                        headers={"Content-Type": "application/json", **headers})
+    body = await resp.json()
+    assert resp.status == 400, body
+    assert body["error"]["code"] == "custom_host_not_allowed"
+    assert body["error"]["param"] == "x-portkey-custom-host"
+    assert "allowed_custom_hosts" in body["error"]["message"]
+    assert attacker.requests == [] and fake_upstream.requests == []
+    assert STORED not in log_capture.text and SAVED not in log_capture.text
+
+
+async def test_the_callers_own_key_may_go_to_a_custom_host(gateway_client, attacker):  # noqa: ANN001
+    resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-callers-own",
+                                        "x-portkey-custom-host": _evil(attacker)})
+    assert resp.status == 200, await resp.text()
+    assert attacker.last.headers["Authorization"] == "Bearer sk-callers-own"
+
+
+async def test_a_virtual_key_goes_to_the_custom_hosts_it_lists(gateway_client, attacker):  # noqa: ANN001
+    resp = await _post(gateway_client, {"x-portkey-virtual-key": "fake-proxy",
+                                        "x-portkey-custom-host": _evil(attacker)})
+    assert resp.status == 200, await resp.text()
+    assert attacker.last.headers["Authorization"] == f"Bearer {STORED}"
+
+
+async def test_a_saved_configs_own_custom_host_is_the_operators_choice(gateway_client, attacker):  # noqa: ANN001
+    resp = await _post(gateway_client, {"x-portkey-config": "pc-operator-host"})
+    assert resp.status == 200, await resp.text()
+    assert attacker.last.headers["Authorization"] == f"Bearer {STORED}"
+
+
+async def test_an_inline_config_with_its_own_key_may_take_a_custom_host(gateway_client, attacker):  # noqa: ANN001
+    config = {"provider": "fake", "api_key": "sk-callers-own", "custom_host": _evil(attacker)}
+    resp = await _post(gateway_client, {"x-portkey-config": msgspec.json.encode(config).decode()})
+    assert resp.status == 200, await resp.text()
+    assert attacker.last.headers["Authorization"] == "Bearer sk-callers-own"
+    assert not _sent_credential(attacker)
+
+
+# -- 2. names are checked by the addresses they resolve to ---------------------------------------
+
+
+class TestResolvedAddresses:
+    @pytest.fixture
+    def gateway_settings(self, fake_upstream) -> dict[str, Any]:  # noqa: ANN001
+        return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
+                "security": {"trusted_hosts": []}}
+
+    @pytest.mark.parametrize("host", ["internal-test.example", "kubernetes.default.svc",
+                                      "gateway-redis", "169.254.169.254.nip.io",
+                                      "mixed.example", "mapped.example"])
+    @pytest.mark.parametrize("route", ["generations", "passthrough"])
+    async def test_a_name_resolving_to_an_internal_address_is_refused(
+            self, host, route, gateway_client, fake_upstream, dns):  # noqa: ANN001
+        custom = f"http://{host}:{fake_upstream.port}/v1"
+        headers = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own", "x-portkey-custom-host": custom}
+        if route == "generations":
+            resp = await _post(gateway_client, headers)
+        else:
+            resp = await gateway_client.get("/v1/models", headers=headers)
+        body = await resp.json()
+        assert resp.status == 400, body
+        assert body["error"]["code"] == "blocked_address"
+        assert host in body["error"]["message"] and "resolves to" in body["error"]["message"]
+        assert fake_upstream.requests == []
+        assert host in dns.lookups
+
+    async def test_a_trusted_range_lets_a_name_through(self, gateway_app, gateway_services):  # noqa: ANN001
+        # Checked at the resolver: the operator's CIDR range admits what a name resolves to.
+        resolver = GuardedResolver(AddressPolicy(["10.96.0.0/12"]), StaticResolver({"kubernetes.default.svc": ["10.96.0.1"]}))
+        assert [r["host"] for r in await resolver.resolve("kubernetes.default.svc", 443)] == ["10.96.0.1"]
+
+    async def test_the_operators_base_url_is_not_guarded(self, gateway_client, fake_upstream):  # noqa: ANN001
+        fake_provider.install(fake_upstream)
+        resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own"})
+        assert resp.status == 200, await resp.text()
+
+
+async def test_rebinding_cannot_pass_the_check():
+    # The connector connects to exactly the addresses the guard returned: a name is checked on
+    # every lookup, and the second (internal) answer is refused, not connected to.
+    stub = StaticResolver({"rebind.example": [["93.184.216.34"], ["127.0.0.1"]]})
+    resolver = GuardedResolver(AddressPolicy(), stub)
+    first = await resolver.resolve("rebind.example", 80)
+    assert [r["host"] for r in first] == ["93.184.216.34"]
+    with pytest.raises(BlockedAddress, match="private, loopback"):
+        await resolver.resolve("rebind.example", 80)
+
+
+@pytest.mark.parametrize(("bind", "trusted"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
+                                               ("0.0.0.0", False), ("10.1.2.3", False), ("::", False)])
+def test_loopback_is_trusted_by_default_only_while_listening_on_loopback(bind: str, trusted: bool) -> None:
+    policy = AddressPolicy.from_settings(None, bind)
+    assert (policy.refusal(ipaddress.ip_address("127.0.0.1")) is None) is trusted
+    assert policy.trusts_name("localhost") is trusted
+    assert AddressPolicy.from_settings(["10.0.0.0/8"], "0.0.0.0").refusal(ipaddress.ip_address("10.2.3.4")) is None
+
+
+# -- 3. image URLs in answers: only the provider's own hosts and ports, through the guard ---------
+
+
+async def test_an_image_url_on_another_port_of_the_providers_host_is_not_fetched(gateway_client, fake_upstream):  # noqa: ANN001
+    other = await FakeUpstream().start()
+    try:
+        other.on("GET", "/secret.png", Reply(body=PNG, content_type="image/png"))
+        fake_upstream.on("POST", "/v1/images/generations",
+                         Reply(json={"created": 1, "data": [{"url": f"{other.url}/secret.png"}]}))
+        resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own"},
+                           {"prompt": "a fox", "response_format": "b64_json"})
+        body = await resp.json()
+        assert resp.status == 502, body
+        assert "own hosts" in body["error"]["message"]
+        assert other.requests == []
+    finally:
+        await other.close()
+
+
+async def test_an_image_url_from_a_custom_host_is_fetched_through_the_guard(gateway_client, attacker, dns):  # noqa: ANN001
+    # The caller's custom host answers with a URL on its own host: fetched, but only after its
+    # name resolved to an allowed address (here loopback, trusted while the gateway is).
+    attacker.on("POST", "/v1/images/generations", Reply(json={
+        "created": 1, "data": [{"url": f"http://attacker.example:{attacker.port}/img.png"}]}))
+    attacker.on("GET", "/img.png", Reply(body=PNG, content_type="image/png"))
+    resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own",
+                                        "x-portkey-custom-host": _evil(attacker)},
+                       {"prompt": "a fox", "response_format": "b64_json"})
+    assert resp.status == 200, await resp.text()
+    assert base64.b64decode((await resp.json())["data"][0]["b64_json"]) == PNG
+    assert dns.lookups.count("attacker.example") >= 1
+
+
+class TestImageURLToAnInternalName:
+    @pytest.fixture
+    def gateway_settings(self, fake_upstream) -> dict[str, Any]:  # noqa: ANN001
+        return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
+                "security": {"trusted_hosts": ["attacker.example"]}}
+
+    async def test_a_provider_url_resolving_inside_is_never_fetched(self, gateway_client, attacker, fake_upstream):  # noqa: ANN001
+        # The custom host is trusted by name; the image URL it answers with names another host
+        # of its own answer's choosing (metadata): not on the provider's hosts, never fetched.
+        attacker.on("POST", "/v1/images/generations", Reply(json={
+            "created": 1, "data": [{"url": "http://169.254.169.254.nip.io/latest/meta-data/"}]}))
+        resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own",
+                                            "x-portkey-custom-host": _evil(attacker)},
+                           {"prompt": "a fox", "response_format": "b64_json"})
+        assert resp.status == 502
+        assert [r.path for r in attacker.requests] == ["/v1/images/generations"]
