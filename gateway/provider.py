@@ -177,6 +177,10 @@ class Provider:
     header_options: ClassVar[Mapping[str, str]] = {}
     #: Settings under ``[providers.<name>]`` in the gateway's settings file.
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: Options that choose the host requests go to (Azure's ``resource_name``).  With a
+    #: credential the caller did not send (a virtual key), only the stored value is used: a
+    #: request naming another is refused, so a stored key never reaches a host of its choosing.
+    host_options: ClassVar[tuple[str, ...]] = ()
     #: Hosts (fnmatch patterns, https only) the provider serves generated images from;
     #: the gateway fetches image URLs from these and from the API's own host, no others.
     image_hosts: ClassVar[tuple[str, ...]] = ()

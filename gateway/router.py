@@ -173,6 +173,9 @@ class Router:
         """The leaf's custom host, and whether the caller chose it (the header, or an inline
         config) rather than the operator (a saved config).  A caller's host is checked by
         the custom-host guard and may not receive a credential the caller did not send."""
+        provider = self.registry.providers.get(target.provider or "")
+        if provider is not None and provider.host_options and original.virtual_key is not None and not original.saved:
+            self._stored_host_options(provider, original)
         header = ctx.inbound.custom_host
         host = header or target.custom_host
         if not host:
@@ -189,6 +192,21 @@ class Router:
                     "request chose: send your own provider key with a custom host, or list the host in the "
                     "virtual key's allowed_custom_hosts", param=h.CUSTOM_HOST, code="custom_host_not_allowed")
         return host, True
+
+    def _stored_host_options(self, provider: Provider, original: Target) -> None:
+        """A virtual key's host-choosing options (Azure's resource) are its own: a request
+        may repeat them, not change them."""
+        vk = self.state.virtual_keys.get(original.virtual_key or "")
+        if vk is None:
+            return
+        for name in provider.host_options:
+            given = original.options.get(name)
+            if given is not None and given != vk.options.get(name):
+                raise BadRequest(
+                    f"`{name}` chooses the host {provider.name} requests go to, and virtual key "
+                    f"{original.virtual_key!r} sends its credential only to the {name} it names; drop the "
+                    "option (or the header that sets it), or send your own provider key",
+                    param=name, code="custom_host_not_allowed")
 
     def _checked_host(self, value: str) -> str:
         checked = self._hosts.get(value)

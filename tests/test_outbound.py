@@ -161,6 +161,22 @@ async def test_an_inline_config_with_its_own_key_may_take_a_custom_host(gateway_
     assert not _sent_credential(attacker)
 
 
+@pytest.mark.parametrize("how", ["header", "config"])
+async def test_a_virtual_keys_azure_resource_is_its_own(how, gateway_client, fake_upstream):  # noqa: ANN001
+    # The resource name is the host (<resource>.openai.azure.com): choosing another one would send
+    # the stored api-key to a resource the caller picked.
+    if how == "header":
+        headers = {"x-portkey-virtual-key": "azure-prod", "x-portkey-azure-resource-name": "attacker-resource"}
+    else:
+        headers = {"x-portkey-config": msgspec.json.encode(
+            {"virtual_key": "azure-prod", "resource_name": "attacker-resource"}).decode()}
+    resp = await _post(gateway_client, headers)
+    body = await resp.json()
+    assert resp.status == 400, body
+    assert body["error"]["code"] == "custom_host_not_allowed" and "resource_name" in body["error"]["message"]
+    assert fake_upstream.requests == []
+
+
 # -- 2. names are checked by the addresses they resolve to ---------------------------------------
 
 

@@ -41,6 +41,8 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
 
     name = "azure-openai"
     default_base_url = "https://" + urls.RESOURCE_PLACEHOLDER + ".openai.azure.com/openai"
+    # The resource is the host: a virtual key's api-key goes to its own resource only.
+    host_options = ("resource_name",)
     # DALL-E 3 answers with SAS links on Azure's image storage accounts
     # (dalleprodsec, dalleproduse, dalletipusw2, ...).
     image_hosts = ("dalle*.blob.core.windows.net",)
