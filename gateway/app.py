@@ -15,6 +15,7 @@ from gateway.endpoints.edits import Edits
 from gateway.endpoints.generations import Generations
 from gateway.endpoints.passthrough import Passthrough
 from gateway.errors import StartupError
+from gateway.images.urls import ImageUrls
 from gateway.keys import GATEWAY
 from gateway.plugins import GatewayPluginManager, get_plugin_manager
 from gateway.registry import build_registry
@@ -66,11 +67,15 @@ def create_app(
     errors: list[str] = []
     state.virtual_keys = saved.load_virtual_keys(settings.virtual_keys, registry, errors=errors)
     state.saved_configs = saved.load_saved_configs(settings.configs, registry, state.virtual_keys, errors=errors)
+    state.image_urls = ImageUrls.from_settings(settings, errors)
     if errors:
         raise StartupError("\n".join(errors))
     pm.hook.gateway_configure.call_historic(kwargs={"settings": settings, "registry": registry, "services": state})
 
-    app = web.Application(client_max_size=settings.server.max_body_bytes, handler_args={"max_field_size": 65536})
+    # auto_decompress off: a passthrough body goes upstream as the client encoded it, and the
+    # unified routes decode one themselves within the body limit (gateway/compression.py).
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          handler_args={"max_field_size": 65536, "auto_decompress": False})
     app[GATEWAY] = state
     app.cleanup_ctx.append(_lifespan(state))
     for cm in pm.hook.gateway_lifespan(app=app):
@@ -81,7 +86,9 @@ def create_app(
     app.router.add_post("/v1/images/generations", handlers.images_generations)
     app.router.add_post("/v1/images/edits", handlers.images_edits)
     app.router.add_get("/v1/images/files/{image_id}", handlers.image_file)
-    app.router.add_route("*", "/v1/{tail:.*}", handlers.passthrough)
+    # [\s\S]: a path with an encoded line break is the passthrough's to refuse, not a 404.
+    app.router.add_route("*", r"/v1/{tail:[\s\S]*}", handlers.passthrough)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.unrouted)
     app.on_shutdown.append(_not_ready)
     return app
 
@@ -92,12 +99,14 @@ def _lifespan(state: GatewayState):  # noqa: ANN202
         state.cache = _open_cache(state)
         state.images = state.registry.image_stores[state.settings.images.store].from_services(state)
         await state.images.start()
+        await state.image_urls.start(state.images)
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
             await state.drain()
+            await state.image_urls.close()
             await state.images.close()
             if state.cache is not None:
                 await state.cache.close()

@@ -144,6 +144,7 @@ class Chain:
     # Typed attribute stubs for readers and type checkers.
     gateway_authenticate: Callable[..., Any]
     gateway_resolve_config: Callable[..., Any]
+    gateway_admit: Callable[..., Any]
     gateway_route: Callable[..., Any]
     gateway_cache_lookup: Callable[..., Any]
     gateway_transform_request: Callable[..., Any]

@@ -64,10 +64,13 @@ class Inbound:
         self.raw_query_string = raw_query_string
         self.headers = headers
         self.content_length = content_length
-        #: ``scheme://host`` the client reached the gateway at (for URLs handed back).
+        #: The base of the image URLs answered to this request (``images.public_url``, an allowed
+        #: Host, or the gateway's own address: never a Host the operator did not allow).
         self.origin = origin
-        # A trace id needs to be unique, not secret: no syscall for it.
-        self.trace_id: str = headers.get(h.TRACE_ID) or f"{random.getrandbits(128):032x}"
+        # A trace id needs to be unique, not secret: no syscall for it.  One the gateway cannot echo
+        # or log is replaced (and the request refused: ``headers.check_values``).
+        sent = headers.get(h.TRACE_ID)
+        self.trace_id: str = sent if sent and h.valid_trace_id(sent) else f"{random.getrandbits(128):032x}"
         #: The request body, when the core read it whole (unified routes; passthrough
         #: when it is sent more than once or keyed on).
         self.body: bytes | None = None
@@ -101,10 +104,13 @@ class Inbound:
 class Record:
     """The facts of the ``request.finished`` line, kept by the core as it learns them."""
 
-    __slots__ = ("provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
+    __slots__ = ("key", "provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
                  "cache_status", "target_path", "retry_count", "error", "usage", "stream")
 
     def __init__(self) -> None:
+        #: The caller's gateway key by name (``[gateway_keys.<name>]``, or ``key:<fingerprint>``
+        #: for a key of the ``security.gateway_keys`` list); never the key itself.
+        self.key: str | None = None
         self.provider: str | None = None
         self.model: str | None = None
         self.status: int = 0

@@ -74,6 +74,21 @@ class AuthError(GatewayError):
     type = "authentication_error"
 
 
+class Forbidden(GatewayError):
+    """The caller's gateway key may not do this (a virtual key, config, provider it is not given)."""
+
+    status = 403
+    type = "permission_error"
+
+
+class RateLimited(GatewayError):
+    """A gateway key's rate limit or budget is used up; ``Retry-After`` says until when."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "not_found_error"

@@ -20,9 +20,10 @@ from gateway.chain import PluginError
 from gateway.context import IMAGES_EDITS, IMAGES_FILES, IMAGES_GENERATIONS, PROXY, Inbound, RequestContext
 from gateway.endpoints import image_files
 from gateway.endpoints.passthrough import read_all
-from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.forms import read_edit_form
 from gateway.keys import GATEWAY
+from gateway.paths import check_passthrough_path
 from gateway.router import needs_body_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _log = structlog.get_logger("gateway")
 
 _RETRY_AFTER = ("retry-after", "retry-after-ms", "x-ms-retry-after-ms")
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: ``Inbound.endpoint`` of a request no route serves.
+_UNROUTED = "unrouted"
 
 
 class GenerationView(msgspec.Struct):
@@ -65,17 +67,38 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
 
 
 async def image_file(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/images/files/{id}``: an image the gateway stored, under the same auth as the rest."""
+    """``GET /v1/images/files/{id}``: an image the gateway stored.  The URL's signature is the
+    authorization (an ``<img src>`` sends no gateway key), so no key is asked for."""
     state: GatewayState = request.app[GATEWAY]
     ctx = RequestContext(_inbound(request, IMAGES_FILES, request.path[len("/v1"):]))
     try:
         try:
-            ctx.principal = await state.chain.gateway_authenticate(ctx=ctx)
-            return await image_files.serve(state, ctx, request.match_info["image_id"])
+            _check_request(ctx.inbound)
+            return await image_files.serve(state, ctx, request.match_info["image_id"], request.query)
         except GatewayError as e:
             return await _error_response(ctx, state, e)
     finally:
         await _finish(ctx, state)
+
+
+async def unrouted(request: web.Request) -> web.StreamResponse:
+    """A path no route serves (404), or a method its route does not take (405), in the
+    gateway's error shape rather than aiohttp's plain text."""
+    state: GatewayState = request.app[GATEWAY]
+    ctx = RequestContext(_inbound(request, _UNROUTED, request.path))
+    for resource in request.app.router.resources():
+        match, allowed = await resource.resolve(request)
+        if match is None and allowed:
+            methods = ", ".join(sorted(allowed))
+            error = GatewayError(f"Method {request.method} is not allowed on this path; allowed: {methods}",
+                                 status=405, type="invalid_request_error", code="method_not_allowed",
+                                 headers={"Allow": methods})
+            break
+    else:
+        error = NotFound("No such path: the gateway serves /v1/images/generations, "
+                         "/v1/images/edits, /v1/images/files/{id}, any other /v1/... path of the provider's own "
+                         "API, /healthz and /readyz", code="not_found")
+    return await _error_response(ctx, state, error)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -92,7 +115,16 @@ def _inbound(request: web.Request, endpoint: str, path: str) -> Inbound:
     url = request.rel_url
     return Inbound(endpoint, request.method, path, request.headers, raw_path=url.raw_path,
                    query_string=request.query_string, raw_query_string=url.raw_query_string,
-                   content_length=request.content_length, origin=f"{request.scheme}://{request.host}")
+                   content_length=request.content_length, origin=request.app[GATEWAY].image_urls.base(request))
+
+
+def _check_request(inbound: Inbound) -> None:
+    """What no stage may see, refused before any work: a header value that is not UTF-8 text
+    or a trace id the gateway cannot echo, a passthrough path that could leave the provider's
+    base URL."""
+    h.check_values(inbound.headers)
+    if inbound.endpoint == PROXY:
+        check_passthrough_path(inbound.raw_path)
 
 
 async def _handle(request: web.Request, name: str, path: str) -> web.StreamResponse:
@@ -101,12 +133,15 @@ async def _handle(request: web.Request, name: str, path: str) -> web.StreamRespo
     ctx = RequestContext(_inbound(request, name, path))
     try:
         try:
+            _check_request(ctx.inbound)
             ctx.principal = await chain.gateway_authenticate(ctx=ctx)
             ctx.inbound.read_control_headers()
             await _read_body(ctx, request, state)
             ctx.config = await chain.gateway_resolve_config(ctx=ctx)
             if ctx.config is None:
                 raise BadRequest("No routing config could be resolved for this request")
+            # Scopes and limits see the whole tree, before the cache or any upstream call.
+            await chain.gateway_admit(ctx=ctx)
             inbound = ctx.inbound
             if inbound.body_stream is not None and needs_body_bytes(ctx.config, state.settings.cache.default is not None):
                 # A retry or another target sends the same bytes again; a cache key reads them.
@@ -139,7 +174,9 @@ async def _read_body(ctx: RequestContext, request: web.Request, state: GatewaySt
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Request body of {length} bytes is over the limit of {limit} bytes")
     if inbound.endpoint == PROXY:
-        if request.method in _METHODS_WITH_BODY and (length or request.body_exists):
+        # Whatever the method: a GET or PROPFIND may carry a body, and its bytes must follow the
+        # Content-Length that goes upstream (a provider waits for them, holding a pooled connection).
+        if length or request.body_exists:
             inbound.body_stream = _limited(ctx, request.content, limit) if length is None else request.content
             ctx.record.bytes_in = length or 0
         return
@@ -271,4 +308,4 @@ async def _finish(ctx: RequestContext, state: GatewayState) -> None:
     await chain.gateway_request_finished.notify(ctx=ctx, fields=fields)
 
 
-__all__ = ["healthz", "image_file", "images_edits", "images_generations", "passthrough", "readyz"]
+__all__ = ["healthz", "image_file", "images_edits", "images_generations", "passthrough", "readyz", "unrouted"]

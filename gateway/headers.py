@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.errors import BadRequest
+
 PREFIX = "x-portkey-"
 PROVIDER = "x-portkey-provider"
 CONFIG = "x-portkey-config"
@@ -39,6 +41,34 @@ REQUEST_DROP = HOP_BY_HOP | {
 }
 #: Upstream headers never relayed: hop-by-hop and framing (set again by the server).
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "server", "date"}
+
+
+#: Longest ``x-portkey-trace-id`` taken: it is echoed back and goes on every log line.
+MAX_TRACE_ID = 256
+
+
+def valid_trace_id(value: str) -> bool:
+    """A trace id the gateway echoes and logs: printable ASCII, at most MAX_TRACE_ID characters."""
+    return 0 < len(value) <= MAX_TRACE_ID and value.isascii() and value.isprintable()
+
+
+def check_values(headers: CIMultiDictProxy[str]) -> None:
+    """A 400 (``invalid_header_value``) naming the first header whose value is not UTF-8 text,
+    or a trace id that is not printable ASCII.
+
+    The HTTP parser hands bytes that are not UTF-8 on as surrogates, which nothing after it
+    (JSON, a log line, a header sent upstream) can encode: refused here, once."""
+    for name, value in headers.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"The {name} header is not UTF-8 text", param=name.lower(),
+                                 code="invalid_header_value") from None
+    trace_id = headers.get(TRACE_ID)
+    if trace_id is not None and not valid_trace_id(trace_id):
+        raise BadRequest(f"Invalid {TRACE_ID}: expected printable ASCII of at most {MAX_TRACE_ID} characters",
+                         param=TRACE_ID, code="invalid_header_value")
 
 
 def passthrough_headers(incoming: CIMultiDictProxy[str]) -> CIMultiDict[str]:

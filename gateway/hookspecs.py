@@ -18,7 +18,7 @@ Two tiers (see ``docs/architecture.md``):
   attributes and signatures never change.
 
 A request walks: :func:`gateway_authenticate` -> :func:`gateway_resolve_config`
--> :func:`gateway_cache_lookup` (unified routes) -> :func:`gateway_route`, which
+-> :func:`gateway_admit` -> :func:`gateway_cache_lookup` (unified routes) -> :func:`gateway_route`, which
 for every try of a leaf runs the endpoint pipeline (build -> cache lookup on
 passthrough -> :func:`gateway_transform_request` -> send) -> the answer ->
 :func:`gateway_log_fields` and :func:`gateway_request_finished`.  Errors at any
@@ -174,6 +174,27 @@ def gateway_resolve_config(ctx: RequestContext) -> Target | None:
     Mode: first result.  Async: yes.  Returns: the root
     :class:`gateway.targets.Target` (stored as ``ctx.config``), or None.
     Raise ``gateway.sdk.ConfigError`` for a bad config (a 400).
+    """
+
+
+@hookspec
+def gateway_admit(ctx: RequestContext) -> None:
+    """Stage 2b, admit: may this caller run this request, now?
+
+    Called once per request on the unified routes and the passthrough, after the
+    config is resolved and before the cache lookup or any upstream call: the place
+    for checks over the whole ``ctx.config`` tree (which virtual keys, saved
+    configs, providers, custom hosts the caller's key may use) and for rate limits
+    and budgets.
+
+    :param ctx: the request: authenticated (``ctx.principal``), its body read, its
+        config resolved (``ctx.config``).
+
+    Mode: collected (every implementation runs, in pluggy order).  Async: yes.
+    Returns: nothing.  Raise a ``gateway.sdk.GatewayError`` to refuse (403 for a
+    scope, 429 with ``Retry-After`` in ``headers`` for a limit).  Side effects: what
+    an implementation counts it may give back in :func:`gateway_request_finished`
+    (the built-in one does when the request failed or the cache answered).
     """
 
 

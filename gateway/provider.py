@@ -253,9 +253,10 @@ class Provider:
         headers = h.passthrough_headers(inbound.headers)
         headers.update(self.auth_headers(attempt))
         body = inbound.body if inbound.body is not None else inbound.body_stream
+        # A Content-Length only with the bytes it counts: a provider would wait for them.
         if inbound.body is not None:
             headers["Content-Length"] = str(len(inbound.body))
-        elif inbound.content_length is not None:
+        elif body is not None and inbound.content_length is not None:
             headers["Content-Length"] = str(inbound.content_length)
         # Without this aiohttp would ask for gzip on the client's behalf and the
         # relayed bytes would arrive encoded to a client that never asked.

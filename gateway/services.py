@@ -16,6 +16,7 @@ from gateway.ssrf import AddressPolicy
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.cache.service import CacheService
     from gateway.images.store import ImageStore
+    from gateway.images.urls import ImageUrls
     from gateway.registry import Registry
     from gateway.router import Router
     from gateway.settings import Settings
@@ -36,6 +37,8 @@ class Services:
         self.cache: CacheService | None = None
         #: The image store behind /v1/images/files/{id} (opened at start-up).
         self.images: ImageStore | Any = None
+        #: Where image URLs point and the secret that signs them (its secret settled at start-up).
+        self.image_urls: ImageUrls | Any = None
         #: Runs a config tree (set when the app is built).
         self.router: Router | Any = None
         #: How retries and polls wait; tests swap in a recorder so they never sleep.

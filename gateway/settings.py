@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -66,6 +66,54 @@ class SecuritySettings(Base):
     trusted_hosts: list[str] | None = None
     #: When not empty, every request must carry one of these in ``x-portkey-api-key``.
     gateway_keys: list[str] = msgspec.field(default_factory=list)
+
+
+class GatewayKeySettings(Base):
+    """``[gateway_keys.<name>]``: one named gateway key, what it may use and how much.
+
+    The key comes from ``key_env`` or ``key_file`` (inline ``key`` works but puts a
+    secret in the file); the gateway keeps only its SHA-256.  A list that is absent
+    allows everything; ``[]`` allows nothing.  Limits count fixed windows (a minute,
+    a UTC day, a UTC calendar month).
+    """
+
+    #: Environment variable holding the key.
+    key_env: str | None = None
+    #: File holding the key (surrounding whitespace dropped).
+    key_file: str | None = None
+    #: The key itself (discouraged: the settings file then holds a secret).
+    key: str | None = None
+    #: Virtual keys its requests may use, however named (header, inline or saved config).
+    virtual_keys: list[str] | None = None
+    #: Saved config ids it may select with ``x-portkey-config``.
+    configs: list[str] | None = None
+    #: Providers its requests may reach, directly or through a virtual key.
+    providers: list[str] | None = None
+    #: May it send its own provider credentials (``Authorization`` for a provider, a
+    #: provider's key headers, ``api_key`` or credential options in an inline config).
+    allow_provider_keys: bool = True
+    #: May it name a custom host (``x-portkey-custom-host``, ``custom_host`` in an inline config).
+    allow_custom_hosts: bool = False
+    requests_per_minute: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    images_per_minute: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    images_per_day: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: Budgets, in the currency of ``image_cost``.
+    cost_per_day: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    cost_per_month: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    #: What one image costs this key (else ``limits.image_cost``).
+    image_cost: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class LimitsSettings(Base):
+    """How the rate limits and budgets of ``[gateway_keys.*]`` are counted."""
+
+    #: What one image costs, for the budgets (``cost_per_day``, ``cost_per_month``) of
+    #: keys that set no ``image_cost`` of their own.
+    image_cost: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    #: When the shared counter store (the Redis cache backend) cannot be reached:
+    #: ``local`` counts in this instance's memory until it is back (each instance then
+    #: holds the limits on its own); ``refuse`` answers 503 to keys with limits.
+    when_store_down: Literal["local", "refuse"] = "local"
 
 
 class LoggingSettings(Base):
@@ -125,9 +173,24 @@ class ImagesSettings(Base):
     ttl: int = 86400
     #: Seconds between clean-ups of the ``local`` store.
     sweep_interval: float = 60.0
-    #: Base of the URLs handed out (``https://gateway.example.com``); by default
-    #: the scheme and Host of the request that made the image.
+    #: Base of the URLs handed out (``https://gateway.example.com``).  Unset: the request's
+    #: Host when ``url_hosts`` lists it (or the proxy headers when ``forwarded_headers``),
+    #: else the address and port the request came in on.
     public_url: str | None = None
+    #: ``host[:port]`` values of ``Host`` (or ``X-Forwarded-Host``) that image URLs may be
+    #: built on (``gateway.internal:8787``); any other Host gets the gateway's own address.
+    url_hosts: list[str] = msgspec.field(default_factory=list)
+    #: Trust ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` for the base of image URLs (only
+    #: behind a proxy that sets them); still checked against ``url_hosts`` when it lists any.
+    forwarded_headers: bool = False
+    #: The secret that signs image URLs (at least 32 characters; prefer the ``_env`` or
+    #: ``_file`` form).  Unset: generated at start-up and shared through the image store
+    #: (a file in ``directory``; with ``store = "cache"``, a key in the cache backend).
+    url_secret: str | None = None
+    #: The environment variable holding ``url_secret``.
+    url_secret_env: str | None = None
+    #: A file holding ``url_secret``.
+    url_secret_file: str | None = None
     #: images.edits: input images one edit may carry (``image[]``; OpenAI takes 16).
     max_input_images: int = 16
     #: images.edits: bytes of one uploaded file (OpenAI: under 50 MB).
@@ -152,6 +215,9 @@ class Settings(Base):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     upstream: UpstreamSettings = msgspec.field(default_factory=UpstreamSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    #: Named gateway keys with scopes and limits (``[gateway_keys.<name>]``).
+    gateway_keys: dict[str, GatewayKeySettings] = msgspec.field(default_factory=dict)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
@@ -235,7 +301,7 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
             try:
                 msgspec.convert({key: value}, Settings, strict=False)
             except msgspec.ValidationError as err:
-                errors.append(f"settings: {err}")
+                errors.extend(_section_errors(key, value, err))
         settings = None
         if not errors:
             errors.append(f"settings: {e}")
@@ -262,6 +328,20 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
         raise SettingsError("\n".join(errors))
     assert settings is not None
     return msgspec.structs.replace(settings, sections=decoded)
+
+
+def _section_errors(key: str, value: Any, err: msgspec.ValidationError) -> list[str]:
+    """A section's errors; in a table of tables (``[gateway_keys.<name>]``) each entry is
+    checked alone, so every error names its entry instead of msgspec's ``[...]``."""
+    if "[...]" not in str(err) or not isinstance(value, dict):
+        return [f"settings: {err}"]
+    out = []
+    for name, entry in value.items():
+        try:
+            msgspec.convert({key: {name: entry}}, Settings, strict=False)
+        except msgspec.ValidationError as e:
+            out.append(f"settings: {str(e).replace('[...]', f'.{name}', 1)}")
+    return out or [f"settings: {err}"]
 
 
 def _suggest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str:

@@ -143,7 +143,7 @@ async def test_a_size_that_is_not_a_size_is_a_400(gateway_client, fake_upstream,
     assert err["param"] == "size" and needle in err["message"]
 
 
-async def test_b64_answer_as_url_is_stored_and_served_under_the_same_auth(aiohttp_client, fake_upstream, tmp_path):  # noqa: ANN001
+async def test_b64_answer_as_url_is_stored_and_served_under_a_signed_url(aiohttp_client, fake_upstream, tmp_path):  # noqa: ANN001
     import gateway_openai
 
     from gateway.app import create_app
@@ -162,11 +162,11 @@ async def test_b64_answer_as_url_is_stored_and_served_under_the_same_auth(aiohtt
     url = doc["data"][0]["url"]
     assert doc["usage"]["total_tokens"] == 110 and "b64_json" not in doc["data"][0]
     assert url.startswith(str(client.make_url("/v1/images/files/")))
-    image_id = url.rsplit("/", 1)[1]
-    assert len(image_id) >= 32
-    path = "/v1/images/files/" + image_id
-    assert (await client.get(path)).status == 401
-    got = await client.get(path, headers={"x-portkey-api-key": "gk-1"})
+    path, _, query = url[url.index("/v1/"):].partition("?")
+    assert len(path.rsplit("/", 1)[1]) >= 32
+    # The signed URL is the authorization: no key needed, and a key does not replace it.
+    assert (await client.get(path, headers={"x-portkey-api-key": "gk-1"})).status == 403
+    got = await client.get(f"{path}?{query}")
     assert got.status == 200 and got.headers["Content-Type"] == "image/png"
     assert "max-age=" in got.headers["Cache-Control"]
     assert await got.read() == make_png(42)

@@ -16,8 +16,10 @@ from aiohttp import web
 
 from gateway import hookimpl, hookspec
 from gateway.app import create_app
-from gateway.errors import AuthError, StartupError
+from gateway.errors import AuthError, GatewayError, StartupError
 from gateway.images.store import ImageStore, StoredImage, new_id
+from gateway.images.urls import stored_path
+from gateway.keys import GATEWAY
 from gateway.sdk import CacheHit, OpenAICompatibleProvider, Outcome, RoutingStrategy
 from gateway.testing import fake_provider
 from gateway.targets import Target
@@ -213,6 +215,28 @@ async def test_hook_gateway_resolve_config(aiohttp_client, fake_upstream):  # no
     assert resp.status == 200
     assert fake_upstream.last.headers["Authorization"] == "Bearer sk-acme"
     assert fake_upstream.last.json()["model"] == "fake-hd"
+
+
+async def test_hook_gateway_admit(aiohttp_client, fake_upstream):  # noqa: ANN001
+    seen = []
+
+    class NoHdForTrial:
+        @hookimpl
+        def gateway_admit(self, ctx):  # noqa: ANN001
+            # The resolved tree, before the cache or any upstream call.
+            seen.append(ctx.config.provider)
+            hd = ctx.config.override_params and ctx.config.override_params.get("model") == "fake-hd"
+            if hd and ctx.headers.get("x-plan") == "trial":
+                raise GatewayError("fake-hd is not in the trial plan", status=403, code="plan")
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, NoHdForTrial())
+    config = {"x-portkey-config": '{"provider": "fake", "api_key": "sk-x", "override_params": {"model": "fake-hd"}}'}
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**config, "x-plan": "trial"})
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "plan"
+    assert fake_upstream.requests == [] and seen == ["fake"]
+    assert (await client.post("/v1/images/generations", json={"prompt": "x"}, headers=config)).status == 200
+    assert (await client.get("/v1/models", headers=H)).status in (200, 404)
+    assert seen == ["fake", "fake", "fake"]
 
 
 async def test_hook_gateway_route(aiohttp_client, fake_upstream):  # noqa: ANN001
@@ -417,5 +441,6 @@ async def test_hook_gateway_register_image_stores(aiohttp_client):  # noqa: ANN0
 
     app = create_app({"images": {"store": "nothing"}}, plugins=[Plugin()], load_entrypoints=False)
     client = await aiohttp_client(app)
-    resp = await client.get(f"/v1/images/files/{new_id()}")
+    urls = app[GATEWAY].image_urls  # the store's images are served under URLs the gateway signed
+    resp = await client.get(urls.signed(stored_path(new_id(), int(time.time()) + 60)))
     assert resp.status == 200 and await resp.read() == b"always-this"

@@ -4,6 +4,12 @@ A backend class has a ``name`` (the value of ``cache.backend`` in settings) and
 ``from_settings(settings) -> aiocache.BaseCache``.  The gateway only uses
 ``get``, ``set``, ``add`` (set-if-absent, for single-flight locks), ``delete``,
 ``exists`` and ``close``, always with ``bytes`` values.
+
+A backend shared by several instances may also offer the counters of gateway
+keys' rate limits and budgets: ``take_counts`` and ``return_counts`` on the
+cache object, atomic (see :class:`gateway.limits.CounterStore`; the ``redis``
+backend has them).  Without them the counters live in each instance's memory,
+outside this cache, so evicting entries never resets a limit.
 """
 from __future__ import annotations
 

@@ -61,8 +61,10 @@ class CacheLease:
     max_age: int = 0
 
     def keep(self, outcome: Outcome, body: bytes) -> None:
-        """The complete 2xx answer (``body`` is every byte the client got).  Store it
-        without making the client wait; the lease ends once it is stored."""
+        """The complete 2xx answer (``body`` is every byte the client got, except that images in
+        the image store are host-free, unsigned paths: every delivery, a hit's included, renders
+        them for its own caller, so no caller's Host is kept).  Store it without making the
+        client wait; the lease ends once it is stored."""
         raise NotImplementedError
 
     async def release(self) -> None:

@@ -89,6 +89,10 @@ class CacheService:
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
         await self._call("set", key, value, ttl=ttl)
 
+    async def add(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """Set ``key`` only if it is absent (atomic in the backend); whether this call set it."""
+        return bool(await self._call("add", key, value, ttl=ttl))
+
     # -- entries ------------------------------------------------------------------
     async def lookup(self, key: str) -> Outcome | None:
         raw = await self._call("get", "e:" + key)

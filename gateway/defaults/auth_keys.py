@@ -1,45 +1,99 @@
-"""Stage 1 default: gateway keys from ``security.gateway_keys`` (open when none are set)."""
+"""Stages 1 and 2b default: gateway keys — who is calling, what the key may use, how much.
+
+Keys come from ``[gateway_keys.<name>]`` and the ``security.gateway_keys`` list; the
+gateway is open when neither is set.  ``gateway_authenticate`` finds the key
+(:class:`gateway.access.GatewayKey`, the principal); ``gateway_admit`` checks its
+scope over the resolved config and takes its rate limits and budgets
+(:mod:`gateway.limits`); ``gateway_request_finished`` gives back the images and
+cost of a request that failed or was answered from the cache.
+"""
 from __future__ import annotations
 
-import hashlib
-import hmac
+import time
+from typing import Any
 
 from gateway import hookimpl
-from gateway.context import RequestContext
-from gateway.errors import AuthError
+from gateway.access import Access, GatewayKey, KeyTable, load_keys
+from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
+from gateway.errors import AuthError, StartupError
 from gateway.headers import API_KEY
+from gateway.limits import Limiter, Taken
 from gateway.registry import Registry
 from gateway.services import Services
 from gateway.settings import Settings
 
 ANONYMOUS = "anonymous"
+#: What a request took from its key's limits (given back when it fails).
+TAKEN: StashKey[Taken] = StashKey("gateway_keys.taken")
+#: The most images one request is counted for (``n`` is checked later; counters stay small).
+_MAX_COUNTED = 1_000_000
 
 
-def _fingerprint(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+def images_asked(ctx: RequestContext) -> int:
+    """The images a request counts for: ``n`` (default 1) of a generation or an edit, one
+    for a passthrough ``POST`` (a provider's native generation call), else none."""
+    endpoint = ctx.endpoint
+    if endpoint in (IMAGES_GENERATIONS, IMAGES_EDITS):
+        n = ctx.inbound.params.get("n", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            return 1
+        return min(n, _MAX_COUNTED)
+    if endpoint == PROXY and ctx.inbound.method == "POST":
+        return 1
+    return 0
 
 
 class Plugin:
-    """Per app: the keys come from ``gateway_configure``."""
+    """Per app: the keys, the scope checker and the counters come from ``gateway_configure``."""
 
-    keys: tuple[bytes, ...] = ()
+    keys = KeyTable([])
+    access: Access
+    limiter: Limiter
 
     @hookimpl(trylast=True)
     def gateway_configure(self, settings: Settings, registry: Registry, services: Services) -> None:
-        self.keys = tuple(key.encode() for key in settings.security.gateway_keys)
+        errors: list[str] = []
+        self.keys = load_keys(settings, services, errors=errors)
+        if errors:
+            raise StartupError("\n".join(errors))
+        self.access = Access(services)
+        self.limiter = Limiter(services, op_timeout=settings.cache.op_timeout,
+                               when_down=settings.limits.when_store_down)
 
     @hookimpl(trylast=True)
-    def gateway_authenticate(self, ctx: RequestContext) -> str:
-        if not self.keys:
+    def gateway_authenticate(self, ctx: RequestContext) -> Any:
+        if not len(self.keys):
             return ANONYMOUS
         given = ctx.headers.get(API_KEY)
         if not given:
             raise AuthError("Missing gateway key: send it in the x-portkey-api-key header", param=API_KEY,
                             code="missing_api_key")
-        # Compare against every key in constant time so timing reveals nothing.
-        ok = False
-        for key in self.keys:
-            ok |= hmac.compare_digest(given.encode(), key)
-        if not ok:
+        key = self.keys.match(given)
+        if key is None:
             raise AuthError("Invalid gateway key in x-portkey-api-key", param=API_KEY, code="invalid_api_key")
-        return "key:" + _fingerprint(given)
+        ctx.record.key = key.name
+        return key
+
+    @hookimpl(trylast=True)
+    async def gateway_admit(self, ctx: RequestContext) -> None:
+        key = ctx.principal
+        if not isinstance(key, GatewayKey):
+            return
+        if key.restricted:
+            self.access.check(key, ctx)
+        if key.limits.any():
+            charges = key.limits.charges(key.name, images_asked(ctx), time.time())
+            if charges:
+                ctx.stash[TAKEN] = await self.limiter.take(key.name, charges)
+
+    @hookimpl(trylast=True)
+    async def gateway_request_finished(self, ctx: RequestContext, fields: dict[str, Any]) -> None:
+        taken = ctx.stash.get(TAKEN)
+        if taken is None:
+            return
+        record = ctx.record
+        # Nothing was made: an error answer (a client who left may still be billed), or a
+        # cache hit.  The request itself still counts against requests_per_minute.
+        failed = record.status >= 400 and record.status != 499
+        if failed or (record.cache_status or "").endswith("HIT"):
+            await self.limiter.give_back(taken, [c for c in taken.charges if c.setting != "requests_per_minute"])

@@ -17,6 +17,7 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
     inbound, record = ctx.inbound, ctx.record
     fields: dict[str, Any] = {
         "trace_id": inbound.trace_id,
+        "key": record.key,
         "method": inbound.method,
         "path": "/v1" + inbound.path,
         "endpoint": inbound.endpoint,

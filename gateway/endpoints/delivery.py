@@ -4,7 +4,11 @@
 (the image is kept in the image store), provider URLs become base64 (the image
 is fetched from the provider's own hosts only).  An answer that will be cached
 also gets gateway URLs for provider URLs, so the first caller and every later
-hit see the same body (provider URLs expire).
+hit see the same images (provider URLs expire).
+
+A stored image is held in the answer as a host-free, unsigned path
+(:func:`gateway.images.urls.stored_path`); the endpoint renders it for each caller when it
+answers, so the body a cache keeps carries no caller's Host.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ import msgspec
 from gateway.cache.service import BLOB_GRACE, Unavailable
 from gateway.errors import GatewayError, MalformedAnswer, UpstreamError
 from gateway.images.fetch import fetch_image
-from gateway.images.sniff import sniff
-from gateway.images.urls import host_allowed, image_url
+from gateway.images.sniff import image_type
+from gateway.images.store import NotAnImage
+from gateway.images.urls import host_allowed, stored_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.attempt import Attempt
@@ -95,8 +100,9 @@ class Delivery:
         return out
 
     async def keep(self, url: str) -> str:
-        """A gateway URL for the provider's image at ``url``, for an answer that will be cached;
-        the provider's own URL (and no caching) when it cannot be fetched now."""
+        """A gateway path for the provider's image at ``url``, for an answer that will be cached;
+        the provider's own URL (and no caching) when it cannot be fetched now or is not an
+        image (the provider's origin, not the gateway's, then serves whatever it is)."""
         try:
             data, ctype = await self.fetch(url)
             return await self.store(data, ctype)
@@ -113,12 +119,26 @@ class Delivery:
         return await fetch_image(self.upstream, url)
 
     async def store(self, data: bytes, content_type: str | None) -> str:
-        """Keep ``data`` in the image store; the absolute gateway URL that serves it."""
+        """Keep ``data`` in the image store; the host-free path that serves it, which each
+        delivery renders into a signed URL for its own caller (``ImageUrls.render``).
+
+        The type comes from the bytes alone: anything but PNG, JPEG, WebP or GIF (an HTML page,
+        an SVG, whatever ``content_type`` the provider claimed) is not stored, and the image
+        fails as a malformed answer naming the provider."""
+        name = self.attempt.provider.name
+        found = image_type(data)
+        if found is None:
+            raise MalformedAnswer(name, f"an image is not PNG, JPEG, WebP or GIF (said to be "
+                                        f"{content_type or 'untyped'}, {len(data)} bytes); it is not kept")
+        # Whole seconds, rounded down: the URL never outlives the image the store keeps.
+        expires = int(time.time() + self.ttl)
         try:
-            image_id = await self.services.images.put(data, sniff(data, content_type), self.ttl)
+            image_id = await self.services.images.put(data, found, self.ttl)
         except Unavailable:
             raise UpstreamError("The image store is unavailable", status=503, code="image_store_unavailable") from None
-        return image_url(self.services.settings.images.public_url, self.attempt.inbound.origin, image_id)
+        except NotAnImage as e:
+            raise MalformedAnswer(name, f"an image is {e}") from None
+        return stored_path(image_id, expires)
 
 
 def answer_body(provider: str, results: list[GenerationResult], data: list[dict[str, Any]] | None,

@@ -155,7 +155,8 @@ class Generations(Endpoint):
             return await self._relay(ctx, outcome, stream)
         stream.answered(outcome, mode)
         assert outcome.body is not None
-        for event in completed_events(outcome.body, self.event_kind):
+        body = self.services.image_urls.render(outcome.body, ctx.inbound.origin)
+        for event in completed_events(body, self.event_kind):
             await stream.put(event)
         return outcome
 
@@ -172,9 +173,11 @@ class Generations(Endpoint):
                 if name.endswith(".completed"):
                     event = _decode(data)
                     if fmt == "url" and isinstance(event, dict) and isinstance(event.get("b64_json"), str):
-                        event["url"] = await delivery.store(_b64(outcome.provider, event.pop("b64_json")),
-                                                            output_media_type(event.get("output_format")))
-                        data = _encode(event)
+                        # The whole answer (for the cache) keeps the host-free path; the caller
+                        # gets it signed on its own base.
+                        event["url"] = path = await delivery.store(_b64(outcome.provider, event.pop("b64_json")),
+                                                                   output_media_type(event.get("output_format")))
+                        data = _encode({**event, "url": self.services.image_urls.absolute(path, ctx.inbound.origin)})
                     completed.append(event if isinstance(event, dict) else {})
                 elif name == "error":
                     whole = False
@@ -309,8 +312,11 @@ class Generations(Endpoint):
             return await outcome.stream.write(request, out)
         if "Content-Type" not in out:
             out["Content-Type"] = "application/json"
-        ctx.record.bytes_out = len(outcome.body or b"")
-        return web.Response(status=outcome.status, body=outcome.body, headers=out)
+        body = outcome.body or b""
+        if outcome.ok:  # stored images become signed URLs on this caller's base (a hit's too)
+            body = self.services.image_urls.render(body, ctx.inbound.origin)
+        ctx.record.bytes_out = len(body)
+        return web.Response(status=outcome.status, body=body, headers=out)
 
 
 def _whole_answer(outcome: Outcome, completed: list[dict[str, Any]]) -> Outcome:

@@ -1,3 +1,4 @@
 """Images the gateway handles itself: the store behind ``/v1/images/files/{id}``
 (:mod:`.store`), the URLs it hands out and the hosts it fetches from (:mod:`.urls`),
-fetching (:mod:`.fetch`) and telling a type from its bytes (:mod:`.sniff`)."""
+signing those URLs (:mod:`.signing`), fetching (:mod:`.fetch`) and telling a type from
+its bytes (:mod:`.sniff`)."""

@@ -5,6 +5,11 @@ A store class (registered with ``gateway_register_image_stores``) has a
 ``from_services(services)`` (:class:`gateway.services.Services`: the settings,
 and the cache for a store that keeps images there).  Ids are unguessable (192 random bits); every image has
 an expiry, after which it is gone.
+
+A store keeps images only: the built-in stores take the type from the bytes
+(:func:`gateway.images.sniff.image_type`) and refuse anything that is not PNG, JPEG,
+WebP or GIF (:class:`NotAnImage`), so nothing but an image is ever served from the
+gateway's own origin.
 """
 from __future__ import annotations
 
@@ -13,14 +18,37 @@ import os
 import re
 import secrets
 import time
+import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 import structlog
 
+from gateway.images.sniff import IMAGE_TYPES, image_type
+
 _log = structlog.get_logger("gateway.images")
 _ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
+#: Bytes of a generated URL-signing secret.
+SECRET_BYTES = 32
+#: The cache backend key of the URL-signing secret shared by the instances of a ``cache`` store.
+SECRET_KEY = "k:images.url_secret"
+#: The file of the URL-signing secret shared by the processes of a ``local`` store.
+SECRET_FILE = ".url-secret"
+
+
+class NotAnImage(ValueError):
+    """Bytes that are not a PNG, JPEG, WebP or GIF image: never stored."""
+
+
+def checked_type(data: bytes) -> str:
+    """The image type of ``data`` from its bytes; :class:`NotAnImage` when it is none of
+    PNG, JPEG, WebP, GIF (an HTML page or an SVG with a script must never be served)."""
+    found = image_type(data)
+    if found is None:
+        raise NotAnImage(f"not a {', '.join(t.split('/')[1].upper() for t in IMAGE_TYPES)} image "
+                         f"({len(data)} bytes starting {bytes(data[:16])!r})")
+    return found
 
 
 def new_id() -> str:
@@ -49,7 +77,9 @@ class ImageStore:
         raise NotImplementedError
 
     async def put(self, data: bytes, content_type: str, ttl: float) -> str:
-        """Keep ``data`` for ``ttl`` seconds; return its id."""
+        """Keep ``data`` for ``ttl`` seconds; return its id.  ``content_type`` is the type the
+        core read from the bytes; a store checks it (:func:`checked_type`) and raises
+        :class:`NotAnImage` for anything that is not an image."""
         raise NotImplementedError
 
     async def get(self, image_id: str) -> StoredImage | None:
@@ -57,6 +87,13 @@ class ImageStore:
 
     async def start(self) -> None:
         """Begin background work (clean-up); called at app start-up."""
+
+    async def shared_secret(self, candidate: bytes) -> bytes | None:
+        """The secret that signs image URLs, shared by every process that serves this store's
+        images: ``candidate`` when this process is the first to set it, the one already set
+        otherwise.  None: nothing is shared (each process signs with its own).  Called once at
+        start-up when ``images.url_secret`` is not set."""
+        return None
 
     async def close(self) -> None:
         """Stop background work; called at clean-up."""
@@ -85,7 +122,7 @@ class LocalImageStore(ImageStore):
 
     async def put(self, data: bytes, content_type: str, ttl: float) -> str:
         image_id = new_id()
-        meta = msgspec.json.encode({"content_type": content_type, "expires": time.time() + ttl})
+        meta = msgspec.json.encode({"content_type": checked_type(data), "expires": time.time() + ttl})
         await asyncio.to_thread(self._write, image_id, data, meta)
         return image_id
 
@@ -111,6 +148,41 @@ class LocalImageStore(ImageStore):
         if meta["expires"] <= time.time() or not path.exists():
             return None
         return StoredImage(meta["content_type"], meta["expires"], path=str(path))
+
+    async def shared_secret(self, candidate: bytes) -> bytes | None:
+        """A file in the directory (mode 0600), created whole or not at all: the workers of one
+        instance, and instances sharing the directory, sign alike, and URLs outlive a restart
+        as the images do."""
+        return await asyncio.to_thread(self._shared_secret, candidate)
+
+    def _shared_secret(self, candidate: bytes) -> bytes:
+        path = self.directory / SECRET_FILE
+        for _ in range(2):
+            try:
+                existing = path.read_bytes()
+            except FileNotFoundError:
+                existing = b""
+            if len(existing) >= SECRET_BYTES:
+                return existing
+            # The secret appears whole (a link to a file already written) or not at all, and
+            # only if absent: two processes starting together read back the same one.
+            tmp = self.directory / f".{SECRET_FILE}.{uuid.uuid4().hex}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(candidate)
+                if existing:  # a damaged secret (cut short): replaced
+                    _log.warning("images.url_secret_replaced", path=str(path))
+                    os.replace(tmp, path)
+                    return candidate
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    continue
+                return candidate
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_bytes()
 
     def sweep(self) -> int:
         """Delete expired images, then the oldest while over the size bound; return how many went."""
@@ -175,7 +247,7 @@ class CacheImageStore(ImageStore):
 
     async def put(self, data: bytes, content_type: str, ttl: float) -> str:
         image_id = new_id()
-        record = msgspec.msgpack.encode(StoredImage(content_type, time.time() + ttl, data=data))
+        record = msgspec.msgpack.encode(StoredImage(checked_type(data), time.time() + ttl, data=data))
         await self.services.cache.set("i:" + image_id, record, ttl=ttl)
         return image_id
 
@@ -184,6 +256,15 @@ class CacheImageStore(ImageStore):
             return None
         raw = await self.services.cache.get("i:" + image_id)
         return None if raw is None else msgspec.msgpack.decode(raw, type=StoredImage)
+
+    async def shared_secret(self, candidate: bytes) -> bytes | None:
+        """A fixed key in the cache backend, set only if absent and read back: every instance
+        sharing Redis signs alike (with the memory backend, this process alone).
+        :class:`gateway.cache.service.Unavailable` when the backend is down."""
+        cache = self.services.cache
+        await cache.add(SECRET_KEY, candidate, ttl=None)
+        value = await cache.get(SECRET_KEY)
+        return value if value is not None and len(value) >= SECRET_BYTES else None
 
 
 def default_directory() -> str:

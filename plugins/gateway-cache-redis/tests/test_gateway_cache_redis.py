@@ -210,3 +210,99 @@ async def test_redis_outage_serves_without_cache_and_recovers(pair, redis, fake_
     await until_hit(session, b, "after the outage")
     assert any(line.get("event") == "cache.recovered" for line in a.lines())
     assert all(line.get("status") != 500 for line in a.lines() + b.lines())
+
+
+# -- gateway keys: one limit across instances ---------------------------------------------------------
+
+KEYED = """
+[providers.openai]
+base_url = "{upstream}/v1"
+
+[virtual_keys.openai-prod]
+provider = "openai"
+api_key = "sk-stored"
+
+[cache]
+backend = "redis"
+op_timeout = 0.3
+
+[redis]
+url = "{redis}"
+
+[gateway_keys.ci]
+key_env = "GK_CI"
+requests_per_minute = 4
+
+[gateway_keys.batch]
+key_env = "GK_BATCH"
+images_per_day = 5
+"""
+CI_KEY, BATCH_KEY = "gk-ci-0123456789abcdef", "gk-batch-0123456789abcdef"
+
+
+@pytest.fixture
+async def keyed_pair(tmp_path, redis, fake_upstream, monkeypatch) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess, aiohttp.ClientSession]]:  # noqa: ANN001
+    monkeypatch.setenv("GK_CI", CI_KEY)
+    monkeypatch.setenv("GK_BATCH", BATCH_KEY)
+    config = tmp_path / "gateway.toml"
+    config.write_text(KEYED.format(upstream=fake_upstream.url, redis=redis.url))
+    a, b = GatewayProcess(config), GatewayProcess(config)
+    session = aiohttp.ClientSession()
+    try:
+        await a.ready(session)
+        await b.ready(session)
+        yield a, b, session
+    finally:
+        await session.close()
+        a.stop()
+        b.stop()
+
+
+async def generate(session: aiohttp.ClientSession, gw: GatewayProcess, key: str, n: int = 1) -> tuple[int, dict, dict]:
+    headers = {"x-portkey-api-key": key, "x-portkey-virtual-key": "openai-prod"}
+    async with session.post(gw.url + GEN, json={"prompt": "a fox", "n": n}, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.json()
+
+
+async def test_a_rate_limit_holds_across_two_instances(keyed_pair, fake_upstream):  # noqa: ANN001
+    a, b, session = keyed_pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
+    left = 60 - time.time() % 60
+    if left < 8:  # all the requests in one minute's window
+        await asyncio.sleep(left + 0.2)
+    results = await asyncio.gather(*[generate(session, gw, CI_KEY) for gw in (a, b) * 4])
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200] * 4 + [429] * 4
+    for status, headers, body in results:
+        if status == 429:
+            assert body["error"]["code"] == "rate_limit_exceeded"
+            assert 1 <= int(headers["Retry-After"]) <= 60
+    assert len(fake_upstream.requests) == 4
+    lines = [line for line in a.lines() + b.lines() if line.get("event") == "request.finished"]
+    assert {line["key"] for line in lines} == {"ci"}
+    assert CI_KEY not in a.log.read_text() + b.log.read_text()
+
+
+async def test_images_per_day_counts_n_across_two_instances(keyed_pair, fake_upstream):  # noqa: ANN001
+    a, b, session = keyed_pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}] * 2}))
+    assert (await generate(session, a, BATCH_KEY, n=2))[0] == 200
+    assert (await generate(session, b, BATCH_KEY, n=2))[0] == 200
+    status, _, body = await generate(session, a, BATCH_KEY, n=2)
+    assert status == 429 and "asks for 2" in body["error"]["message"]
+    assert (await generate(session, b, BATCH_KEY, n=1))[0] == 200
+    assert (await generate(session, a, BATCH_KEY, n=1))[0] == 429
+
+
+async def test_with_redis_down_limits_count_per_instance_and_the_outage_is_logged_once(keyed_pair, redis, fake_upstream):  # noqa: ANN001
+    a, b, session = keyed_pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}] * 2}))
+    assert (await generate(session, a, BATCH_KEY, n=4))[0] == 200
+    redis.stop()
+    # `local` (the default): each instance now counts on its own, from zero.
+    assert [(await generate(session, b, BATCH_KEY, n=2))[0] for _ in range(3)] == [200, 200, 429]
+    assert (await generate(session, a, BATCH_KEY, n=5))[0] == 200
+    assert (await generate(session, a, BATCH_KEY, n=1))[0] == 429
+    outages = [line for line in b.lines() if line.get("event") == "limits.unavailable"]
+    assert len(outages) == 1 and outages[0]["policy"] == "local"
+    assert all(line.get("status") != 500 for line in a.lines() + b.lines())
