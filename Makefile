@@ -11,7 +11,7 @@ $(STAMP): setup.cfg constraints.txt $(wildcard plugins/*/setup.cfg)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
-.PHONY: install serve test bench
+.PHONY: install serve test bench fuzz
 install: $(STAMP)
 
 serve: $(STAMP)
@@ -22,3 +22,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
+
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py $(ARGS)

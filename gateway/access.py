@@ -25,6 +25,7 @@ from gateway import headers as h
 from gateway.context import PROXY
 from gateway.errors import Forbidden
 from gateway.limits import KeyLimits, micros
+from gateway.redact import fingerprint, is_credential_name
 from gateway.settings import suggest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,19 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Client headers that carry a provider key as they are (passthrough relays them).
 CREDENTIAL_HEADERS = ("api-key", "x-api-key", "x-goog-api-key")
-#: Words that make a provider option a credential (``aws_secret_access_key``, ``azure_ad_token``).
-_CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential")
 _SLOTS = 64
-
-
-def fingerprint(key: bytes) -> str:
-    """What names an unnamed key: the start of its SHA-256 (not enough to find the key)."""
-    return hashlib.sha256(key).hexdigest()[:16]
-
-
-def is_credential_option(name: str) -> bool:
-    low = name.lower()
-    return any(word in low for word in _CREDENTIAL_WORDS)
 
 
 class GatewayKey:
@@ -209,7 +198,7 @@ class Access:
         names = set()
         for provider in services.registry.providers.values():
             names.update(header.lower() for header, option in provider.header_options.items()
-                         if is_credential_option(option))
+                         if is_credential_name(option))
         self.option_headers = tuple(sorted(names))
 
     def check(self, key: GatewayKey, ctx: RequestContext) -> None:
@@ -263,7 +252,7 @@ class Access:
                                 param="Authorization", code="provider_keys_not_allowed")
             return
         for node in _nodes(ctx.config):
-            if node.api_key is not None or any(is_credential_option(o) for o in node.options):
+            if node.api_key is not None or any(is_credential_name(o) for o in node.options):
                 sent = h.bearer(headers.get("Authorization"))
                 where = "Authorization" if node is ctx.config and node.api_key == sent else h.CONFIG
                 raise Forbidden(f"Gateway key {key.name!r} may not send provider credentials ({where})",

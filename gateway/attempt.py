@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway import headers as h
+from gateway.redact import is_credential_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.context import Inbound
@@ -58,6 +59,20 @@ class Attempt:
     @property
     def api_key(self) -> str | None:
         return self.target.api_key
+
+    def credentials(self) -> list[str]:
+        """Every credential this attempt sent: its key, the credential options of its target
+        (``aws_secret_access_key``), and the values of the upstream request's credential
+        headers (with and without their ``Bearer`` scheme): what a provider's error message
+        must not carry back out."""
+        out = [str(self.api_key)] if self.api_key else []
+        out.extend(str(v) for k, v in self.target.options.items() if is_credential_name(k) and isinstance(v, str))
+        if self.upstream is not None:
+            for name, value in self.upstream.headers.items():
+                if is_credential_name(name):
+                    out.append(value)
+                    out.append(value.partition(" ")[2])
+        return out
 
     @property
     def endpoint(self) -> str:

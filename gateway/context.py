@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from gateway import json_decode
 from gateway import headers as h
 from gateway.errors import BadRequest
 
@@ -36,7 +37,7 @@ IMAGES_EDITS = "images.edits"
 PROXY = "proxy"
 IMAGES_FILES = "images.files"
 
-_decode_metadata = msgspec.json.Decoder(dict[str, str]).decode
+_decode_metadata = json_decode.Decoder(dict[str, str]).decode
 T = TypeVar("T")
 
 
@@ -253,13 +254,12 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
 
 def parse_timeout(raw: str) -> int:
     """``x-portkey-request-timeout``: a positive whole number of milliseconds, or a 400."""
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
+    raw = raw.strip()
+    value = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) <= 12 else 0
+    if not 0 < value <= h.MAX_TIMEOUT_MS:
         raise BadRequest(
-            f"Invalid x-portkey-request-timeout {raw!r}: expected a positive whole number of milliseconds",
+            f"Invalid x-portkey-request-timeout {raw[:40]!r}: expected a positive whole number of milliseconds, "
+            f"at most {h.MAX_TIMEOUT_MS}",
             param=h.REQUEST_TIMEOUT, code="invalid_request_timeout",
         )
     return value

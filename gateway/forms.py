@@ -15,6 +15,7 @@ import io
 from typing import Any
 
 from aiohttp import MultipartReader, MultipartWriter, StreamReader, payload
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.base_protocol import BaseProtocol
 from multidict import CIMultiDict
 
@@ -90,7 +91,7 @@ async def read_edit_form(body: bytes, content_type: str,
                 except (UnicodeDecodeError, LookupError):
                     raise BadRequest(f"Form field `{name}` is not valid UTF-8 text", param=name,
                                      code="invalid_parameter") from None
-    except (ValueError, AssertionError, asyncio.IncompleteReadError, RuntimeError) as e:
+    except (ValueError, AssertionError, asyncio.IncompleteReadError, RuntimeError, HttpProcessingError) as e:
         # aiohttp's reader says what is wrong (a missing boundary, a cut-short body, a bad header).
         raise BadRequest(f"Malformed multipart body (cut short, or not split by the boundary its Content-Type "
                          f"names): {e or e.__class__.__name__}", code="invalid_multipart") from None

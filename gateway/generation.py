@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from multidict import CIMultiDict
 
+from gateway import json_decode
 from gateway.errors import MalformedAnswer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -140,6 +141,6 @@ class GenerationPlan(msgspec.Struct, kw_only=True):
 def decode_json(provider: Provider, body: bytes) -> Any:
     """A 2xx JSON body, or a 502 saying it is not JSON."""
     try:
-        return msgspec.json.decode(body)
+        return json_decode.decode(body)
     except msgspec.DecodeError:
         raise MalformedAnswer(provider.name, "the body is not JSON", body) from None

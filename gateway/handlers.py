@@ -17,11 +17,13 @@ from aiohttp import web
 
 from gateway import headers as h
 from gateway.chain import PluginError
+from gateway.compression import decode_body
 from gateway.context import IMAGES_EDITS, IMAGES_FILES, IMAGES_GENERATIONS, PROXY, Inbound, RequestContext
 from gateway.endpoints import image_files
 from gateway.endpoints.passthrough import read_all
 from gateway.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.forms import read_edit_form
+from gateway.json_decode import Decoder
 from gateway.keys import GATEWAY
 from gateway.paths import check_passthrough_path
 from gateway.router import needs_body_bytes
@@ -51,7 +53,7 @@ class GenerationView(msgspec.Struct):
     response_format: str | None = None
 
 
-_decode_object = msgspec.json.Decoder(dict).decode
+_decode_object = Decoder(dict).decode
 
 
 async def images_generations(request: web.Request) -> web.StreamResponse:
@@ -220,12 +222,14 @@ async def _read_form(ctx: RequestContext, request: web.Request, state: GatewaySt
 
 
 async def _read_whole(ctx: RequestContext, request: web.Request, limit: int) -> bytes:
-    """The request body read whole under ``limit`` (a 413 above it), kept as ``inbound.body``."""
+    """The request body read whole under ``limit`` (a 413 above it) and decoded from its
+    ``Content-Encoding`` (within the same limit), kept as ``inbound.body``."""
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes") from None
     ctx.record.bytes_in = len(body)
+    body = decode_body(body, request.headers.get("Content-Encoding"), limit)
     ctx.inbound.body = body
     return body
 

@@ -43,6 +43,9 @@ REQUEST_DROP = HOP_BY_HOP | {
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "server", "date"}
 
 
+#: Longest time limit an attempt may be given (``x-portkey-request-timeout``, a config's
+#: ``request_timeout``), in ms: a day; beyond, a number only overflows the event loop's clock.
+MAX_TIMEOUT_MS = 86_400_000
 #: Longest ``x-portkey-trace-id`` taken: it is echoed back and goes on every log line.
 MAX_TRACE_ID = 256
 

@@ -43,9 +43,15 @@ def parse_size(value: Any) -> tuple[int, int] | None:
         return None
     if isinstance(value, str):
         w, sep, height = value.lower().partition("x")
-        if sep and w.isdigit() and height.isdigit() and int(w) > 0 and int(height) > 0:
+        # ASCII digits only (``isdigit`` takes superscripts int() refuses), and few of them.
+        if sep and _side(w) and _side(height):
             return int(w), int(height)
-    raise BadParam("size", f"Invalid `size` {value!r}: expected WIDTHxHEIGHT, such as 1024x1024")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise BadParam("size", f"Invalid `size` {shown}: expected WIDTHxHEIGHT, such as 1024x1024")
+
+
+def _side(text: str) -> bool:
+    return 0 < len(text) <= 6 and text.isascii() and text.isdecimal() and int(text) > 0
 
 
 def ratio_of(value: str) -> float:
@@ -127,6 +133,9 @@ def negotiate(attempt: Attempt) -> GenerationPlan:
     size = params.get("size")
     quality = params.get("quality")
     style = params.get("style")
+    for name, value in (("quality", quality), ("style", style)):
+        if value is not None and not isinstance(value, str):
+            raise BadParam(name, f"Invalid `{name}`: expected a string, got {type(value).__name__}")
     if mc is None:
         # An unknown model: nothing declared to check against, the provider sees what was sent.
         dims = parse_size(size) if size is not None else None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway import json_decode
 from gateway.errors import ContentPolicyViolation, GatewayError, MalformedAnswer
 from gateway.forms import build_form
 from gateway.generation import EditRequest, GenerationRequest, GenerationResult, Image, InputImage
@@ -53,7 +54,7 @@ class _Answer(msgspec.Struct):
     error: Any = None
 
 
-_decode_answer = msgspec.json.Decoder(_Answer).decode
+_decode_answer = json_decode.Decoder(_Answer).decode
 _EXTRA = ("usage", "background", "output_format", "quality", "size")
 
 
@@ -112,7 +113,7 @@ class OpenAICompatibleProvider(Provider):
         """The error for a 2xx answer without usable images: a content refusal when
         :meth:`answer_refusal` finds one, else a malformed answer (502)."""
         try:
-            refusal = self.answer_refusal(msgspec.json.decode(body))
+            refusal = self.answer_refusal(json_decode.decode(body))
         except msgspec.DecodeError:
             refusal = None
         if refusal is not None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 from multidict import CIMultiDict
 
+from gateway import json_decode
 from gateway import headers as h
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY
 from gateway.errors import BadRequest, GatewayError, ProviderError
@@ -317,7 +318,7 @@ class Provider:
         message = type_ = param = code = None
         if body and "json" in content_type:
             try:
-                data = msgspec.json.decode(body)
+                data = json_decode.decode(body)
             except msgspec.DecodeError:
                 data = None
             err = data.get("error") if isinstance(data, dict) else None

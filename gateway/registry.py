@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Union
 import msgspec
 
 from gateway.errors import BadRequest, ConfigError, StartupError
+from gateway.redact import shown
 from gateway.settings import suggest
 from gateway.strategy import StrategyConfig, tagged_config
 
@@ -38,7 +39,7 @@ class Registry:
             return self.providers[name]
         except KeyError:
             raise BadRequest(
-                f"Unknown provider {name!r}{suggest(name, self.providers)}; installed providers: "
+                f"Unknown provider {shown(name)}{suggest(name, self.providers)}; installed providers: "
                 f"{self._installed_providers}",
                 param="x-portkey-provider",
                 code="unknown_provider",

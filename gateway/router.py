@@ -21,6 +21,7 @@ from gateway import headers as h
 from gateway.attempt import Attempt
 from gateway.errors import BadRequest, CannotServe, GatewayError, UpstreamTimeout
 from gateway.outcome import Outcome
+from gateway.redact import scrub, shown
 from gateway.ssrf import check_custom_host
 from gateway.targets import StoredSecret
 from gateway.upstream import Upstream
@@ -70,7 +71,7 @@ class Router:
             return target
         vk = self.state.virtual_keys.get(target.virtual_key)
         if vk is None:
-            raise CannotServe(f"Unknown virtual key {target.virtual_key!r}", param=h.VIRTUAL_KEY,
+            raise CannotServe(f"Unknown virtual key {shown(target.virtual_key)}", param=h.VIRTUAL_KEY,
                               code="unknown_virtual_key")
         return msgspec.structs.replace(
             target, provider=target.provider or vk.provider, api_key=target.api_key or vk.api_key,
@@ -159,6 +160,9 @@ class Router:
             if attempt.upstream is None:  # refused before anything was sent
                 raise
             outcome = Outcome.from_error(e, provider=provider.name)
+        if outcome.error is not None:
+            # A provider may quote the key it was sent; that key may be a stored one.
+            outcome.error.message = scrub(outcome.error.message, attempt.credentials())
         outcome.target_path = target.path
         outcome.target = target
         outcome.provider = outcome.provider or provider.name

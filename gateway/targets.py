@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway import headers as h
 from gateway.errors import ConfigError
+from gateway.redact import shown
 from gateway.settings import suggest
 from gateway.strategy import StrategyConfig
 
@@ -82,11 +84,14 @@ class NodeFields(_Lenient):
     def __post_init__(self) -> None:
         if self.weight < 0:
             raise ValueError("`weight` must not be negative")
-        if self.request_timeout is not None and self.request_timeout <= 0:
-            raise ValueError("`request_timeout` must be a positive number of milliseconds")
+        if self.request_timeout is not None and not 0 < self.request_timeout <= h.MAX_TIMEOUT_MS:
+            raise ValueError(f"`request_timeout` must be a positive number of milliseconds, at most {h.MAX_TIMEOUT_MS}")
 
 
 NODE_FIELDS = frozenset(NodeFields.__struct_fields__)
+#: Deepest nesting of ``targets`` a config may have (real trees are two or three deep;
+#: a deeper one only costs stack in every walk of the tree).
+MAX_DEPTH = 32
 #: Fields a child takes from its parent unless it sets its own.
 INHERITED = ("retry", "request_timeout", "cache", "custom_host", "forward_headers", "strict_params")
 #: Keys the hosted product accepts that have no meaning here; accepted and ignored
@@ -159,7 +164,7 @@ def parse(raw: Any, registry: Registry, *, source: str = "x-portkey-config",
 
 
 def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry, source: str,
-          virtual_keys: Mapping[str, Any] | None) -> Target:
+          virtual_keys: Mapping[str, Any] | None, depth: int = 0) -> Target:
     core = {}
     options = {}
     for k, v in raw.items():
@@ -202,7 +207,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
         )
     if virtual_keys is not None and f.virtual_key is not None and f.virtual_key not in virtual_keys:
         raise ConfigError(
-            f"Invalid config in {source}: unknown virtual key {f.virtual_key!r}"
+            f"Invalid config in {source}: unknown virtual key {shown(f.virtual_key)}"
             f"{suggest(f.virtual_key, virtual_keys)} - at `{where}.virtual_key`",
             param="x-portkey-config", code="unknown_virtual_key",
         )
@@ -236,7 +241,10 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
                 raise ConfigError(
                     f"Invalid config in {source}: expected an object - at `{where}.targets[{i}]`", param="x-portkey-config"
                 )
-            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys))
+            if depth >= MAX_DEPTH:
+                raise ConfigError(f"Invalid config in {source}: `targets` nested more than {MAX_DEPTH} levels deep "
+                                  f"- at `{where}.targets[{i}]`", param="x-portkey-config")
+            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys, depth + 1))
         node.targets = tuple(children)
         registry.strategy(mode).validate(node, source)
     return node

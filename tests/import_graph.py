@@ -12,6 +12,7 @@ OPTIONAL = frozenset({"uvloop", "openai"})
 #: The layers, lowest first; a module imports its own layer and the ones below.
 LAYERS = ("utilities", "provider SDK", "endpoints", "engine", "HTTP handlers", "test kit")
 _UTILITIES = {"gateway", "gateway.errors", "gateway.headers", "gateway.ssrf", "gateway.lru", "gateway.logging",
+              "gateway.json_decode", "gateway.compression", "gateway.redact",
               "gateway.hookspecs"}
 _ENGINE = {"gateway.chain", "gateway.router", "gateway.plugins", "gateway.state", "gateway.keys", "gateway.saved"}
 _HTTP = {"gateway.handlers", "gateway.app", "gateway.server", "gateway.cli", "gateway.schema"}

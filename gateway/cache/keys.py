@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway import json_decode
 from gateway import headers as h
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +42,7 @@ def canonical_body(body: bytes, content_type: str) -> bytes:
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == "application/json":
         try:
-            return _canonical_json(msgspec.json.decode(body))
+            return _canonical_json(json_decode.decode(body))
         except msgspec.DecodeError:
             return body
     if ctype == "multipart/form-data" and "boundary=" in content_type:

@@ -11,10 +11,12 @@ import re
 
 import msgspec
 
+from gateway import json_decode
 from gateway import headers as h
 from gateway import hookimpl, targets
 from gateway.context import RequestContext
 from gateway.errors import ConfigError
+from gateway.redact import shown
 from gateway.registry import Registry
 from gateway.services import Services
 from gateway.settings import Settings, suggest
@@ -63,7 +65,7 @@ class Plugin:
         node = self.parsed.get(raw)
         if node is None:
             try:
-                data = msgspec.json.decode(raw)
+                data = json_decode.decode(raw)
             except msgspec.DecodeError as e:
                 raise ConfigError(f"Invalid config in x-portkey-config: not valid JSON ({e})", param=h.CONFIG) from None
             node = targets.parse(data, self.services.registry, virtual_keys=self.services.virtual_keys)
@@ -80,7 +82,7 @@ class Plugin:
         if vk_name is not None and base.provider is None and base.virtual_key is None:
             if vk_name not in services.virtual_keys:
                 raise ConfigError(
-                    f"Unknown virtual key {vk_name!r} in x-portkey-virtual-key{suggest(vk_name, services.virtual_keys)}",
+                    f"Unknown virtual key {shown(vk_name)} in x-portkey-virtual-key{suggest(vk_name, services.virtual_keys)}",
                     param=h.VIRTUAL_KEY, code="unknown_virtual_key",
                 )
             # The provider's own headers (an Azure deployment, an AWS region) still choose per request.

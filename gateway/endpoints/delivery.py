@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from gateway import json_decode
 from gateway.cache.service import BLOB_GRACE, Unavailable
 from gateway.errors import GatewayError, MalformedAnswer, UpstreamError
 from gateway.images.fetch import fetch_image
@@ -180,7 +181,7 @@ def _add(a: Any, b: Any) -> Any:
 
 def _raw_string(provider: str, raw: msgspec.Raw) -> str:
     try:
-        value = msgspec.json.decode(raw)
+        value = json_decode.decode(raw)
     except msgspec.DecodeError:
         value = None
     if not isinstance(value, str):

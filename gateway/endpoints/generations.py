@@ -41,6 +41,7 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway import json_decode
 from gateway import headers as h
 from gateway.cache.keys import request_key
 from gateway.cache.lease import CacheHit
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _BODY_HEADERS = ("Content-Type", "Content-Encoding", "Content-Disposition", "ETag", "Last-Modified")
 #: The delivery of the attempt whose native stream is relayed (its completed images may become URLs).
 _STREAM_DELIVERY: StashKey[tuple[Delivery, str | None]] = StashKey("gateway.generations.stream_delivery")
-_decode = msgspec.json.decode
+_decode = json_decode.decode
 _encode = msgspec.json.Encoder().encode
 
 

@@ -30,6 +30,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from gateway import json_decode
 from gateway.context import StreamRecord
 from gateway.errors import GatewayError, MalformedAnswer
 
@@ -60,7 +61,7 @@ def error_event(error: GatewayError) -> bytes:
 def completed_events(body: bytes, kind: str) -> list[bytes]:
     """One ``<kind>.completed`` event per image of a whole answer in the one answer shape
     (``b64_json``, or ``url`` when that was asked), ``usage`` on the last."""
-    doc = msgspec.json.decode(body)
+    doc = json_decode.decode(body)
     items = doc.get("data") or []
     common = {k: doc[k] for k in ("background", "output_format", "quality", "size") if doc.get(k) is not None}
     out = []
