@@ -306,3 +306,33 @@ async def test_the_openai_sdk_reads_a_url_answer_a_browser_can_load(aiohttp_clie
     image = await client.get(path_of(result.data[0].url))
     assert image.status == 200 and await image.read() == PNG_1X1
     assert os.path.basename(urlsplit(result.data[0].url).path) + ".png" in image.headers["Content-Disposition"]
+
+
+# --------------------------------------------------------------------------- a provider's paths
+async def test_a_providers_relative_url_is_refused_not_signed(gateway_client, fake_upstream):  # noqa: ANN001
+    # A custom host a caller names can answer anything: here another caller's image path with
+    # an expiry far away.  It must not come back signed by the gateway.
+    fake_upstream.on("POST", GEN, Reply(json=B64))
+    _, url = await url_answer(gateway_client)
+    victim = urlsplit(url).path
+    forged = f"{victim}?expires={int(time.time()) + 10**8}"
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": forged}]}))
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox", "response_format": "url"}, headers=H)
+    assert resp.status == 502, await resp.text()
+    err = (await resp.json())["error"]
+    assert err["code"] == "invalid_provider_response" and "absolute http(s) URL" in err["message"]
+    assert "sig=" not in await resp.text()
+
+
+async def test_a_providers_stored_path_elsewhere_in_the_answer_stays_unsigned(gateway_client, fake_upstream):  # noqa: ANN001
+    # A base64 answer is relayed byte for byte, whatever else it holds: a path in another field is
+    # left as the provider wrote it.
+    fake_upstream.on("POST", GEN, Reply(json=B64))
+    _, url = await url_answer(gateway_client)
+    forged = f"{urlsplit(url).path}?expires={int(time.time()) + 10**8}"
+    fake_upstream.on("POST", GEN, Reply(json={**B64, "extra": {"url": forged}}))
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox", "response_format": "b64_json"}, headers=H)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["extra"] == {"url": forged}
+    assert (await gateway_client.get(forged)).status == 403
+    assert (await gateway_client.get(path_of(url))).status == 200

@@ -6,9 +6,11 @@ is fetched from the provider's own hosts only).  An answer that will be cached
 also gets gateway URLs for provider URLs, so the first caller and every later
 hit see the same images (provider URLs expire).
 
-A stored image is held in the answer as a host-free, unsigned path
-(:func:`gateway.images.urls.stored_path`); the endpoint renders it for each caller when it
-answers, so the body a cache keeps carries no caller's Host.
+A stored image is held in the answer as a host-free path, signed when stored
+(:meth:`gateway.images.urls.ImageUrls.signed`); the endpoint puts each caller's base in
+front when it answers, so the body a cache keeps carries no caller's Host.  A provider's
+image URL must be an absolute ``http(s)`` URL (or a ``data:`` URI): a path of the
+gateway's own from a provider's answer is refused, never signed.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.upstream import Upstream
 
 _encode = msgspec.json.Encoder().encode
+#: What a provider's image URL starts with (a relative path would be the gateway's own).
+_WEB = ("https://", "http://")
 
 
 class Delivery:
@@ -62,7 +66,7 @@ class Delivery:
             if img.b64 is not None:
                 if fmt == "url":
                     return False
-            elif img.url is None or img.url.startswith("data:") or fmt == "b64_json" or self.keep_urls:
+            elif img.url is None or not img.url.startswith(_WEB) or fmt == "b64_json" or self.keep_urls:
                 return False
         return True
 
@@ -78,6 +82,8 @@ class Delivery:
             b64 = _raw_string(name, b64)
         if url is not None and url.startswith("data:"):
             b64, url = _data_uri(name, url), None
+        elif url is not None and not url.startswith(_WEB):
+            raise MalformedAnswer(name, f"an image URL is not an absolute http(s) URL ({url[:40]!r})")
         if fmt is None:
             fmt = "url" if url is not None else "b64_json"
         if fmt == "b64_json":
@@ -139,7 +145,7 @@ class Delivery:
             raise UpstreamError("The image store is unavailable", status=503, code="image_store_unavailable") from None
         except NotAnImage as e:
             raise MalformedAnswer(name, f"an image is {e}") from None
-        return stored_path(image_id, expires)
+        return self.services.image_urls.signed(stored_path(image_id, expires))
 
 
 def answer_body(provider: str, results: list[GenerationResult], data: list[dict[str, Any]] | None,

@@ -174,8 +174,8 @@ class Generations(Endpoint):
                 if name.endswith(".completed"):
                     event = _decode(data)
                     if fmt == "url" and isinstance(event, dict) and isinstance(event.get("b64_json"), str):
-                        # The whole answer (for the cache) keeps the host-free path; the caller
-                        # gets it signed on its own base.
+                        # The whole answer (for the cache) keeps the host-free signed path; the
+                        # caller gets it on its own base.
                         event["url"] = path = await delivery.store(_b64(outcome.provider, event.pop("b64_json")),
                                                                    output_media_type(event.get("output_format")))
                         data = _encode({**event, "url": self.services.image_urls.absolute(path, ctx.inbound.origin)})

@@ -41,15 +41,16 @@ _encode = msgspec.json.Encoder().encode
 FILES_PATH = "/v1/images/files/"
 #: Addresses that mean "every interface": not one a client can reach.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*", "[::]"})
-#: A stored image's path in an answer body (a JSON ``url`` string), as :func:`stored_path` makes it.
-_STORED = re.compile(rb'"url":"(/v1/images/files/[A-Za-z0-9_-]{32})\?expires=([0-9]{1,12})"')
+#: A stored image's signed path in an answer body (a JSON ``url`` string), as
+#: :meth:`ImageUrls.signed` makes it (the signature is 43 characters of URL-safe base64).
+_STORED = re.compile(rb'"url":"(/v1/images/files/[A-Za-z0-9_-]{32}\?expires=[0-9]{1,12}&sig=[A-Za-z0-9_-]{43})"')
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 #: ``host[:port]`` as a Host header carries it: a DNS name, an IPv4 address or a bracketed IPv6 one.
 _HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9a-f:.]+\])(?::[0-9]{{1,5}})?", re.ASCII | re.IGNORECASE)
 
 
 def stored_path(image_id: str, expires: int) -> str:
-    """What an answer holds for a stored image: host-free and unsigned (signed at delivery)."""
+    """A stored image's path, host-free and unsigned (:meth:`ImageUrls.signed` signs it)."""
     return f"{FILES_PATH}{image_id}?expires={expires}"
 
 
@@ -138,23 +139,25 @@ class ImageUrls:
 
     # -- signing ------------------------------------------------------------------------
     def signed(self, path: str) -> str:
-        """``path`` (:func:`stored_path`) with its signature."""
+        """``path`` (:func:`stored_path`) with its signature: what an answer holds for an image
+        the gateway stored.  Signed when stored, so a path a provider's answer carries (a
+        caller's custom host can answer anything) never gets the gateway's signature."""
         head, _, expires = path.partition("?expires=")
         return f"{path}&sig={self.keys.current.signature(head[len(FILES_PATH):], expires)}"
 
     def absolute(self, path: str, base: str) -> str:
-        """The URL a caller gets for ``path``: below ``base``, signed."""
-        return base + self.signed(path)
+        """The URL a caller gets for a signed ``path``: below ``base``."""
+        return base + path
 
     def render(self, body: bytes, base: str) -> bytes:
-        """``body`` (an answer or an event) with every stored image's path made the URL the
-        caller gets.  Paths are found as the gateway encodes them (``"url":"/v1/images/files/..."``);
-        a body without one is returned as it is, unparsed."""
+        """``body`` (an answer or an event) with every stored image's signed path made the URL
+        the caller gets.  Paths are found as the gateway encodes them
+        (``"url":"/v1/images/files/...&sig=..."``); a body without one is returned as it is, unparsed."""
         if FILES_PATH.encode() not in body:
             return body
 
         def one(m: re.Match[bytes]) -> bytes:
-            return b'"url":' + _encode(self.absolute(f"{m.group(1).decode()}?expires={m.group(2).decode()}", base))
+            return b'"url":' + _encode(self.absolute(m.group(1).decode(), base))
 
         return _STORED.sub(one, body)
 
