@@ -306,6 +306,9 @@ def test_compose_runs_two_gateways_redis_and_nginx() -> None:
         assert env["GATEWAY__CACHE__BACKEND"] == "redis"
         assert env["GATEWAY__REDIS__URL"] == "redis://redis:6379/0"
         assert env["GATEWAY__IMAGES__STORE"] == "cache"
+        # Image URLs point where clients reach nginx (its published port), not at a Host a caller sends.
+        assert env["GATEWAY__IMAGES__PUBLIC_URL"] == "${GATEWAY_PUBLIC_URL:-http://127.0.0.1:8787}"
+        assert "8787:80" in services["lb"]["ports"]
         assert "OPENAI_API_KEY" in env
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert seconds(svc["stop_grace_period"]) > example_settings().server.shutdown_timeout

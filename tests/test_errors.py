@@ -306,3 +306,16 @@ async def test_a_silent_provider_is_a_504_after_the_read_timeout(aiohttp_client,
     fake_upstream.on("GET", "/v1/slow", Reply(json={"ok": True}, delay=2))
     resp = await client.get("/v1/slow", headers=H)
     await error_of(resp, 502, "upstream_error")
+
+
+async def test_a_path_no_route_serves_is_a_json_404(gateway_client, fake_upstream):  # noqa: ANN001
+    for path in ("/nope", "/v2/models", "/%0d%0a"):
+        err = await error_of(await gateway_client.get(path), 404, "not_found")
+        assert "/v1/images/generations" in err["message"]
+    assert fake_upstream.requests == []
+
+
+async def test_a_method_a_route_does_not_take_is_a_json_405_with_allow(gateway_client, fake_upstream):  # noqa: ANN001
+    resp = await gateway_client.post("/healthz")
+    err = await error_of(resp, 405, "method_not_allowed")
+    assert "GET" in resp.headers["Allow"] and "POST" in err["message"]
