@@ -1,73 +1,10 @@
 """Property-based: any config header gives a valid answer or a clean 400; never a 500, never a hang."""
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
-
 import httpx
 import msgspec
-import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from gateway.app import create_app
-from gateway.keys import GATEWAY
-from gateway.testing import FakeUpstream, Reply
-
-from first_party import FIRST_PARTY
-
-OK = {"created": 1, "data": [{"url": "https://img/1.png"}]}
-
-
-class _Servers:
-    """A gateway and a fake upstream on a loop in a background thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.url = self.run(self._start())
-
-    def run(self, coro):  # noqa: ANN001, ANN201
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    async def _start(self) -> str:
-        self.upstream = await FakeUpstream().start()
-        self.upstream.on("POST", "/v1/images/generations", Reply(json=OK))
-        app = create_app({"providers": {"fake": {"base_url": self.upstream.url + "/v1"}}},
-                         plugins=FIRST_PARTY, load_entrypoints=False)
-
-        async def no_sleep(_s: float) -> None:
-            return None
-
-        app[GATEWAY].sleep = no_sleep
-        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.upstream.close()
-
-    def close(self) -> None:
-        self.run(self._stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[_Servers]:
-    s = _Servers()
-    try:
-        yield s
-    finally:
-        s.close()
-
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 5, allow_nan=False),
                     st.text(max_size=6), st.sampled_from(["fake", "nope", "fallback", "pro"]))
@@ -116,18 +53,18 @@ junk = st.one_of(st.text(max_size=20), st.lists(scalars, max_size=3).map(lambda 
        # header values are printable ASCII here: aiohttp's parser refuses others before the gateway sees them
        metadata=st.dictionaries(st.sampled_from(["t", "u"]), st.text(st.characters(min_codepoint=32, max_codepoint=126),
                                                                       max_size=3), max_size=2))
-def test_any_config_is_answered_or_refused_cleanly(servers, config, metadata):  # noqa: ANN001
+def test_any_config_is_answered_or_refused_cleanly(fuzz_servers, config, metadata):  # noqa: ANN001
     # HTTP clients refuse header values with outer white space, so such values never arrive.
     assume(config.strip() == config and config)
     if any(ord(c) < 32 or ord(c) > 126 for c in config):
         config = config.encode("unicode_escape").decode("ascii")  # header values are latin-1 text
     headers = {"x-portkey-config": config, "x-portkey-metadata": msgspec.json.encode(metadata).decode(),
                "Content-Type": "application/json"}
-    resp = httpx.post(servers.url + "/v1/images/generations", content=b'{"prompt": "x", "n": 1}',
+    resp = httpx.post(f"http://127.0.0.1:{fuzz_servers.port}/v1/images/generations", content=b'{"prompt": "x", "n": 1}',
                       headers=headers, timeout=10)
     assert resp.status_code in (200, 400), resp.text
     body = resp.json()
     if resp.status_code == 400:
         assert set(body) <= {"error", "provider"} and body["error"]["message"]
     else:
-        assert body == {**OK, "provider": "fake"}
+        assert body["provider"] == "fake" and body["data"]

@@ -86,8 +86,6 @@ async def test_lenient_mode_maps_to_the_nearest_and_says_what_changed(gateway_cl
 
 
 async def test_lenient_mode_drops_parameters_the_provider_does_not_take(gateway_client, fake_upstream):  # noqa: ANN001
-    from gateway.app import create_app  # noqa: F401  (the OpenAI plugin passes unknown parameters on)
-
     openai_fake.install(fake_upstream)
     resp = await gateway_client.post(GEN, json={"prompt": "p", "model": "gpt-image-1", "background": "opaque"},
                                      headers=H)

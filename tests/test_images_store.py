@@ -23,6 +23,9 @@ from gateway.keys import GATEWAY
 from gateway.testing import PNG_1X1, Recorded, Reply
 
 GEN = "/v1/images/generations"
+#: A config with the cache on: its answers keep gateway URLs.
+CACHED = {"x-portkey-config": msgspec.json.encode(
+    {"provider": "fake", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
 JPEG = b"\xff\xd8\xff\xe0" + os.urandom(64)
 GIF = b"GIF89a" + os.urandom(32)
 HTML = b"<!doctype html><html><body><script>fetch('/steal?c='+document.cookie)</script></body></html>"
@@ -196,8 +199,7 @@ async def test_a_cached_url_answer_whose_image_is_a_page_hands_on_the_providers_
     fake_upstream.on("GET", "/blob/page.png", Reply(body=HTML, content_type="image/png"))
     url = fake_upstream.url + "/blob/page.png"
     fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
-    cfg = {"x-portkey-config": msgspec.json.encode(
-        {"provider": "fake", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
+    cfg = CACHED
     for _ in range(2):
         resp = await gateway_client.post(GEN, json={"prompt": "owl", "model": "fake-hd"}, headers=cfg)
         assert resp.status == 200 and resp.headers["x-portkey-cache-status"] == "MISS"
@@ -219,8 +221,7 @@ async def test_cached_url_answer_still_resolves_after_the_provider_url_dies(gate
     fake_upstream.on("GET", "/blob/img-0.png", provider_image)
     fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": fake_upstream.url + "/blob/img-0.png",
                                                                       "revised_prompt": "r"}]}))
-    cfg = {"x-portkey-config": msgspec.json.encode(
-        {"provider": "fake", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
+    cfg = CACHED
     first = await gateway_client.post(GEN, json={"prompt": "fox", "model": "fake-hd"}, headers=cfg)
     assert first.headers["x-portkey-cache-status"] == "MISS"
     first_body = await first.read()
@@ -243,8 +244,7 @@ async def test_a_cacheable_url_answer_whose_image_cannot_be_fetched_is_handed_on
     fake_upstream.on("GET", "/blob/gone.png", Reply(403, body=b"Signature expired", content_type="text/plain"))
     url = fake_upstream.url + "/blob/gone.png"
     fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
-    cfg = {"x-portkey-config": msgspec.json.encode(
-        {"provider": "fake", "api_key": "k", "cache": {"mode": "simple", "max_age": 600}}).decode()}
+    cfg = CACHED
     for _ in range(2):
         resp = await gateway_client.post(GEN, json={"prompt": "owl", "model": "fake-hd"}, headers=cfg)
         assert resp.status == 200 and resp.headers["x-portkey-cache-status"] == "MISS"

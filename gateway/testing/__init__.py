@@ -119,7 +119,10 @@ Handler = Callable[[web.Request, Recorded], Awaitable[web.StreamResponse]]
 class FakeUpstream:
     """A scriptable provider on a real loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, decompress: bool = True) -> None:
+        #: Whether the server decodes a request body's ``Content-Encoding`` (off: a body in a
+        #: coding it cannot decode reaches the handler, not a plain-text 400 from aiohttp).
+        self.decompress = decompress
         self.requests: list[Recorded] = []
         #: Requests whose handler was cancelled because the caller went away.
         self.cancelled = 0
@@ -141,7 +144,7 @@ class FakeUpstream:
         return self.requests[-1]
 
     async def start(self) -> FakeUpstream:
-        app = web.Application(client_max_size=1024**3)
+        app = web.Application(client_max_size=1024**3, handler_args={"auto_decompress": self.decompress})
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()

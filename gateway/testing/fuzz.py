@@ -35,7 +35,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.keys import GATEWAY
 from gateway.logging import configure_logging
-from gateway.testing import PNG_1X1
+from gateway.testing import PNG_1X1, FakeUpstream
 
 __all__ = ["AlwaysOk", "Answer", "Sent", "Servers", "Summary", "draw", "exchange", "problem", "read_answer", "run", "send"]
 
@@ -47,36 +47,18 @@ TIMEOUT = 10.0
 # -- the provider: a 200 for everything ------------------------------------------------------
 
 
-class AlwaysOk:
+class AlwaysOk(FakeUpstream):
     """A provider on loopback that answers every request 200: a generation or an edit with
-    as many images as its ``n`` asks (1 when ``n`` makes no sense), anything else ``{}``."""
+    as many images as its ``n`` asks (1 when ``n`` makes no sense), anything else ``{}``.
+    It keeps no record of requests (a long run sends tens of thousands), only their count."""
 
     def __init__(self) -> None:
-        self.port = 0
-        self.requests = 0
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> AlwaysOk:
-        # auto_decompress off: a body in a coding its server cannot decode is relayed, not refused.
-        app = web.Application(client_max_size=1024**3, handler_args={"auto_decompress": False})
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        # A body in a coding its server cannot decode is relayed to it, not refused by aiohttp.
+        super().__init__(decompress=False)
+        self.count = 0
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
+        self.count += 1
         if request.method == "POST" and request.path.endswith(("/images/generations", "/images/edits")):
             n: Any = 1
             if request.content_type == "multipart/form-data":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -115,6 +116,21 @@ class GatewayProcess:
         return out
 
 
+@contextlib.asynccontextmanager
+async def two_gateways(config: Path) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess, aiohttp.ClientSession]]:
+    """Two ``gateway serve`` processes on one settings file, ready, and a client session."""
+    a, b = GatewayProcess(config), GatewayProcess(config)
+    session = aiohttp.ClientSession()
+    try:
+        await a.ready(session)
+        await b.ready(session)
+        yield a, b, session
+    finally:
+        await session.close()
+        a.stop()
+        b.stop()
+
+
 @pytest.fixture
 async def pair(tmp_path, redis, fake_upstream) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess, aiohttp.ClientSession]]:  # noqa: ANN001
     config = tmp_path / "gateway.toml"
@@ -129,16 +145,8 @@ op_timeout = 0.3
 [redis]
 url = "{redis.url}"
 """)
-    a, b = GatewayProcess(config), GatewayProcess(config)
-    session = aiohttp.ClientSession()
-    try:
-        await a.ready(session)
-        await b.ready(session)
-        yield a, b, session
-    finally:
-        await session.close()
-        a.stop()
-        b.stop()
+    async with two_gateways(config) as pair:
+        yield pair
 
 
 CFG = {"x-portkey-config": msgspec.json.encode(
@@ -246,16 +254,8 @@ async def keyed_pair(tmp_path, redis, fake_upstream, monkeypatch) -> AsyncIterat
     monkeypatch.setenv("GK_BATCH", BATCH_KEY)
     config = tmp_path / "gateway.toml"
     config.write_text(KEYED.format(upstream=fake_upstream.url, redis=redis.url))
-    a, b = GatewayProcess(config), GatewayProcess(config)
-    session = aiohttp.ClientSession()
-    try:
-        await a.ready(session)
-        await b.ready(session)
-        yield a, b, session
-    finally:
-        await session.close()
-        a.stop()
-        b.stop()
+    async with two_gateways(config) as pair:
+        yield pair
 
 
 async def generate(session: aiohttp.ClientSession, gw: GatewayProcess, key: str, n: int = 1) -> tuple[int, dict, dict]:

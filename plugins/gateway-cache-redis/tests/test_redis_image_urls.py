@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from test_gateway_cache_redis import GEN, REDIS, GatewayProcess, redis  # noqa: F401 - the fixture
+from test_gateway_cache_redis import GEN, REDIS, GatewayProcess, redis, two_gateways  # noqa: F401 - the fixture
 
 from gateway.testing import PNG_1X1, Reply
 
@@ -35,16 +35,8 @@ store = "cache"
 [redis]
 url = "{redis.url}"
 """)
-    a, b = GatewayProcess(config), GatewayProcess(config)
-    session = aiohttp.ClientSession()
-    try:
-        await a.ready(session)
-        await b.ready(session)
-        yield a, b, session
-    finally:
-        await session.close()
-        a.stop()
-        b.stop()
+    async with two_gateways(config) as pair:
+        yield pair
 
 
 async def image_url(session: aiohttp.ClientSession, gw: GatewayProcess) -> str:
