@@ -58,6 +58,7 @@ from gateway.negotiation import drop_size
 from gateway.images.store import ImageStore, StoredImage
 from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
 from gateway.outcome import Outcome
+from gateway.polling import AFTERWARDS_TIMEOUT, TRANSIENT, Poll, poll, send_afterwards
 from gateway.provider import Capabilities, ModelCapabilities, NoOptions, Provider, UpstreamRequest
 from gateway.services import Services
 from gateway.settings import Base, ProviderSettings
@@ -66,12 +67,14 @@ from gateway.targets import Target
 from gateway.upstream import MAX_ERROR_BODY, Answer, Upstream
 
 __all__ = [
-    "CONTENT_POLICY", "IMAGES_EDITS", "IMAGES_GENERATIONS", "MAX_ERROR_BODY", "PROXY",
+    "AFTERWARDS_TIMEOUT", "CONTENT_POLICY", "IMAGES_EDITS", "IMAGES_GENERATIONS", "MAX_ERROR_BODY", "PROXY",
+    "TRANSIENT",
     "Answer", "Attempt", "AuthError", "BadParam", "BadRequest", "Base", "BytesSerializer", "CacheBackend",
     "CacheHit", "CacheLease", "CacheQuery", "CannotServe", "Capabilities", "ConfigError", "ContentPolicyViolation",
     "EditRequest", "GatewayError", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
     "InputImage", "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
-    "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
+    "Poll", "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
     "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
-    "UpstreamRequest", "build_form", "decode_json", "drop_size", "headers", "hookimpl", "hookspec", "mask_for", "sniff",
+    "UpstreamRequest", "build_form", "decode_json", "drop_size", "headers", "hookimpl", "hookspec", "mask_for", "poll",
+    "send_afterwards", "sniff",
 ]

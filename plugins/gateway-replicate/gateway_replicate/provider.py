@@ -19,14 +19,11 @@ import asyncio
 import math
 from typing import Annotated
 
-import aiohttp
 import msgspec
-import structlog
 
 from gateway.sdk import (
     IMAGES_EDITS,
     IMAGES_GENERATIONS,
-    MAX_ERROR_BODY,
     PROXY,
     Attempt,
     BadParam,
@@ -37,13 +34,15 @@ from gateway.sdk import (
     GenerationResult,
     InputImage,
     MalformedAnswer,
+    Poll,
     Provider,
     ProviderSettings,
     Upstream,
-    UpstreamError,
     UpstreamRequest,
     build_form,
     drop_size,
+    poll,
+    send_afterwards,
 )
 from gateway_replicate.models import (
     ANY_MODEL,
@@ -60,21 +59,17 @@ from gateway_replicate.models import (
 from gateway_replicate.predictions import Prediction, error_from_problem, outcome, read_file, read_prediction
 
 _encode = msgspec.json.Encoder().encode
-_log = structlog.get_logger("gateway.replicate")
 
 #: Seconds between polls: the first wait, and the most it grows to (x1.5 each time).
 FIRST_POLL = 0.5
 MAX_POLL = 2.0
 #: Failed polls in a row (429, 5xx, connection errors) tolerated before giving up.
 POLL_RETRIES = 3
-#: Seconds a cancel request may take; it runs after the client's answer is gone.
-CANCEL_TIMEOUT = 10.0
 #: Replicate's shortest ``Cancel-After``.
 MIN_CANCEL_AFTER = 5
 #: Bytes of an input file sent inline as a data URI; larger files go through the Files API
 #: (Replicate: "use a data URL when you have a small file <= 256kb", an HTTP URL above).
 INLINE_LIMIT = 256_000
-_TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
 class ReplicateSettings(ProviderSettings):
@@ -151,45 +146,36 @@ class ReplicateProvider(Provider):
         poll it until it ends, and cancel it when the gateway gives up on it; every request
         goes through ``upstream``.  Uploaded files are deleted once it is over."""
         assert attempt.upstream is not None
-        deadline = asyncio.get_running_loop().time() + self.settings.max_wait
+        started = asyncio.get_running_loop().time()
         uploaded: list[str] = []
         try:
             create = attempt.upstream
             if isinstance(req, EditRequest):
                 create = await self._host_large_files(attempt, req, upstream, create, uploaded)
             pred = read_prediction(await self._exchange(upstream, create))
-            return await self._run(attempt, upstream, pred, deadline)
+            return await self._run(attempt, upstream, pred, started)
         finally:
             for file_id in uploaded:
                 upstream.spawn(self._delete_file(attempt, upstream, file_id))
 
     async def _run(self, attempt: Attempt, upstream: Upstream, pred: Prediction,
-                   deadline: float) -> GenerationResult:
-        """Poll a created prediction until it ends (``deadline`` on the loop's clock: ``max_wait``
-        from its start); cancel it if the gateway gives up first."""
-        loop = asyncio.get_running_loop()
-        try:
-            delay, failures = FIRST_POLL, 0
-            while pred.running:
-                if loop.time() >= deadline:
-                    raise UpstreamError(
-                        f"{self.name} prediction {pred.id} did not finish within {self.settings.max_wait:g} s",
-                        status=504, code="prediction_timeout", provider=self.name)
-                await upstream.sleep(delay)
-                delay = min(delay * 1.5, MAX_POLL)
-                try:
-                    body = await self._exchange(upstream, self._get(attempt, pred.id))
-                    pred = _same(pred, read_prediction(body))
-                    failures = 0
-                except GatewayError as e:
-                    if isinstance(e, MalformedAnswer) or e.status not in _TRANSIENT or failures >= POLL_RETRIES:
-                        raise
-                    failures += 1
-        except BaseException:
-            # Client gone, timeout or error: nobody will take this prediction's images.
-            if pred.running:
-                upstream.spawn(self._cancel(attempt, upstream, pred.id))
-            raise
+                   started: float) -> GenerationResult:
+        """Poll a created prediction until it ends (``max_wait`` from ``started``, on the loop's
+        clock); the shared poller cancels it if the gateway gives up first."""
+        if pred.running:
+            created = pred
+
+            async def check() -> Prediction | None:
+                now = _same(created, read_prediction(await self._exchange(upstream, self._get(attempt, created.id))))
+                return None if now.running else now
+
+            cancel = UpstreamRequest("POST", f"{attempt.base_url}/predictions/{pred.id}/cancel",
+                                     self.auth_headers(attempt))
+            pred = await poll(upstream, self.name, Poll(
+                check, what=f"prediction {pred.id}", cancel=cancel, first=FIRST_POLL, most=MAX_POLL,
+                max_wait=self.settings.max_wait, started=started, retries=POLL_RETRIES,
+                timeout_code="prediction_timeout", cancel_events=("prediction_cancelled", "cancel_failed")),
+                trace_id=attempt.inbound.trace_id)
         return outcome(pred)
 
     async def _host_large_files(self, attempt: Attempt, req: EditRequest, upstream: Upstream,
@@ -238,34 +224,12 @@ class ReplicateProvider(Provider):
         # or proxy stays in the path, and the gateway never follows a URL it was handed.
         return UpstreamRequest("GET", f"{attempt.base_url}/predictions/{prediction_id}", self.auth_headers(attempt))
 
-    async def _cancel(self, attempt: Attempt, upstream: Upstream, prediction_id: str) -> None:
-        """Cancel a prediction (runs as an app task: the request that made it is gone)."""
-        await self._afterwards(attempt, upstream, UpstreamRequest(
-            "POST", f"{attempt.base_url}/predictions/{prediction_id}/cancel", self.auth_headers(attempt)),
-            "prediction_cancelled", "cancel_failed", prediction=prediction_id)
-
     async def _delete_file(self, attempt: Attempt, upstream: Upstream, file_id: str) -> None:
         """Delete an input file the gateway uploaded, once its prediction is over (an app task)."""
-        await self._afterwards(attempt, upstream, UpstreamRequest(
-            "DELETE", f"{attempt.base_url}/files/{file_id}", self.auth_headers(attempt)),
-            "file_deleted", "file_delete_failed", file=file_id)
-
-    async def _afterwards(self, attempt: Attempt, upstream: Upstream, req: UpstreamRequest, done: str,
-                          failed: str, **fields: str) -> None:
-        """Send a clean-up request that outlives the client's request: logged, never raised."""
-        trace_id = attempt.inbound.trace_id
-        try:
-            resp = await upstream.send(req, timeout=CANCEL_TIMEOUT)
-            try:
-                await upstream.read_body(resp, MAX_ERROR_BODY)
-            finally:
-                resp.release()
-        except (GatewayError, aiohttp.ClientError, TimeoutError, RuntimeError) as e:
-            # GatewayError: Upstream's 502s (unreachable, disconnected, reset); RuntimeError:
-            # the app's session closed at shutdown.
-            _log.warning(f"replicate.{failed}", error=f"{type(e).__name__}: {e}", trace_id=trace_id, **fields)
-            return
-        _log.info(f"replicate.{done}", status=resp.status, trace_id=trace_id, **fields)
+        await send_afterwards(upstream, UpstreamRequest("DELETE", f"{attempt.base_url}/files/{file_id}",
+                                                        self.auth_headers(attempt)),
+                              provider=self.name, done="file_deleted", failed="file_delete_failed",
+                              trace_id=attempt.inbound.trace_id, file=file_id)
 
     # -- errors --------------------------------------------------------------------------
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:

@@ -13,7 +13,8 @@ from multidict import CIMultiDict
 
 from gateway.sdk import IMAGES_EDITS, Answer, BadParam, MalformedAnswer, UpstreamRequest
 from gateway.testing import PNG_1X1, Recorded, answer, make_attempt
-from gateway_replicate.provider import CANCEL_TIMEOUT, INLINE_LIMIT, ReplicateProvider
+from gateway.sdk import AFTERWARDS_TIMEOUT
+from gateway_replicate.provider import INLINE_LIMIT, ReplicateProvider
 from gateway_replicate.testing import form_parts
 
 BASE = "https://api.replicate.com/v1"
@@ -152,7 +153,7 @@ async def test_a_large_file_is_uploaded_then_deleted_once_the_prediction_is_over
     [delete] = upstream.spawned
     await delete
     assert (upstream.sent[-1].method, upstream.sent[-1].url) == ("DELETE", f"{BASE}/files/f1")
-    assert upstream.timeouts == [CANCEL_TIMEOUT]
+    assert upstream.timeouts == [AFTERWARDS_TIMEOUT]
 
 
 async def test_small_files_go_inline_with_no_upload():

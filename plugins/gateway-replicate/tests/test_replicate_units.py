@@ -15,7 +15,8 @@ import pytest
 from gateway.sdk import Answer, UpstreamError, UpstreamRequest
 from gateway.testing import answer, make_attempt
 from gateway_replicate.models import SDXL_VERSION
-from gateway_replicate.provider import CANCEL_TIMEOUT, ReplicateProvider
+from gateway.sdk import AFTERWARDS_TIMEOUT
+from gateway_replicate.provider import ReplicateProvider
 
 BASE = "https://api.replicate.com/v1"
 RUNNING = {"id": "p1", "status": "processing", "output": None}
@@ -143,10 +144,10 @@ async def test_a_failed_poll_spawns_the_cancel_which_logs_the_trace_id(log_captu
     req = upstream.sent[-1]
     assert (req.method, req.url) == ("POST", f"{BASE}/predictions/p1/cancel")
     assert req.headers["Authorization"] == "Bearer r8_unit" and req.body is None
-    assert upstream.send_timeouts == [CANCEL_TIMEOUT]
+    assert upstream.send_timeouts == [AFTERWARDS_TIMEOUT]
     assert [r.released for r in upstream.responses] == [True]
     [line] = log_capture.events("replicate.prediction_cancelled")
-    assert (line["prediction"], line["status"], line["trace_id"]) == ("p1", 200, "trace-unit-1")
+    assert (line["task"], line["status"], line["trace_id"]) == ("prediction p1", 200, "trace-unit-1")
 
 
 async def test_a_cancel_that_fails_is_logged_not_raised(log_capture):  # noqa: ANN001
@@ -157,7 +158,7 @@ async def test_a_cancel_that_fails_is_logged_not_raised(log_capture):  # noqa: A
         await run(attempt, upstream)
     await upstream.spawned[0]
     [line] = log_capture.events("replicate.cancel_failed")
-    assert line["prediction"] == "p1" and "Could not connect" in line["error"]
+    assert line["task"] == "prediction p1" and "Could not connect" in line["error"]
     assert line["trace_id"] == "trace-unit-2"
 
 
