@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from gateway import __version__
 from gateway import settings as settings_mod
 from gateway.app import build_plugin_manager, create_app
 from gateway.errors import StartupError
@@ -78,6 +79,7 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway", description="Self-hosted AI gateway for image generation")
+    p.add_argument("--version", action="version", version=f"gateway {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("--host", help="address to listen on (default 127.0.0.1)")

@@ -97,9 +97,11 @@ async def unrouted(request: web.Request) -> web.StreamResponse:
                                  headers={"Allow": methods})
             break
     else:
+        # An SDK pointed at the gateway without /v1 asks for /images/generations.
+        hint = "" if request.path.startswith("/v1") else "; the API is under /v1 (a client's base URL ends in /v1)"
         error = NotFound("No such path: the gateway serves /v1/images/generations, "
                          "/v1/images/edits, /v1/images/files/{id}, any other /v1/... path of the provider's own "
-                         "API, /healthz and /readyz", code="not_found")
+                         f"API, /healthz and /readyz{hint}", code="not_found")
     return await _error_response(ctx, state, error)
 
 

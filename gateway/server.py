@@ -36,21 +36,50 @@ def run_worker(raw: Mapping[str, Any], reuse_port: bool) -> None:
     configure_logging(settings.logging.format, settings.logging.level)
     log = structlog.get_logger("gateway")
     host, port = settings.server.host, settings.server.port
-    log.info("gateway.started", host=host, port=port, pid=os.getpid(),
+    # Bound before "started" is said: a port in use is one line and exit 2, never
+    # "started" followed by the error.
+    sock = bind(host, port, reuse_port)
+    port = sock.getsockname()[1]
+    log.info("gateway.started", host=host, port=port, url=f"http://{_url_host(host)}:{port}", pid=os.getpid(),
              providers=sorted(app[GATEWAY].registry.providers))
     # Everything built so far (modules, plugins, settings) lives as long as the
     # process: take it out of the cycle collector's view, so collections stay short.
     gc.collect()
     gc.freeze()
-    try:
-        web.run_app(
-            app, host=host, port=port, reuse_port=reuse_port or None, handler_cancellation=True,
-            shutdown_timeout=settings.server.shutdown_timeout, access_log=None, print=None,
-            loop=_new_loop(), handle_signals=True,
-        )
-    except OSError as e:  # address in use, not permitted, unknown host name
-        raise StartupError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    web.run_app(
+        app, sock=sock, handler_cancellation=True, shutdown_timeout=settings.server.shutdown_timeout,
+        access_log=None, print=None, loop=_new_loop(), handle_signals=True,
+    )
     log.info("gateway.stopped", pid=os.getpid())
+
+
+def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (the first address the name resolves to), or a
+    StartupError naming the address and why (in use, not permitted, unknown host)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise StartupError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock
+
+
+def _url_host(host: str) -> str:
+    """How the bound address reads in a URL a person can open (a wildcard as loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _worker_main(raw: Mapping[str, Any], reuse_port: bool) -> None:

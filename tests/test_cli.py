@@ -245,6 +245,13 @@ def test_serve_port_in_use(tmp_path: Path, workers: str) -> None:
     for line in lines:
         assert line.startswith(f"gateway: cannot listen on 127.0.0.1:{port}: "), line
         assert "in use" in line
+    # Nothing claims to have started on a port it could not take.
+    assert "gateway.started" not in proc.stdout
+
+
+def test_version(tmp_path: Path) -> None:
+    proc = run("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"gateway {gateway.__version__}"
 
 
 def test_serve_bad_flag_is_a_usage_error(tmp_path: Path) -> None:

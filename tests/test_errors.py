@@ -309,9 +309,10 @@ async def test_a_silent_provider_is_a_504_after_the_read_timeout(aiohttp_client,
 
 
 async def test_a_path_no_route_serves_is_a_json_404(gateway_client, fake_upstream):  # noqa: ANN001
-    for path in ("/nope", "/v2/models", "/%0d%0a"):
+    for path in ("/nope", "/v2/models", "/%0d%0a", "/", "/images/generations"):
         err = await error_of(await gateway_client.get(path), 404, "not_found")
         assert "/v1/images/generations" in err["message"]
+        assert "the API is under /v1" in err["message"]
     assert fake_upstream.requests == []
 
 

@@ -191,6 +191,7 @@ async def test_serve_starts_with_embedded_defaults_and_no_keys(tmp_path, spawn, 
 
     [started] = gw.events("gateway.started")
     assert started["host"] == "127.0.0.1" and started["port"] == port
+    assert started["url"] == base
     assert started["pid"] == gw.pid
     assert "openai" in started["providers"]
     assert started["level"] == "info" and "timestamp" in started
