@@ -12,13 +12,14 @@ import asyncio
 import datetime
 import email.utils
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from yarl import URL
 
 from gateway import headers as h
 from gateway.attempt import Attempt
+from gateway.context import IMAGES_EDITS
 from gateway.errors import BadRequest, CannotServe, GatewayError, UpstreamTimeout
 from gateway.outcome import Outcome
 from gateway.redact import scrub, shown
@@ -166,10 +167,15 @@ class Router:
         outcome.target_path = target.path
         outcome.target = target
         outcome.provider = outcome.provider or provider.name
-        record.attempts.append(
-            {"target": target.path, "provider": provider.name, "attempt": number, "status": outcome.status,
-             "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
-        )
+        model = _sent_model(attempt)
+        if model is not None:
+            # The model sent upstream: a saved config's, an override's or the provider's default.
+            record.model = model
+        tried: dict[str, Any] = {"target": target.path, "provider": provider.name, "model": model, "attempt": number,
+                                 "status": outcome.status, "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
+        if outcome.error is not None:
+            tried["error"] = outcome.error.code or outcome.error.type
+        record.attempts.append(tried)
         return outcome
 
 
@@ -287,3 +293,18 @@ def retry_after_seconds(headers) -> float | None:  # noqa: ANN001
     if when.tzinfo is None:
         return None
     return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+def _sent_model(attempt: Attempt) -> str | None:
+    """The model an attempt asked the provider for (after negotiation), else the model the
+    provider declares it uses when none is named; None on the passthrough."""
+    plan = attempt.plan
+    if plan is not None and plan.parts and plan.parts[0].model:
+        return plan.parts[0].model
+    model = attempt.params.get("model")
+    if isinstance(model, str):
+        return model
+    if plan is None:
+        return None
+    caps = attempt.provider.capabilities
+    return caps.default_edit_model if attempt.endpoint == IMAGES_EDITS and caps.default_edit_model else caps.default_model

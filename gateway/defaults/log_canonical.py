@@ -51,4 +51,8 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
 
 @hookimpl(trylast=True)
 def gateway_request_finished(ctx: RequestContext, fields: dict[str, Any]) -> None:
-    _log.info("request.finished", **fields)
+    # A request the gateway or a provider failed (5xx) is a warning: it is what an alert watches.
+    if ctx.record.status >= 500:
+        _log.warning("request.finished", **fields)
+    else:
+        _log.info("request.finished", **fields)
