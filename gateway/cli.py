@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (StartupError, settings_mod.SettingsError) as e:
-        print(f"gateway: {e}", file=sys.stderr)
+        print(f"gateway: {settings_mod.env_sources(str(e))}", file=sys.stderr)
         return 2
 
 

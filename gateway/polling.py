@@ -1,6 +1,6 @@
 """Waiting for a provider's asynchronous task: submit, poll until it ends, cancel on the way out.
 
-Replicate, Black Forest Labs, fal.ai and Monster API answer a generation with a task id
+Replicate, Black Forest Labs and fal.ai answer a generation with a task id
 and finish it later.  Each provider says how to look at its task (:class:`Poll`'s
 ``check``: the task once it has ended, succeeded or failed, or None while it runs) and how
 to cancel it; :func:`poll` does the rest, the same way for all of them:

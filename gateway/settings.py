@@ -15,6 +15,14 @@ import msgspec
 
 ENV_PREFIX = "GATEWAY__"
 
+#: Value ranges the settings take (a zero worker count or a negative timeout is a mistake,
+#: reported with its path at start-up and by ``gateway config check``).
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+Size = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+WholeSeconds = Annotated[int, msgspec.Meta(ge=1)]
+
 
 class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Base of every settings struct.
@@ -29,31 +37,31 @@ class ServerSettings(Base):
     """Listening socket and request limits."""
 
     host: str = "127.0.0.1"
-    port: int = 8787
+    port: Port = 8787
     #: Processes sharing the port through SO_REUSEPORT (one per core is typical).
-    workers: int = 1
+    workers: Count = 1
     #: Largest request body accepted, in bytes (413 above it).
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: Count = 64 * 1024 * 1024
     #: Seconds in-flight requests get to finish after SIGTERM.
-    shutdown_timeout: float = 30.0
+    shutdown_timeout: Annotated[float, msgspec.Meta(ge=0)] = 30.0
 
 
 class UpstreamSettings(Base):
     """The one HTTP client pool used for every provider call."""
 
     #: Seconds to establish a TCP/TLS connection to a provider.
-    connect_timeout: float = 10.0
+    connect_timeout: Seconds = 10.0
     #: Seconds a provider may stay silent (no byte received) before the call fails.
     #: Image models often answer only after minutes, so this is long by default;
     #: use ``request_timeout`` in a config or ``x-portkey-request-timeout`` for a
     #: per-request bound.
-    read_timeout: float = 600.0
+    read_timeout: Seconds = 600.0
     #: Open connections across all providers.
-    max_connections: int = 1024
+    max_connections: Count = 1024
     #: Open connections to one host (0 = no per-host limit).
-    max_connections_per_host: int = 0
+    max_connections_per_host: Size = 0
     #: Seconds a DNS answer is reused.
-    dns_cache_ttl: int = 300
+    dns_cache_ttl: Size = 300
 
 
 class SecuritySettings(Base):
@@ -136,7 +144,7 @@ class CacheDefault(Base):
     """The cache a target gets when its config names none."""
 
     mode: Literal["simple"] = "simple"
-    max_age: int | None = None
+    max_age: WholeSeconds | None = None
 
 
 class CacheSettings(Base):
@@ -146,17 +154,17 @@ class CacheSettings(Base):
     #: (gateway-cache-redis: ``redis``, with its own ``[redis]`` section).
     backend: str = "memory"
     #: Bytes the ``memory`` backend holds before the least recently used entries go.
-    memory_max_bytes: int = 256 * 1024 * 1024
+    memory_max_bytes: Size = 256 * 1024 * 1024
     #: Largest response body stored.
-    max_entry_bytes: int = 32 * 1024 * 1024
+    max_entry_bytes: Count = 32 * 1024 * 1024
     #: Seconds an entry lives when its config gives no ``max_age``.
-    default_max_age: int = 86400
+    default_max_age: WholeSeconds = 86400
     #: When set, targets without a ``cache`` config are cached like this.
     default: CacheDefault | None = None
     #: Seconds one backend call may take before the request goes on without the cache.
-    op_timeout: float = 0.5
+    op_timeout: Seconds = 0.5
     #: Seconds identical requests wait for the one in flight before calling upstream themselves.
-    lock_timeout: float = 600.0
+    lock_timeout: Seconds = 600.0
 
 
 class ImagesSettings(Base):
@@ -168,11 +176,11 @@ class ImagesSettings(Base):
     #: Directory of the ``local`` store.
     directory: str = msgspec.field(default_factory=lambda: os.path.join(os.environ.get("TMPDIR", "/tmp"), "gateway-images"))
     #: Bytes the ``local`` store keeps before the oldest images go.
-    max_bytes: int = 1024 * 1024 * 1024
+    max_bytes: Count = 1024 * 1024 * 1024
     #: Seconds a stored image lives (at least as long as a cache entry pointing at it).
-    ttl: int = 86400
+    ttl: WholeSeconds = 86400
     #: Seconds between clean-ups of the ``local`` store.
-    sweep_interval: float = 60.0
+    sweep_interval: Seconds = 60.0
     #: Base of the URLs handed out (``https://gateway.example.com``).  Unset: the request's
     #: Host when ``url_hosts`` lists it (or the proxy headers when ``forwarded_headers``),
     #: else the address and port the request came in on.
@@ -192,14 +200,14 @@ class ImagesSettings(Base):
     #: A file holding ``url_secret``.
     url_secret_file: str | None = None
     #: images.edits: input images one edit may carry (``image[]``; OpenAI takes 16).
-    max_input_images: int = 16
+    max_input_images: Count = 16
     #: images.edits: bytes of one uploaded file (OpenAI: under 50 MB).
-    max_input_file_bytes: int = 50 * 1024 * 1024
+    max_input_file_bytes: Count = 50 * 1024 * 1024
     #: images.edits: parts of one multipart form (files and text fields).
-    max_form_parts: int = 64
+    max_form_parts: Count = 64
     #: Seconds between keep-alive comments of a stream while nothing else is sent, so a
     #: proxy's idle time-out never cuts a long generation.
-    stream_keepalive: float = 5.0
+    stream_keepalive: Seconds = 5.0
 
 
 class ProviderSettings(Base):
@@ -295,16 +303,10 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
     errors: list[str] = []
     try:
         settings = msgspec.convert(core, Settings, strict=False)
-    except msgspec.ValidationError as e:
-        # Check section by section so every bad section is reported, not just the first.
-        for key, value in core.items():
-            try:
-                msgspec.convert({key: value}, Settings, strict=False)
-            except msgspec.ValidationError as err:
-                errors.extend(_section_errors(key, value, err))
+    except msgspec.ValidationError:
+        # Every problem in one run, each with its path, not only the first msgspec meets.
+        errors.extend(f"settings: {line}" for line in errors_in(core, Settings, "$"))
         settings = None
-        if not errors:
-            errors.append(f"settings: {e}")
     decoded: dict[str, Any] = {}
     if sections is not None:
         for key, value in rest.items():
@@ -314,8 +316,8 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
                 continue
             try:
                 decoded[key] = msgspec.convert(value, typ, strict=False)
-            except msgspec.ValidationError as e:
-                errors.append(f"settings [{key}]: {e}")
+            except msgspec.ValidationError:
+                errors.extend(f"settings [{key}]: {line}" for line in errors_in(value, typ, "$"))
         for key, typ in sections.items():
             if key not in decoded and key not in rest:
                 try:
@@ -330,18 +332,57 @@ def build(raw: Mapping[str, Any], sections: Mapping[str, type] | None = None) ->
     return msgspec.structs.replace(settings, sections=decoded)
 
 
-def _section_errors(key: str, value: Any, err: msgspec.ValidationError) -> list[str]:
-    """A section's errors; in a table of tables (``[gateway_keys.<name>]``) each entry is
-    checked alone, so every error names its entry instead of msgspec's ``[...]``."""
-    if "[...]" not in str(err) or not isinstance(value, dict):
-        return [f"settings: {err}"]
+def errors_in(value: Any, typ: Any, path: str) -> list[str]:
+    """Every problem of ``value`` read as ``typ``, each ending with its path
+    (``- at `$.server.port```): msgspec stops at the first, so a struct's keys are checked
+    one by one (an unknown key with a "did you mean"), a table's entries one by one."""
+    try:
+        msgspec.convert(value, typ, strict=False)
+        return []
+    except msgspec.ValidationError as e:
+        first = _at(str(e), path)
+    out: list[str] = []
+    if isinstance(typ, type) and issubclass(typ, msgspec.Struct) and isinstance(value, dict):
+        fields = {f.encode_name: f for f in msgspec.structs.fields(typ)}
+        for key, item in value.items():
+            field = fields.get(key)
+            if field is None:
+                out.append(f"Object contains unknown field `{key}` - at `{path}`{_suggest(key, fields)}")
+            else:
+                out.extend(errors_in(item, field.type, f"{path}.{key}"))
+        out.extend(f"Object missing required field `{name}` - at `{path}`"
+                   for name, field in fields.items() if field.required and name not in value)
+    elif getattr(typ, "__origin__", None) is dict and isinstance(value, dict):
+        item_type = typ.__args__[1]
+        for key, item in value.items():
+            out.extend(errors_in(item, item_type, f"{path}.{key}"))
+    # A check of the whole (a struct's own rule across fields) when every part passed alone.
+    return out or [first]
+
+
+def _at(message: str, path: str) -> str:
+    """msgspec's message with its ``$``-relative path made absolute."""
+    if " - at `$" in message:
+        return message.replace(" - at `$", f" - at `{path}", 1)
+    return f"{message} - at `{path}`"
+
+
+def env_sources(message: str, environ: Mapping[str, str] | None = None) -> str:
+    """``message`` (settings errors, one per line) with the environment variable that set
+    each bad path named: ``... - at `$.server.port` (from GATEWAY__SERVER__PORT)``."""
+    environ = os.environ if environ is None else environ
     out = []
-    for name, entry in value.items():
-        try:
-            msgspec.convert({key: {name: entry}}, Settings, strict=False)
-        except msgspec.ValidationError as e:
-            out.append(f"settings: {str(e).replace('[...]', f'.{name}', 1)}")
-    return out or [f"settings: {err}"]
+    for line in message.splitlines():
+        start = line.find("- at `$.")
+        if start >= 0:
+            keys = line[start + len("- at `$."):].split("`", 1)[0].split(".")
+            for depth in range(len(keys), 0, -1):
+                name = ENV_PREFIX + "__".join(k.upper() for k in keys[:depth])
+                if name in environ:
+                    line = f"{line} (from {name})"
+                    break
+        out.append(line)
+    return "\n".join(out)
 
 
 def _suggest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str:

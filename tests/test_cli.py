@@ -155,6 +155,42 @@ def test_config_check_prints_the_error(tmp_path: Path, case: str) -> None:
     assert "ok" not in proc.stdout
 
 
+def test_config_check_reports_every_mistake_in_one_run(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "bad.toml", """\
+        [server]
+        workers = 0
+        port = 99999
+        shutdown_timeout = -5
+        hots = "x"
+
+        [upstream]
+        read_timeout = -1
+
+        [cache]
+        backnd = "redis"
+
+        [images]
+        ttl = 0
+
+        [loging]
+        level = "info"
+        """)
+    proc = run("config", "check", str(cfg), cwd=tmp_path, GATEWAY__UPSTREAM__CONNECT_TIMEOUT="0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().removeprefix("gateway: ").splitlines()
+    assert sorted(lines) == sorted([
+        "settings: Expected `int` >= 1 - at `$.server.workers`",
+        "settings: Expected `int` <= 65535 - at `$.server.port`",
+        "settings: Expected `float` >= 0.0 - at `$.server.shutdown_timeout`",
+        "settings: Object contains unknown field `hots` - at `$.server` (did you mean 'host'?)",
+        "settings: Expected `float` > 0.0 - at `$.upstream.read_timeout`",
+        "settings: Expected `float` > 0.0 - at `$.upstream.connect_timeout` (from GATEWAY__UPSTREAM__CONNECT_TIMEOUT)",
+        "settings: Object contains unknown field `backnd` - at `$.cache` (did you mean 'backend'?)",
+        "settings: Expected `int` >= 1 - at `$.images.ttl`",
+        "unknown settings section [loging] (did you mean 'logging', 'plugins'?)",
+    ])
+
+
 def test_config_check_missing_file(tmp_path: Path) -> None:
     proc = run("config", "check", str(tmp_path / "nope.toml"), cwd=tmp_path)
     assert_clean_failure(proc, "cannot read settings file", "nope.toml")
@@ -185,7 +221,7 @@ def test_config_schema_is_json_schema(tmp_path: Path) -> None:
     assert root["properties"]["configs"]["additionalProperties"] == {"$ref": "#/$defs/NodeFields"}
     server = defs["ServerSettings"]
     assert server["additionalProperties"] is False
-    assert server["properties"]["port"] == {"type": "integer", "default": 8787}
+    assert server["properties"]["port"] == {"type": "integer", "minimum": 0, "maximum": 65535, "default": 8787}
     assert set(defs["LoggingSettings"]["properties"]["format"]["enum"]) == {"json", "console"}
     # Every $ref resolves.
     refs = [v for v in _walk(schema) if isinstance(v, str) and v.startswith("#/$defs/")]
