@@ -58,6 +58,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         print("no plugins installed (gateway plugins --all lists the built-in ones)")
     for r in rows:
         print(f"{r['name']}  {r['distribution'] or '-'} {r['version'] or ''}".rstrip())
+        for kind, names in r["provides"].items():
+            print(f"    {kind}: {', '.join(names)}")
         print(f"    hooks: {', '.join(r['hooks']) or '-'}")
     return 0
 

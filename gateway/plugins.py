@@ -157,8 +157,19 @@ def _registered_name(pm: pluggy.PluginManager, plugin: Any) -> str:
     return name
 
 
+#: What a registration hook adds, as a user writes it in a config or the settings.
+_PROVIDES = {
+    "gateway_register_providers": "providers",
+    "gateway_register_routing_strategies": "strategy modes",
+    "gateway_register_cache_backends": "cache backends",
+    "gateway_register_image_stores": "image stores",
+    "gateway_register_config_sections": "settings sections",
+}
+
+
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
-    """Name, distribution, version and hooks of every registered plugin."""
+    """Name, distribution, version, what it provides (provider slugs, strategy modes, cache
+    backends, image stores, settings sections) and hooks of every registered plugin."""
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     out = []
     for name, plugin in pm.list_name_plugin():
@@ -171,9 +182,25 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
                 "name": name,
                 "distribution": dist.project_name if dist else ("gateway" if name.startswith("gateway.") else None),
                 "version": dist.version if dist else (_core_version() if name.startswith("gateway.") else None),
+                "provides": _provides(pm, plugin),
                 "hooks": hooks,
             }
         )
+    return out
+
+
+def _provides(pm: pluggy.PluginManager, plugin: object) -> dict[str, list[str]]:
+    """The names a plugin's registration hooks add, by kind."""
+    out: dict[str, list[str]] = {}
+    for caller in pm.get_hookcallers(plugin) or []:
+        kind = _PROVIDES.get(caller.name)
+        if kind is None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin:
+                added = impl.function() or ()
+                names = list(added) if isinstance(added, dict) else [getattr(c, "name", repr(c)) for c in added]
+                out[kind] = sorted(names)
     return out
 
 

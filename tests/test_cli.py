@@ -63,7 +63,10 @@ def test_plugins_lists_the_openai_plugin_with_distribution_version_and_hooks(tmp
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     i = lines.index(f"openai  gateway-openai {OPENAI_VERSION}")
-    assert lines[i + 1].strip() == "hooks: gateway_register_providers"
+    assert lines[i + 1].strip() == "providers: openai"
+    assert lines[i + 2].strip() == "hooks: gateway_register_providers"
+    # What a config can name: strategy modes, cache backends from their plugins.
+    assert "    strategy modes: fallback" in lines and "    cache backends: redis" in lines
     assert "gateway.defaults." not in proc.stdout
     assert proc.stderr == ""
 
@@ -81,7 +84,7 @@ def test_plugins_json(tmp_path: Path) -> None:
     by_name = {r["name"]: r for r in rows}
     assert by_name["openai"] == {
         "name": "openai", "distribution": "gateway-openai", "version": OPENAI_VERSION,
-        "hooks": ["gateway_register_providers"],
+        "provides": {"providers": ["openai"]}, "hooks": ["gateway_register_providers"],
     }
     assert not [n for n in by_name if n.startswith("gateway.defaults.")]
 
@@ -92,6 +95,8 @@ def test_plugins_json(tmp_path: Path) -> None:
     assert routing["distribution"] == "gateway" and routing["version"] == gateway.__version__
     assert "gateway_route" in routing["hooks"]
     assert "gateway_authenticate" in all_by_name["gateway.defaults.auth_keys"]["hooks"]
+    assert all_by_name["gateway.defaults.images"]["provides"] == {"image stores": ["cache", "local"]}
+    assert all_by_name["cache-redis"]["provides"] == {"cache backends": ["redis"], "settings sections": ["redis"]}
 
 
 def test_plugins_respects_the_settings_file_and_environment(tmp_path: Path) -> None:
