@@ -268,7 +268,13 @@ def _gateway_headers(ctx: RequestContext, outcome: Outcome | None) -> dict[str, 
             out[h.RESP_LAST_USED] = outcome.target_path
         out[h.RESP_RETRY_COUNT] = str(record.retry_count or 0)
     out[h.RESP_CACHE_STATUS] = record.cache_status or "DISABLED"
+    out[h.RESP_OVERHEAD] = f"{overhead_ms(ctx):.2f}"
     return out
+
+
+def overhead_ms(ctx: RequestContext) -> float:
+    """The request's time so far less the time spent waiting on providers."""
+    return max(0.0, ctx.elapsed_ms() - ctx.record.upstream_ms)
 
 
 async def _respond(ctx: RequestContext, state: GatewayState, endpoint: Endpoint, outcome: Outcome,

@@ -23,6 +23,9 @@ RESP_PROVIDER = "x-portkey-provider"
 RESP_LAST_USED = "x-portkey-last-used-option-index"
 RESP_RETRY_COUNT = "x-portkey-retry-attempt-count"
 RESP_CACHE_STATUS = "x-portkey-cache-status"
+#: Milliseconds the gateway itself took before the answer's headers: everything but the
+#: time spent waiting on providers.
+RESP_OVERHEAD = "x-gateway-overhead-ms"
 #: What lenient mode changed: ``size=1792x1024->16:9; n=12->10; style=vivid->(dropped)``.
 RESP_ADJUSTED = "x-portkey-adjusted-params"
 

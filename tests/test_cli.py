@@ -330,7 +330,8 @@ def test_third_party_distribution_is_discovered(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in msgspec.json.decode(proc.stdout)}
     assert rows["acme"] == {
-        "name": "acme", "distribution": "acme-tags", "version": "2.3.1", "hooks": ["gateway_log_fields"],
+        "name": "acme", "distribution": "acme-tags", "version": "2.3.1", "provides": {},
+        "hooks": ["gateway_log_fields"],
     }
     assert rows["openai"]["distribution"] == "gateway-openai"
 

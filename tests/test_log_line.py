@@ -42,3 +42,19 @@ async def test_failed_tries_say_why_and_a_5xx_is_a_warning(gateway_client, fake_
     assert line["level"] == "warning"
     assert [(t["status"], t["error"], t["model"]) for t in line["tries"]] == [
         (503, "overloaded", "fake-image"), (500, "provider_error", "fake-image")]
+
+
+async def test_the_gateways_own_time_is_a_header_and_on_the_log_line(gateway_client, fake_upstream,
+                                                                     log_capture):  # noqa: ANN001
+    # The provider takes 300 ms: the overhead leaves that out.
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}, delay=0.3))
+    resp = await gateway_client.post(GEN, json={"prompt": "a cat", "response_format": "b64_json"}, headers=H)
+    assert resp.status == 200, await resp.text()
+    overhead = float(resp.headers["x-gateway-overhead-ms"])
+    [line] = log_capture.events("request.finished")
+    assert line["upstream_ms"] >= 300 and line["ms"] >= 300
+    assert 0 <= overhead < 150 and 0 <= line["overhead_ms"] < 150
+    assert abs(line["ms"] - line["upstream_ms"] - line["overhead_ms"]) < 0.05
+    # Errors the gateway makes itself carry it too.
+    resp = await gateway_client.post(GEN, json={}, headers=H)
+    assert resp.status == 400 and float(resp.headers["x-gateway-overhead-ms"]) >= 0

@@ -26,6 +26,8 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
         "status": record.status,
         "ms": round(ctx.elapsed_ms(), 2),
         "upstream_ms": round(record.upstream_ms, 2),
+        # The gateway's own share: what this process added to the caller's wait.
+        "overhead_ms": round(max(0.0, ctx.elapsed_ms() - record.upstream_ms), 2),
         "bytes_in": record.bytes_in,
         "bytes_out": record.bytes_out,
         "attempts": len(record.attempts),
