@@ -142,6 +142,7 @@ class Chain:
         return bool(driver.impls)
 
     # Typed attribute stubs for readers and type checkers.
+    gateway_request_started: HookDriver
     gateway_authenticate: Callable[..., Any]
     gateway_resolve_config: Callable[..., Any]
     gateway_admit: Callable[..., Any]

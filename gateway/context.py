@@ -106,12 +106,14 @@ class Record:
     """The facts of the ``request.finished`` line, kept by the core as it learns them."""
 
     __slots__ = ("key", "provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
-                 "cache_status", "target_path", "retry_count", "error", "usage", "stream")
+                 "cache_status", "target_path", "retry_count", "error", "usage", "stream", "images")
 
     def __init__(self) -> None:
         #: The caller's gateway key by name (``[gateway_keys.<name>]``, or ``key:<fingerprint>``
         #: for a key of the ``security.gateway_keys`` list); never the key itself.
         self.key: str | None = None
+        #: Images the answer carries from a provider (0 for an error or a cache hit).
+        self.images = 0
         self.provider: str | None = None
         self.model: str | None = None
         self.status: int = 0

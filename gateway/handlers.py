@@ -25,6 +25,7 @@ from gateway.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, 
 from gateway.forms import read_edit_form
 from gateway.json_decode import Decoder
 from gateway.keys import GATEWAY
+from gateway.metrics import CONTENT_TYPE
 from gateway.paths import check_passthrough_path
 from gateway.router import needs_body_bytes
 
@@ -73,6 +74,7 @@ async def image_file(request: web.Request) -> web.StreamResponse:
     authorization (an ``<img src>`` sends no gateway key), so no key is asked for."""
     state: GatewayState = request.app[GATEWAY]
     ctx = RequestContext(_inbound(request, IMAGES_FILES, request.path[len("/v1"):]))
+    await state.chain.gateway_request_started.notify(ctx=ctx)
     try:
         try:
             _check_request(ctx.inbound)
@@ -105,6 +107,11 @@ async def unrouted(request: web.Request) -> web.StreamResponse:
     return await _error_response(ctx, state, error)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus' text format (the route exists while metrics are on)."""
+    return web.Response(body=request.app[GATEWAY].metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -135,6 +142,7 @@ async def _handle(request: web.Request, name: str, path: str) -> web.StreamRespo
     state: GatewayState = request.app[GATEWAY]
     chain = state.chain
     ctx = RequestContext(_inbound(request, name, path))
+    await chain.gateway_request_started.notify(ctx=ctx)
     try:
         try:
             _check_request(ctx.inbound)
@@ -320,4 +328,5 @@ async def _finish(ctx: RequestContext, state: GatewayState) -> None:
     await chain.gateway_request_finished.notify(ctx=ctx, fields=fields)
 
 
-__all__ = ["healthz", "image_file", "images_edits", "images_generations", "passthrough", "readyz", "unrouted"]
+__all__ = ["healthz", "image_file", "images_edits", "images_generations", "metrics", "passthrough", "readyz",
+           "unrouted"]

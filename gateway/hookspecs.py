@@ -17,7 +17,7 @@ Two tiers (see ``docs/architecture.md``):
   :class:`~gateway.context.RequestContext`) first, so new facts become ``ctx``
   attributes and signatures never change.
 
-A request walks: :func:`gateway_authenticate` -> :func:`gateway_resolve_config`
+A request walks: :func:`gateway_request_started` -> :func:`gateway_authenticate` -> :func:`gateway_resolve_config`
 -> :func:`gateway_admit` -> :func:`gateway_cache_lookup` (unified routes) -> :func:`gateway_route`, which
 for every try of a leaf runs the endpoint pipeline (build -> cache lookup on
 passthrough -> :func:`gateway_transform_request` -> send) -> the answer ->
@@ -150,6 +150,20 @@ def gateway_lifespan(app: web.Application) -> AbstractAsyncContextManager[None] 
 # --------------------------------------------------------------------------
 # Request chain (async def allowed; driven by gateway.chain, never pm.hook)
 # --------------------------------------------------------------------------
+
+
+@hookspec
+def gateway_request_started(ctx: RequestContext) -> None:
+    """Stage 0: a request has arrived, before any work (authentication included).
+
+    :param ctx: the request: ``ctx.inbound`` holds its method, path and headers;
+        nothing is checked yet.
+
+    Mode: collected notification; an exception in one implementation is logged and
+    does not affect the others.  Async: yes.  Returns: nothing.  Every request that
+    gets this gets :func:`gateway_request_finished` too (the metrics plugin counts
+    requests in flight with the pair).
+    """
 
 
 @hookspec(firstresult=True)

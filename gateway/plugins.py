@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "gateway.defaults.images",
     "gateway.defaults.errors_json",
     "gateway.defaults.log_canonical",
+    "gateway.defaults.metrics",
 )
 #: Without these the gateway cannot answer at all, so they cannot be disabled.
 ESSENTIAL_PLUGINS = frozenset({"gateway.defaults.routing", "gateway.defaults.errors_json"})

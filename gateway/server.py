@@ -5,15 +5,18 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from gateway import metrics
 from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.logging import configure_logging
@@ -99,6 +102,20 @@ def serve(raw: Mapping[str, Any], workers: int) -> int:
     if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover
         print("gateway: --workers needs SO_REUSEPORT, which this platform lacks", file=sys.stderr)
         return 2
+    # The workers' metrics are kept in files in one directory, so a scrape that reaches any
+    # worker counts them all (prometheus-client reads the variable when a worker imports it).
+    own_dir = None
+    if not metrics.multiprocess_dir():
+        own_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+    try:
+        return _supervise(raw, workers)
+    finally:
+        if own_dir is not None:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _supervise(raw: Mapping[str, Any], workers: int) -> int:
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(dict(raw), True), daemon=False) for _ in range(workers)]
 
@@ -125,5 +142,6 @@ def serve(raw: Mapping[str, Any], workers: int) -> int:
         if p.pid is None:  # never started: stopped during start-up
             continue
         p.join()
+        metrics.mark_process_dead(p.pid)
         code = code or (p.exitcode or 0)
     return code

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.cache.service import CacheService
     from gateway.images.store import ImageStore
     from gateway.images.urls import ImageUrls
+    from gateway.metrics import Metrics
     from gateway.registry import Registry
     from gateway.router import Router
     from gateway.settings import Settings
@@ -39,6 +40,8 @@ class Services:
         self.images: ImageStore | Any = None
         #: Where image URLs point and the secret that signs them (its secret settled at start-up).
         self.image_urls: ImageUrls | Any = None
+        #: The Prometheus metrics (``gateway.defaults.metrics``), or None when they are off.
+        self.metrics: Metrics | None = None
         #: Runs a config tree (set when the app is built).
         self.router: Router | Any = None
         #: How retries and polls wait; tests swap in a recorder so they never sleep.

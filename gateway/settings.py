@@ -131,6 +131,13 @@ class LoggingSettings(Base):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class MetricsSettings(Base):
+    """Prometheus metrics at ``GET /metrics`` (names and labels: docs/metrics.md)."""
+
+    #: Off: no ``/metrics`` route and nothing counted.
+    enabled: bool = True
+
+
 class PluginSettings(Base):
     """Which plugins load."""
 
@@ -227,6 +234,7 @@ class Settings(Base):
     gateway_keys: dict[str, GatewayKeySettings] = msgspec.field(default_factory=dict)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     images: ImagesSettings = msgspec.field(default_factory=ImagesSettings)

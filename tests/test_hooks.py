@@ -306,6 +306,31 @@ async def test_hook_gateway_log_fields(aiohttp_client, fake_upstream, log_captur
     assert line["bytes_out"] > 0 and line["bytes_in"] == len(b'{"prompt": "four"}')
 
 
+async def test_hook_gateway_request_started(aiohttp_client, fake_upstream):  # noqa: ANN001
+    events: list[tuple[str, str, int]] = []
+
+    class Pair:
+        @hookimpl
+        async def gateway_request_started(self, ctx):  # noqa: ANN001
+            # Before any work: not authenticated, no status yet.
+            events.append(("started", ctx.inbound.path, ctx.record.status))
+
+        @hookimpl
+        def gateway_request_finished(self, ctx, fields):  # noqa: ANN001
+            events.append(("finished", ctx.inbound.path, fields["status"]))
+
+    class Broken:
+        @hookimpl
+        def gateway_request_started(self, ctx):  # noqa: ANN001
+            raise RuntimeError("boom")
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Pair(), Broken(),
+                                 settings={"security": {"gateway_keys": ["gk-1"]}})
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers=H)
+    assert resp.status == 401  # refused by authentication, still started and finished
+    assert events == [("started", "/images/generations", 0), ("finished", "/images/generations", 401)]
+
+
 async def test_hook_gateway_request_finished(aiohttp_client, fake_upstream):  # noqa: ANN001
     seen: list[dict[str, Any]] = []
 

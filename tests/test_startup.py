@@ -20,6 +20,7 @@ import aiohttp
 import gateway_openai
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import hookimpl
 from gateway.app import create_app
@@ -654,3 +655,29 @@ async def test_bodiless_passthrough_answers_twice_then_healthz(tmp_path, spawn, 
         async with http.get(base + "/healthz") as resp:
             assert resp.status == 200
     assert len(fake_upstream.requests) == 2
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")),
+                    reason="needs SO_REUSEPORT")
+async def test_metrics_count_every_worker_whichever_answers_the_scrape(tmp_path, spawn):  # noqa: ANN001
+    port = free_port()
+    gw = spawn("--port", str(port), "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    await gw.wait_ready(base)
+    await gw.wait_for(lambda: len(gw.events("gateway.started")) == 2)
+    # A new connection per request: the kernel spreads them over both workers.
+    for _ in range(40):
+        async with aiohttp.ClientSession() as http, http.post(base + IMAGES, json={"prompt": "x"}) as resp:
+            assert resp.status == 400
+    totals = set()
+    for _ in range(8):
+        async with aiohttp.ClientSession() as http, http.get(base + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "gateway_requests_total" and s.labels["status"] == "400":
+                    totals.add(s.value)
+    assert totals == {40.0}
+    gw.terminate()
+    assert await gw.wait_exit() == 0

@@ -198,6 +198,7 @@ class Generations(Endpoint):
             return None
         finally:
             resp.release()
+        ctx.record.images = len(completed)
         usage = [e["usage"] for e in completed if isinstance(e.get("usage"), dict)]
         if usage:
             ctx.record.usage = merge_extra([{"usage": u} for u in usage])["usage"]
@@ -225,6 +226,7 @@ class Generations(Endpoint):
         # The answers' other fields as one (token usage summed over the calls of a split).
         extra = merge_extra([r.extra for r in results])
         ctx.record.usage = extra.get("usage")
+        ctx.record.images = len(images)
         outcome = Outcome(200, body=answer_body(provider.name, results, data, extra), provider=provider.name)
         outcome.cacheable = delivery.cacheable
         # The first call's relayed headers (request ids, rate limits) are the answer's: no copy.
