@@ -185,6 +185,10 @@ class Provider:
     #: Hosts (fnmatch patterns, https only) the provider serves generated images from;
     #: the gateway fetches image URLs from these and from the API's own host, no others.
     image_hosts: ClassVar[tuple[str, ...]] = ()
+    #: The provider's image URLs stop working soon (BFL's in minutes, Seedream's in a day):
+    #: an answer that carries URLs gets the gateway's own instead, the image kept in the
+    #: image store for ``images.ttl`` (a provider URL that cannot be fetched is handed on).
+    result_urls_expire: ClassVar[bool] = False
     #: Upstream request headers that change what the provider answers: a cached
     #: passthrough answer is kept apart per value.
     cache_vary_headers: ClassVar[tuple[str, ...]] = ("accept", "accept-encoding")

@@ -26,7 +26,8 @@ _MIN_SECRET = 8
 REDACTED = "[redacted]"
 #: Words that make a provider option or a header a credential (``aws_secret_access_key``,
 #: ``azure_ad_token``, ``x-api-key``, ``Authorization``).
-_CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "authorization", "signature")
+_CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "authorization", "signature",
+                     "service_account")
 
 
 def fingerprint(value: str | bytes) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import time
+import types
 from pathlib import Path
 
 import msgspec
@@ -15,12 +16,13 @@ from aiohttp import web
 import gateway_segmind
 import gateway_stability_ai
 from first_party import FIRST_PARTY
+from gateway import hookimpl
 from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.images.store import SECRET_FILE, LocalImageStore, NotAnImage, new_id
 from gateway.images.urls import stored_path
 from gateway.keys import GATEWAY
-from gateway.testing import PNG_1X1, Recorded, Reply
+from gateway.testing import PNG_1X1, Recorded, Reply, fake_provider
 
 GEN = "/v1/images/generations"
 #: A config with the cache on: its answers keep gateway URLs.
@@ -251,3 +253,39 @@ async def test_a_cacheable_url_answer_whose_image_cannot_be_fetched_is_handed_on
         assert (await resp.json())["data"][0]["url"] == url  # the provider's own, still valid for the caller
         await gateway_app[GATEWAY].drain()
     assert len([r for r in fake_upstream.requests if r.method == "POST"]) == 2
+
+
+class ExpiringFake(fake_provider.FakeProvider):
+    """The fake provider, declaring that its image URLs expire soon."""
+
+    name = "fake-expiring"
+    result_urls_expire = True
+
+
+@hookimpl
+def _register_expiring() -> list[type]:
+    return [ExpiringFake]
+
+
+async def test_a_provider_whose_urls_expire_gets_the_gateways_urls(aiohttp_client, fake_upstream, tmp_path):  # noqa: ANN001
+    plugin = types.SimpleNamespace(gateway_register_providers=_register_expiring)
+    app = create_app({"providers": {"fake-expiring": {"base_url": fake_upstream.url + "/v1"}},
+                      "images": {"directory": str(tmp_path / "images")}}, plugins=[*FIRST_PARTY, plugin],
+                     load_entrypoints=False)
+    client = await aiohttp_client(app)
+    fake_upstream.on("GET", "/blob/1.png", Reply(body=PNG_1X1, content_type="image/png"))
+    fake_upstream.on("GET", "/blob/gone.png", Reply(403, body=b"expired", content_type="text/plain"))
+    headers = {"x-portkey-provider": "fake-expiring", "Authorization": "Bearer k"}
+    for blob, kept in (("1.png", True), ("gone.png", False)):
+        url = f"{fake_upstream.url}/blob/{blob}"
+        fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
+        for body in ({"prompt": "owl"}, {"prompt": "owl", "response_format": "url"}):  # no cache in either
+            resp = await client.post(GEN, json=body, headers=headers)
+            assert resp.status == 200, await resp.text()
+            got = (await resp.json())["data"][0]["url"]
+            if kept:
+                assert "/v1/images/files/" in got
+                image = await client.get(got[got.index("/v1/"):])
+                assert image.status == 200 and await image.read() == PNG_1X1
+            else:  # cannot be fetched now: the provider's own URL rather than failing work it did
+                assert got == url

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from gateway.redact import fingerprint, looks_like_a_name, scrub, shown
+from gateway.redact import fingerprint, is_credential_name, looks_like_a_name, scrub, shown
 from gateway.testing import Recorded, Reply, fake_provider
 
 GEN = "/v1/images/generations"
@@ -124,3 +124,12 @@ def test_keys_do_not(value: str) -> None:
 
 def test_scrub_leaves_short_values_and_replaces_every_occurrence() -> None:
     assert scrub(f"{KEY} and {KEY}", [KEY, None, "", "and"]) == "[redacted] and [redacted]"
+
+
+@pytest.mark.parametrize(("name", "credential"), [
+    ("api_key", True), ("aws_secret_access_key", True), ("azure_ad_token", True), ("Authorization", True),
+    ("vertex_service_account_json", True), ("x-goog-api-key", True), ("resource_name", False), ("region", False),
+    ("vertex_project_id", False),
+])
+def test_credential_names(name: str, credential: bool) -> None:
+    assert is_credential_name(name) is credential

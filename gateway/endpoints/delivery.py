@@ -55,8 +55,9 @@ class Delivery:
         if cached_for is not None:  # a cached answer points at these images: they must live as long
             ttl = max(ttl, cached_for + BLOB_GRACE)
         self.ttl = ttl
-        #: Provider URLs expire: an answer that will be cached gets gateway URLs instead.
-        self.keep_urls = cached_for is not None
+        #: Provider URLs expire: an answer that will be cached, or from a provider whose URLs
+        #: expire soon, gets gateway URLs instead.
+        self.keep_urls = cached_for is not None or attempt.provider.result_urls_expire
         #: False once a provider URL could not be kept: the answer hands it on and is not cached.
         self.cacheable = True
 

@@ -12,8 +12,6 @@
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from fnmatch import fnmatchcase
 from urllib.parse import SplitResult, urlencode, urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -58,15 +56,3 @@ def poll_url(polling_url: str | None, task_id: str, base_url: str, custom_host: 
     if polling_url and follows_polling_url(polling_url, base_url, custom_host):
         return polling_url
     return f"{base_url}/v1/get_result?{urlencode({'id': task_id})}"
-
-
-def image_host_allowed(url: str, base_url: str, image_hosts: Iterable[str]) -> bool:
-    """Whether a result image at ``url`` is on the provider's own hosts: the API base's origin,
-    or (https on port 443) a host matching one of ``image_hosts``."""
-    if same_origin(url, base_url):
-        return True
-    found = _parts(url)
-    if found is None:
-        return False
-    parts, host, port = found
-    return parts.scheme == "https" and port == 443 and any(fnmatchcase(host, p) for p in image_hosts)

@@ -9,9 +9,9 @@ longer polled.  ``n`` images are ``n`` tasks in parallel (the core splits them: 
 per call).
 
 A ``Ready`` task's image is a signed URL that expires after about ten minutes, which BFL says
-is not meant for end users: for ``response_format: url`` the gateway fetches it and hands out
-its own image-store URL; for ``b64_json`` the core fetches it; with no ``response_format``
-BFL's URL is handed on as it is.
+is not meant for end users: the provider declares ``result_urls_expire``, so the core fetches
+it for ``b64_json`` and keeps it in the image store for a URL answer (handing on BFL's URL
+only when it cannot be fetched now).
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from gateway.sdk import (
     GatewayError,
     GenerationRequest,
     GenerationResult,
-    Image,
     Poll,
     Provider,
     Upstream,
@@ -39,7 +38,7 @@ from gateway.sdk import (
     headers,
     poll,
 )
-from gateway_black_forest_labs.hosts import image_host_allowed, poll_url
+from gateway_black_forest_labs.hosts import poll_url
 from gateway_black_forest_labs.models import (
     ALL_NATIVES,
     ANY_MODEL,
@@ -66,8 +65,6 @@ FIRST_POLL = 0.5
 MAX_POLL = 2.0
 #: Failed polls in a row (429, 5xx, connection errors) tolerated before giving up.
 POLL_RETRIES = 3
-#: Largest result image fetched for a ``url`` answer.
-MAX_SAMPLE_BYTES = 64 * 1024 * 1024
 
 
 class BlackForestLabsProvider(Provider):
@@ -77,6 +74,8 @@ class BlackForestLabsProvider(Provider):
     #: (``delivery-eu1.bfl.ai``, ``delivery.<region>.bfl.ai``) and, in older answers, BFL's
     #: Azure storage account.
     image_hosts = ("delivery-*.bfl.ai", "delivery.*.bfl.ai", "bfldeliveryprod.blob.core.windows.net")
+    #: A result URL lasts about ten minutes: answers carry the gateway's own URLs instead.
+    result_urls_expire = True
     Options = BlackForestLabsOptions
     header_options: ClassVar = HEADER_OPTIONS
     #: ``region`` chooses the host: a virtual key's region is its own.
@@ -145,8 +144,6 @@ class BlackForestLabsProvider(Provider):
         submitted = read_submitted(answer.body)
         task = await self._wait(attempt, upstream, submitted, started)
         image = outcome(task, req.prompt)
-        if req.response_format == "url":
-            image = await self._keep(attempt, upstream, image)
         return GenerationResult(images=[image], headers=headers.relay_headers(answer.headers))
 
     async def _wait(self, attempt: Attempt, upstream: Upstream, submitted: Submitted, started: float) -> Task:
@@ -167,28 +164,6 @@ class BlackForestLabsProvider(Provider):
         return await poll(upstream, self.name, Poll(
             check, what=f"task {submitted.id}", cancel=None, first=FIRST_POLL, most=MAX_POLL,
             max_wait=self.settings.max_wait, started=started, retries=POLL_RETRIES), trace_id=attempt.inbound.trace_id)
-
-    async def _keep(self, attempt: Attempt, upstream: Upstream, image: Image) -> Image:
-        """The result image's bytes, for the image store (BFL's URL expires in about ten minutes);
-        the URL as it is when it is not on BFL's hosts or cannot be fetched now."""
-        url = image.url
-        assert url is not None
-        if not image_host_allowed(url, self.api_base(attempt), self.image_hosts):
-            return image
-        try:
-            resp = await upstream.send(UpstreamRequest("GET", url, {}), relay=True)
-            try:
-                if resp.status != 200:
-                    return image
-                data = await upstream.read_body(resp, MAX_SAMPLE_BYTES + 1)
-                content_type = resp.content_type
-            finally:
-                resp.release()
-        except GatewayError:
-            return image
-        if len(data) > MAX_SAMPLE_BYTES:
-            return image
-        return Image(data=data, content_type=content_type, revised_prompt=image.revised_prompt)
 
     # -- errors --------------------------------------------------------------------------
     def error_from_response(self, status: int, body: bytes, content_type: str) -> GatewayError:

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from gateway.sdk import BadParam, ContentPolicyViolation, GatewayError, MalformedAnswer, ProviderError
-from gateway.testing import make_attempt
-from gateway_black_forest_labs.hosts import follows_polling_url, image_host_allowed, poll_url
+from gateway.testing import image_url_allowed, make_attempt
+from gateway_black_forest_labs.hosts import follows_polling_url, poll_url
 from gateway_black_forest_labs.models import EDIT_MODELS, FAMILIES, MODELS
 from gateway_black_forest_labs.provider import BlackForestLabsProvider as BFL
 from gateway_black_forest_labs.tasks import Task, error_from_answer, outcome, read_submitted, read_task
@@ -197,7 +197,8 @@ def test_the_built_poll_url_quotes_the_id_and_a_missing_polling_url_builds_one()
     ("https://delivery-eu1.bfl.ai.evil.example/x.jpeg", False),
 ])
 def test_result_images_are_fetched_from_bfls_delivery_hosts_only(url, allowed):  # noqa: ANN001
-    assert image_host_allowed(url, BASE, BFL.image_hosts) is allowed
+    # The core's fetch rule over the hosts the provider declares.
+    assert image_url_allowed(BFL, url, base_url=BASE) is allowed
 
 
 # -- answers ------------------------------------------------------------------------------------

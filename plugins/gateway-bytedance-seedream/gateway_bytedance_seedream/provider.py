@@ -98,6 +98,8 @@ class SeedreamProvider(Provider):
     # domain by region: ark-content-generation-v2-ap-southeast-1.tos-ap-southeast-1.volces.com,
     # ark-content-generation-v2-cn-beijing.tos-cn-beijing.volces.com, ...
     image_hosts = ("ark-content-generation-*.tos-*.volces.com", "ark-content-generation-*.tos-*.bytepluses.com")
+    #: Result URLs are signed for 24 hours: answers carry the gateway's own URLs instead.
+    result_urls_expire = True
     capabilities = Capabilities(
         endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model=DEFAULT_MODEL,

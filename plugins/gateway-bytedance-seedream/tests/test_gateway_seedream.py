@@ -73,14 +73,20 @@ async def test_n_fans_out_one_image_per_call(gateway_client, fake_upstream, ark)
                                                            "response_format": "b64_json"}] * 3
 
 
-async def test_url_answers_are_handed_on_and_watermark_left_alone(gateway_client, fake_upstream, ark):  # noqa: ANN001
+async def test_url_answers_get_the_gateways_url_and_watermark_is_left_alone(gateway_client, fake_upstream,
+                                                                            ark):  # noqa: ANN001
+    # Ark's URLs expire in 24 hours: the answer carries the gateway's own, the image in its store.
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", "quality": "4K", "response_format": "url"},
                                      headers=H)
     assert resp.status == 200, await resp.text()
     doc = await resp.json()
-    assert doc["provider"] == "bytedance-seedream" and doc["data"][0]["url"].startswith(fake_upstream.url)
-    assert "X-Tos-Expires" in doc["data"][0]["url"]
-    assert fake_upstream.last.json() == {"model": M45, "prompt": "a fox", "size": "4K", "response_format": "url"}
+    url = doc["data"][0]["url"]
+    assert doc["provider"] == "bytedance-seedream" and url.startswith(str(gateway_client.make_url("/v1/images/files/")))
+    image = await gateway_client.get(url[url.index("/v1/"):])
+    assert image.status == 200 and await image.read() == ark.served[0]
+    [create, fetch] = fake_upstream.requests
+    assert create.json() == {"model": M45, "prompt": "a fox", "size": "4K", "response_format": "url"}
+    assert fetch.method == "GET" and "Authorization" not in fetch.headers
 
 
 async def test_cached_url_answer_is_kept_in_the_image_store(gateway_client, fake_upstream, ark):  # noqa: ANN001
@@ -134,8 +140,9 @@ async def test_region_header_goes_to_volcengine(gateway_client, fake_upstream, v
 async def test_virtual_key_carries_its_region(gateway_client, fake_upstream, volcengine):  # noqa: ANN001
     resp = await gateway_client.post(GEN, json={"prompt": "a fox"}, headers={"x-portkey-virtual-key": "seedream-cn"})
     assert resp.status == 200, await resp.text()
-    assert fake_upstream.last.path == CN_GENERATIONS
-    assert fake_upstream.last.headers["Authorization"] == f"Bearer {CN_KEY}"
+    create = fake_upstream.requests[0]  # then the gateway fetches the image for its own URL
+    assert create.path == CN_GENERATIONS
+    assert create.headers["Authorization"] == f"Bearer {CN_KEY}"
     # The key is sent to its own region only: a request naming another is refused before anything is sent.
     before = len(fake_upstream.requests)
     resp = await gateway_client.post(GEN, json={"prompt": "a fox"}, headers={

@@ -54,7 +54,7 @@ async def test_one_image_and_form_natives(gateway_client, fake_upstream, ark):  
                      quality="2K")
     resp = await gateway_client.post(EDITS, data=form, headers=H)
     assert resp.status == 200, await resp.text()
-    body = fake_upstream.last.json()
+    body = fake_upstream.requests[0].json()  # then the gateway fetches the image for its own URL
     assert data_uri_bytes(body.pop("image")) == IMAGES[0]
     assert body == {"model": "seedream-4-5-251128", "prompt": "a hat", "size": "2K", "watermark": False,
                     "sequential_image_generation": "disabled"}
