@@ -88,6 +88,7 @@ def create_app(
     app.router.add_get("/v1/images/files/{image_id}", handlers.image_file)
     if state.metrics is not None:  # set by the metrics plugin unless metrics.enabled = false
         app.router.add_get("/metrics", handlers.metrics)
+    pm.hook.gateway_add_routes(router=app.router, services=state)
     # [\s\S]: a path with an encoded line break is the passthrough's to refuse, not a 404.
     app.router.add_route("*", r"/v1/{tail:[\s\S]*}", handlers.passthrough)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.unrouted)

@@ -147,6 +147,21 @@ def gateway_lifespan(app: web.Application) -> AbstractAsyncContextManager[None] 
     """
 
 
+@hookspec
+def gateway_add_routes(router: web.UrlDispatcher, services: Services) -> None:
+    """Add HTTP routes of a plugin's own (a web UI, an admin API) to the app.
+
+    :param router: the app's router, holding the core's routes (``/v1/images/...``,
+        ``/healthz``); the passthrough's ``/v1/{path}`` and the JSON 404 come after every
+        plugin's routes, so a plugin route below ``/v1`` wins over the passthrough.
+    :param services: the app's services (as :func:`gateway_configure` gets them).
+
+    Mode: collected, called once per app after :func:`gateway_configure`.  Async: no
+    (the handlers are).  Returns: nothing.  A handler answers errors in the gateway's
+    JSON shape itself; the request chain does not run for these routes.
+    """
+
+
 # --------------------------------------------------------------------------
 # Request chain (async def allowed; driven by gateway.chain, never pm.hook)
 # --------------------------------------------------------------------------

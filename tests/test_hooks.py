@@ -306,6 +306,21 @@ async def test_hook_gateway_log_fields(aiohttp_client, fake_upstream, log_captur
     assert line["bytes_out"] > 0 and line["bytes_in"] == len(b'{"prompt": "four"}')
 
 
+async def test_hook_gateway_add_routes(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Admin:
+        @hookimpl
+        def gateway_add_routes(self, router, services):  # noqa: ANN001
+            async def who(request: web.Request) -> web.Response:
+                return web.json_response({"providers": sorted(services.registry.providers)})
+            router.add_get("/v1/admin/who", who)  # below /v1: wins over the passthrough
+
+    client, _ = await client_for(aiohttp_client, fake_upstream, Admin())
+    resp = await client.get("/v1/admin/who")
+    assert resp.status == 200 and await resp.json() == {"providers": ["fake"]}
+    assert fake_upstream.requests == []
+    assert (await client.get("/nope")).status == 404  # the JSON 404 still comes last
+
+
 async def test_hook_gateway_request_started(aiohttp_client, fake_upstream):  # noqa: ANN001
     events: list[tuple[str, str, int]] = []
 
