@@ -14,6 +14,7 @@ import msgspec
 
 from gateway import headers as h
 from gateway.errors import ConfigError
+from gateway.catalog import provider_slug
 from gateway.redact import shown
 from gateway.settings import suggest
 from gateway.strategy import StrategyConfig
@@ -178,6 +179,19 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
         raise ConfigError(f"Invalid config in {source}: {located(e, path)}", param="x-portkey-config") from None
 
     where = _json_path(path)
+    slug = provider_slug(f.provider) if f.provider is not None else None
+    if slug is not None:
+        # Portkey 2.x: `"provider": "@openai-prod"` is the virtual key of that name.
+        if f.virtual_key is not None and f.virtual_key != slug:
+            raise ConfigError(f"Invalid config in {source}: `provider` {f.provider!r} and `virtual_key` "
+                              f"{shown(f.virtual_key)} name different virtual keys - at `{where}`",
+                              param="x-portkey-config", code="conflicting_provider")
+        if virtual_keys is not None and slug not in virtual_keys:
+            raise ConfigError(f"Invalid config in {source}: unknown provider slug {shown(f.provider)}"
+                              f"{suggest(slug, virtual_keys)}; provider slugs: "
+                              f"{', '.join('@' + n for n in sorted(virtual_keys)) or 'none'} - at `{where}.provider`",
+                              param="x-portkey-config", code="unknown_provider_slug")
+        f = msgspec.structs.replace(f, provider=None, virtual_key=slug)
     if f.targets is not None and (f.provider or f.virtual_key):
         raise ConfigError(
             f"Invalid config in {source}: a node has either `targets` or `provider`, not both - at `{where}`",

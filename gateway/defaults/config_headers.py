@@ -14,6 +14,7 @@ import msgspec
 from gateway import json_decode
 from gateway import headers as h
 from gateway import hookimpl, targets
+from gateway.catalog import model_slug, provider_slug
 from gateway.context import RequestContext
 from gateway.errors import ConfigError
 from gateway.redact import shown
@@ -41,9 +42,10 @@ class Plugin:
 
     @hookimpl(trylast=True)
     def gateway_resolve_config(self, ctx: RequestContext) -> Target:
+        slugged = self._model_slug(ctx)
         raw = ctx.headers.get(h.CONFIG)
         if raw is None:
-            return self._from_headers(ctx, None)
+            return self._from_headers(ctx, None, slugged)
         raw = raw.strip()
         if _SAVED_ID.match(raw):
             known = self.services.saved_configs
@@ -58,8 +60,29 @@ class Plugin:
         else:
             node = self._inline(raw)
         if not node.targets and not node.provider and not node.virtual_key:
-            node = self._from_headers(ctx, node)
+            node = self._from_headers(ctx, node, slugged)
+        elif slugged is not None:
+            raise ConfigError(f"`model` names the provider slug @{slugged[0]} and x-portkey-config routes the request "
+                              "itself: send the plain model name with a config, or the slug without one",
+                              param="model", code="conflicting_provider")
         return node
+
+    def _model_slug(self, ctx: RequestContext) -> tuple[str, str] | None:
+        """``(virtual key, model)`` of a body's ``"model": "@slug/model"``, checked; None without one."""
+        found = model_slug(ctx.inbound.params.get("model"))
+        if found is not None:
+            self._known_slug(ctx, found[0], "model")
+        return found
+
+    def _known_slug(self, ctx: RequestContext, slug: str, param: str) -> None:
+        known = self.services.virtual_keys
+        if slug not in known:
+            # The caller's own: a gateway key's scope narrows what it may name.
+            allowed = getattr(ctx.principal, "virtual_keys", None)
+            names = sorted(n for n in known if allowed is None or n in allowed)
+            raise ConfigError(f"Unknown provider slug {shown('@' + slug)} in `{param}`{suggest(slug, names)}; "
+                              f"provider slugs you may use: {', '.join('@' + n for n in names) or 'none'}",
+                              param=param, code="unknown_provider_slug")
 
     def _inline(self, raw: str) -> Target:
         node = self.parsed.get(raw)
@@ -72,13 +95,33 @@ class Plugin:
             self.parsed.put(raw, node)
         return node
 
-    def _from_headers(self, ctx: RequestContext, base: Target | None) -> Target:
-        """A leaf built from ``x-portkey-provider``, ``Authorization`` and the provider's header group."""
+    def _from_headers(self, ctx: RequestContext, base: Target | None, slugged: tuple[str, str] | None) -> Target:
+        """A leaf built from ``x-portkey-provider``, ``Authorization`` and the provider's header group,
+        or from a provider slug (``x-portkey-provider: @openai-prod``, ``"model": "@openai-prod/..."``)."""
         headers = ctx.headers
         services = self.services
         name = headers.get(h.PROVIDER)
         base = base or Target()
         vk_name = headers.get(h.VIRTUAL_KEY)
+        slug = provider_slug(name) if name is not None else None
+        if slug is not None:
+            self._known_slug(ctx, slug, h.PROVIDER)
+            name = None
+        for chosen in (slug, slugged[0] if slugged else None):
+            if chosen is None:
+                continue
+            if vk_name is not None and vk_name != chosen:
+                raise ConfigError(f"The provider slug @{chosen} and x-portkey-virtual-key name different "
+                                  "virtual keys: send one of them", param=h.VIRTUAL_KEY, code="conflicting_provider")
+            vk_name = chosen
+        if slugged is not None:
+            # The model after the slash is what goes upstream (a rebuilt body, never the slug).
+            base = msgspec.structs.replace(base, override_params={**(base.override_params or {}), "model": slugged[1]})
+            ctx.inbound.params["model"] = slugged[1]
+        if (vk_name is not None and name is not None and headers.get(h.VIRTUAL_KEY) is None
+                and services.virtual_keys[vk_name].provider != name):
+            raise ConfigError(f"`model` names the provider slug @{vk_name} and x-portkey-provider names {shown(name)}: "
+                              "send one of them", param=h.PROVIDER, code="conflicting_provider")
         if vk_name is not None and base.provider is None and base.virtual_key is None:
             if vk_name not in services.virtual_keys:
                 raise ConfigError(
