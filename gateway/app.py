@@ -86,6 +86,7 @@ def create_app(
     app.router.add_post("/v1/images/generations", handlers.images_generations)
     app.router.add_post("/v1/images/edits", handlers.images_edits)
     app.router.add_get("/v1/images/files/{image_id}", handlers.image_file)
+    app.router.add_get("/v1/models", handlers.models)
     if state.metrics is not None:  # set by the metrics plugin unless metrics.enabled = false
         app.router.add_get("/metrics", handlers.metrics)
     pm.hook.gateway_add_routes(router=app.router, services=state)

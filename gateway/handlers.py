@@ -26,6 +26,7 @@ from gateway.forms import read_edit_form
 from gateway.json_decode import Decoder
 from gateway.keys import GATEWAY
 from gateway.metrics import CONTENT_TYPE
+from gateway.models_list import catalog
 from gateway.paths import check_passthrough_path
 from gateway.router import needs_body_bytes
 
@@ -39,6 +40,8 @@ _log = structlog.get_logger("gateway")
 _RETRY_AFTER = ("retry-after", "retry-after-ms", "x-ms-retry-after-ms")
 #: ``Inbound.endpoint`` of a request no route serves.
 _UNROUTED = "unrouted"
+#: ``Inbound.endpoint`` of the gateway's own model list.
+_MODELS = "models"
 
 
 class GenerationView(msgspec.Struct):
@@ -81,6 +84,26 @@ async def image_file(request: web.Request) -> web.StreamResponse:
             return await image_files.serve(state, ctx, request.match_info["image_id"], request.query)
         except GatewayError as e:
             return await _error_response(ctx, state, e)
+    finally:
+        await _finish(ctx, state)
+
+
+async def models(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/models``: with a provider named (``x-portkey-provider``, a virtual key, a
+    config), the provider's own list (passthrough); without, the gateway's catalog of what
+    the caller can reach, with each model's capabilities."""
+    if any(request.headers.get(name) for name in (h.PROVIDER, h.VIRTUAL_KEY, h.CONFIG)):
+        return await _handle(request, PROXY, "/models")
+    state: GatewayState = request.app[GATEWAY]
+    ctx = RequestContext(_inbound(request, _MODELS, "/models"))
+    await state.chain.gateway_request_started.notify(ctx=ctx)
+    try:
+        _check_request(ctx.inbound)
+        ctx.principal = await state.chain.gateway_authenticate(ctx=ctx)
+        ctx.record.status = 200
+        return web.json_response(catalog(state, ctx.principal), headers=_gateway_headers(ctx, None))
+    except GatewayError as e:
+        return await _error_response(ctx, state, e)
     finally:
         await _finish(ctx, state)
 
@@ -328,5 +351,5 @@ async def _finish(ctx: RequestContext, state: GatewayState) -> None:
     await chain.gateway_request_finished.notify(ctx=ctx, fields=fields)
 
 
-__all__ = ["healthz", "image_file", "images_edits", "images_generations", "metrics", "passthrough", "readyz",
-           "unrouted"]
+__all__ = ["healthz", "image_file", "images_edits", "images_generations", "metrics", "models", "passthrough",
+           "readyz", "unrouted"]
