@@ -54,6 +54,7 @@ from gateway.generation import (
 from gateway.hookspecs import hookimpl, hookspec
 from gateway.images.masks import mask_for
 from gateway.images.sniff import sniff
+from gateway.natives import InputType, typed_natives
 from gateway.negotiation import drop_size
 from gateway.images.store import ImageStore, StoredImage
 from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
@@ -71,10 +72,10 @@ __all__ = [
     "TRANSIENT",
     "Answer", "Attempt", "AuthError", "BadParam", "BadRequest", "Base", "BytesSerializer", "CacheBackend",
     "CacheHit", "CacheLease", "CacheQuery", "CannotServe", "Capabilities", "ConfigError", "ContentPolicyViolation",
-    "EditRequest", "GatewayError", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
+    "EditRequest", "GatewayError", "InputType", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
     "InputImage", "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
     "Poll", "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
     "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
     "UpstreamRequest", "build_form", "decode_json", "drop_size", "headers", "hookimpl", "hookspec", "mask_for", "poll",
-    "send_afterwards", "sniff",
+    "send_afterwards", "sniff", "typed_natives",
 ]

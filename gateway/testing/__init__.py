@@ -24,7 +24,7 @@ from multidict import CIMultiDict
 from gateway.logging import configure_logging
 
 __all__ = ["PNG_1X1", "Part", "ServicesProbe", "FakeUpstream", "LogCapture", "Recorded", "Reply", "answer", "edit_form", "image_events", "image_url_allowed", "make_app",
-           "make_attempt", "make_provider", "services_of"]
+           "make_attempt", "make_provider", "record_sleeps", "services_of"]
 
 #: A 1x1 PNG, for fakes that need a real image.
 PNG_1X1 = base64.b64decode(
@@ -257,5 +257,6 @@ from gateway.testing.harness import (  # noqa: E402
     make_app,
     make_attempt,
     make_provider,
+    record_sleeps,
     services_of,
 )

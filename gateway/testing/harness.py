@@ -15,6 +15,8 @@ negotiated for generations), so ``build_generation``, ``parse_generation``,
 """
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,7 +41,7 @@ from gateway.targets import Secret, Target
 from gateway.upstream import Answer
 
 __all__ = ["ServicesProbe", "answer", "edit_form", "image_url_allowed", "make_app", "make_attempt", "make_provider",
-           "services_of"]
+           "record_sleeps", "services_of"]
 
 
 class ServicesProbe:
@@ -57,6 +59,19 @@ class ServicesProbe:
     def registry(self) -> Any:
         assert self.services is not None, "the app was not built"
         return self.services.registry
+
+
+def record_sleeps(services: Services, *, most: float = 0.005) -> list[float]:
+    """Make an app's waits (polls of asynchronous providers, retry back-off) record how long
+    they would have slept, and sleep at most ``most`` seconds: the list of the waits asked."""
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        await asyncio.sleep(min(seconds, most))
+
+    services.sleep = sleep
+    return waited
 
 
 def make_app(settings: Mapping[str, Any] | None = None, plugins: list[Any] | tuple[Any, ...] = (), *,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.sdk import BadParam, EditRequest, GenerationRequest, ModelCapabilities
+from gateway.sdk import BadParam, EditRequest, GenerationRequest, InputType, ModelCapabilities, typed_natives
 
 #: Where ``size`` goes: ``width``/``height`` in pixels, ``aspect_ratio: "W:H"``, or nowhere
 #: (FLUX.1 Fill: the output has the input image's size).
@@ -27,7 +27,6 @@ SizeField = Literal["width_height", "aspect_ratio"]
 #: Fill's ``image`` and ``mask``.
 ImageFields = Literal["input_image", "image_and_mask"]
 #: A native that is not text: read from an edit form's text as ``int``, ``num`` or ``bool``.
-InputType = Literal["int", "num", "bool"]
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,8 +123,6 @@ ALL_NATIVES = frozenset().union(*(spec.caps.parameters or () for spec in (
 
 #: A model name is one path segment of ``/v1/{model}``.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?")
 
 
 def model_name(model: object) -> str:
@@ -169,7 +166,8 @@ def build_body(spec: ModelSpec | None, req: GenerationRequest) -> dict[str, Any]
         body["width"], body["height"] = req.width, req.height
     elif field == "aspect_ratio" and req.aspect_ratio:
         body["aspect_ratio"] = req.aspect_ratio
-    body.update(typed_natives(spec, req))
+    body.update(typed_natives(req, spec.types if spec is not None else {},
+                              f"Black Forest Labs model {req.model!r}"))
     return body
 
 
@@ -194,29 +192,3 @@ def image_fields(spec: ModelSpec, count: int) -> list[str]:
     return ["input_image" if i == 0 else f"input_image_{i + 1}" for i in range(count)]
 
 
-def typed_natives(spec: ModelSpec | None, req: GenerationRequest) -> dict[str, Any]:
-    """The native parameters with the model's numbers and booleans read from text (an edit
-    form sends ``seed=7`` as ``"7"``, which BFL's schema refuses); others as sent."""
-    types = spec.types if spec is not None else {}
-    out: dict[str, Any] = {}
-    for key, value in req.extra.items():
-        kind = types.get(key)
-        if kind is not None and isinstance(value, str):
-            value = _parse(key, value, kind, req.model)
-            if key == "seed" and value and req.offset:
-                # The core moves an int seed on per task of a split; text it cannot: done here.
-                value += req.offset
-        out[key] = value
-    return out
-
-
-def _parse(key: str, text: str, kind: InputType, model: str | None) -> int | float | bool:
-    word = text.strip().lower()
-    if kind == "bool" and word in ("true", "1", "false", "0"):
-        return word in ("true", "1")
-    if kind == "int" and _INTEGER.fullmatch(word):
-        return int(word)
-    if kind == "num" and _NUMBER.fullmatch(word):
-        return int(word) if _INTEGER.fullmatch(word) else float(word)
-    expected = {"bool": "true or false", "int": "a whole number", "num": "a number"}[kind]
-    raise BadParam(key, f"Invalid `{key}` {text[:40]!r}: Black Forest Labs model {model!r} takes {expected}")

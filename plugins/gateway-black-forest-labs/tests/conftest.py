@@ -7,27 +7,13 @@ base URL is the fake's URL; its ``eu`` region is the fake's URL under ``/eu``.
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 import gateway_black_forest_labs
-from gateway.sdk import Services
-from gateway.testing import ServicesProbe
+from gateway.testing import ServicesProbe, record_sleeps
 
 KEY = "bfl-test-key-0123456789"
-
-
-def record_sleeps(services: Services) -> list[float]:
-    """Make the app's polls record their waits and barely sleep."""
-    waited: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        await asyncio.sleep(min(seconds, 0.002))
-
-    services.sleep = sleep
-    return waited
 
 
 @pytest.fixture

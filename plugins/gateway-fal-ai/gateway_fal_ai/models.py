@@ -11,20 +11,18 @@ not every endpoint reads ``num_images``), and the client's native parameters as 
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 import msgspec
 
-from gateway.sdk import BadParam, EditRequest, GenerationRequest, ModelCapabilities
+from gateway.sdk import BadParam, EditRequest, GenerationRequest, InputType, ModelCapabilities, typed_natives
 
 #: Where ``size`` goes: ``image_size`` (fal's toolkit models: ``{width, height}``) or
 #: ``aspect_ratio`` (``"W:H"``); None: nowhere (the output takes the input image's size).
 SizeField = Literal["image_size", "aspect_ratio"]
 #: A native input's type, to read it from an edit form's text: ``int``, ``num``, ``bool``.
-InputType = Literal["int", "num", "bool"]
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,8 +191,6 @@ FORM_TYPES: Mapping[str, InputType] = {
     "image_prompt_strength": "num", "enable_safety_checker": "bool", "sync_mode": "bool", "enhance_prompt": "bool",
     "expand_prompt": "bool", "enable_prompt_expansion": "bool", "raw": "bool", "use_turbo": "bool",
 }
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?")
 
 
 def spec_for(model: str, *, edit: bool = False) -> ModelSpec | None:
@@ -231,7 +227,7 @@ def build_edit_input(spec: ModelSpec, req: EditRequest) -> dict[str, Any]:
             raise BadParam(field, f"`{field}` comes from the uploaded files (`image`, `mask`), not a form field")
     if not req.images:
         raise BadParam("image", "An edit needs at least one `image`")
-    typed = msgspec.structs.replace(req, extra=typed_natives(req))
+    typed = msgspec.structs.replace(req, extra=typed_natives(req, FORM_TYPES, f"fal model {req.model!r}"))
     inp = build_input(spec, typed)
     uris = [image.data_uri() for image in req.images]
     inp[spec.image_field] = uris if spec.image_list else uris[0]
@@ -255,28 +251,3 @@ def _size_input(spec: ModelSpec | None, req: GenerationRequest) -> dict[str, Any
     return {}
 
 
-def typed_natives(req: GenerationRequest) -> dict[str, Any]:
-    """The native parameters with fal's common numbers and booleans read from text (an edit
-    form sends ``seed=7`` as ``"7"``, which the endpoint refuses); others as sent."""
-    out: dict[str, Any] = {}
-    for key, value in req.extra.items():
-        kind = FORM_TYPES.get(key)
-        if kind is not None and isinstance(value, str):
-            value = _parse(key, value, kind, req.model)
-            if key == "seed" and value and req.offset:
-                # The core moves an int seed on per part of a split; text it cannot: done here.
-                value += req.offset
-        out[key] = value
-    return out
-
-
-def _parse(key: str, text: str, kind: InputType, model: str | None) -> int | float | bool:
-    word = text.strip().lower()
-    if kind == "bool" and word in ("true", "1", "false", "0"):
-        return word in ("true", "1")
-    if kind == "int" and _INTEGER.fullmatch(word):
-        return int(word)
-    if kind == "num" and _NUMBER.fullmatch(word):
-        return int(word) if _INTEGER.fullmatch(word) else float(word)
-    expected = {"bool": "true or false", "int": "a whole number", "num": "a number"}[kind]
-    raise BadParam(key, f"Invalid `{key}` {text!r}: fal model {model!r} takes {expected}")

@@ -8,27 +8,13 @@ barely sleep).  The fake serves fal's queue under ``/queue`` and the provider's
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 import gateway_fal_ai
-from gateway.sdk import Services
-from gateway.testing import ServicesProbe
+from gateway.testing import ServicesProbe, record_sleeps
 
 PREFIX = "/queue"
-
-
-def record_sleeps(services: Services) -> list[float]:
-    """Make the app's polls record their waits and barely sleep."""
-    waited: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        await asyncio.sleep(min(seconds, 0.005))
-
-    services.sleep = sleep
-    return waited
 
 
 @pytest.fixture

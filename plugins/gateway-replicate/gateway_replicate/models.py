@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.sdk import BadParam, EditRequest, GenerationRequest, ModelCapabilities
+from gateway.sdk import BadParam, EditRequest, GenerationRequest, InputType, ModelCapabilities, typed_natives
 
 #: Where ``size`` goes in a model's input:
 #: ``aspect_ratio``: ``aspect_ratio: "W:H"``;
@@ -28,7 +28,6 @@ from gateway.sdk import BadParam, EditRequest, GenerationRequest, ModelCapabilit
 #: None: nowhere (the output takes the input image's size).
 SizeField = Literal["aspect_ratio", "custom", "size_custom", "width_height", "resolution", "size"]
 #: A documented input that is not text, as read from an edit form's text: ``int``, ``num``, ``bool``.
-InputType = Literal["int", "num", "bool"]
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,8 +173,6 @@ DEFAULT_EDIT_MODEL = "black-forest-labs/flux-kontext-pro"
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _NAME_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _MODEL_NAME = re.compile(f"{_NAME_PART}/{_NAME_PART}")
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?")
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -268,7 +265,8 @@ def build_edit_input(spec: ModelSpec, req: EditRequest) -> dict[str, Any]:
         if field is not None and field in req.extra:
             raise BadParam(field, f"`{field}` is filled from the uploaded files: send the image as `image` "
                                   "(or `image[]`) and the mask as `mask`")
-    inp = build_input(spec, msgspec.structs.replace(req, extra=typed_natives(spec, req)))
+    inp = build_input(spec, msgspec.structs.replace(
+        req, extra=typed_natives(req, spec.types, f"Replicate model {req.model!r}")))
     uris = [image.data_uri() for image in req.images]
     inp[spec.image_field] = uris if spec.image_list else uris[0]
     if req.mask is not None and spec.mask_field is not None:
@@ -276,28 +274,3 @@ def build_edit_input(spec: ModelSpec, req: EditRequest) -> dict[str, Any]:
     return inp
 
 
-def typed_natives(spec: ModelSpec, req: GenerationRequest) -> dict[str, Any]:
-    """The native parameters with the model's numbers and booleans read from text (an edit
-    form sends ``seed=7`` as ``"7"``, which the model's schema refuses); others as sent."""
-    out: dict[str, Any] = {}
-    for key, value in req.extra.items():
-        kind = spec.types.get(key)
-        if kind is not None and isinstance(value, str):
-            value = _parse(key, value, kind, req.model)
-            if key == "seed" and value and req.offset:
-                # The core moves an int seed on per part of a split; text it cannot: done here.
-                value += req.offset
-        out[key] = value
-    return out
-
-
-def _parse(key: str, text: str, kind: InputType, model: str | None) -> int | float | bool:
-    word = text.strip().lower()
-    if kind == "bool" and word in ("true", "1", "false", "0"):
-        return word in ("true", "1")
-    if kind == "int" and _INTEGER.fullmatch(word):
-        return int(word)
-    if kind == "num" and _NUMBER.fullmatch(word):
-        return int(word) if _INTEGER.fullmatch(word) else float(word)
-    expected = {"bool": "true or false", "int": "a whole number", "num": "a number"}[kind]
-    raise BadParam(key, f"Invalid `{key}` {text!r}: Replicate model {model!r} takes {expected}")

@@ -7,28 +7,14 @@ as ``upstream.sleep`` without importing the core's internals.
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 import gateway_replicate
-from gateway.sdk import Services
-from gateway.testing import ServicesProbe
+from gateway.testing import ServicesProbe, record_sleeps
 
 
 AppServices = ServicesProbe
-
-
-def record_sleeps(services: Services) -> list[float]:
-    """Make the app's polls record their waits and barely sleep."""
-    waited: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        await asyncio.sleep(min(seconds, 0.005))
-
-    services.sleep = sleep
-    return waited
 
 
 @pytest.fixture
