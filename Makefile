@@ -1,4 +1,4 @@
-# Two commands for a fresh machine:  make serve   |   make test
+# Two commands for a fresh machine:  make serve   |   make test   (make demo: no provider key needed)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,11 +11,14 @@ $(STAMP): setup.cfg constraints.txt $(wildcard plugins/*/setup.cfg)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
-.PHONY: install serve test bench fuzz
+.PHONY: install serve demo test bench fuzz
 install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/gateway serve $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/gateway demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)

@@ -105,6 +105,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_ms(r['added_p50_ms_target'])} ms | {_verdict(r.get('added_p50_ms'), r['added_p50_ms_target'])} |"
             )
     out += _compared(rows)
+    out += _variant(rows, results.get("settings", {}).get("variant_env") or {})
     out += _first_events(rows)
     out += [
         "",
@@ -154,6 +155,35 @@ def _compared(rows: list[dict[str, Any]]) -> list[str]:
             f"{'-' if allowed is None else f'+{allowed * 100:.0f}%'} | {verdict} | {_signed_pct(fwd)} |"
         )
     return out
+
+
+def _variant(rows: list[dict[str, Any]], env: dict[str, str]) -> list[str]:
+    """``--variant``: the gateway against the second gateway (the same one with ``env`` added),
+    measured interleaved on the same core; the difference is the variant's against the gateway's."""
+    measured = [r for r in rows if r.get("variant")]
+    if not measured:
+        return []
+    what = ", ".join(f"{k}={v}" for k, v in env.items())
+    out = [
+        "",
+        f"### The gateway against the variant ({what}), interleaved on the same core",
+        "",
+        "| scenario | gateway CPU ms/req (runs) | variant CPU ms/req (runs) | variant against gateway "
+        "| gateway p50 / p99 ms | variant p50 / p99 ms | gateway req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in measured:
+        g, v = r["gateway"], r["variant"]
+        out.append(
+            f"| {r['title']} | {_ms(g['cpu_ms_per_req'])} ({_runs(g)}) | {_ms(v['cpu_ms_per_req'])} ({_runs(v)}) | "
+            f"{_signed_pct(_rel(v['cpu_ms_per_req'], g['cpu_ms_per_req']))} | "
+            f"{_ms(g['p50_ms'])} / {_ms(g['p99_ms'])} | {_ms(v['p50_ms'])} / {_ms(v['p99_ms'])} | {g['rps']:,.0f} |"
+        )
+    return out
+
+
+def _runs(summary: dict[str, Any]) -> str:
+    return " ".join(_ms(v) for v in summary.get("cpu_ms_per_req_runs") or [summary["cpu_ms_per_req"]])
 
 
 def _first_events(rows: list[dict[str, Any]]) -> list[str]:

@@ -22,12 +22,17 @@ per request is reported.  Each run waits for both cores to be idle first, and
 a run during which other processes took a share of the gateway's core is
 measured again.  ``--reference`` also measures a minimal
 aiohttp forwarder (``reference_forwarder.py``) on the same core, the floor the
-gateway is compared with.  Prints markdown tables and writes
-``bench/results/latest.json``.
+gateway is compared with.  ``--variant KEY=VALUE`` also measures a second gateway
+whose environment adds those settings (``GATEWAY__METRICS__ENABLED=false``),
+interleaved with the first on the same core, so that one setting's cost is read
+within one session; ``--request-log on|off|both`` turns the request log on or
+off for the gateway (``both``: on for the gateway, off for the variant).
+Prints markdown tables and writes ``bench/results/latest.json``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -92,11 +97,9 @@ class Bench:
             self.redis, redis_port = processes.start_redis(self.load_cpu)
             self.args.env.update({"GATEWAY__CACHE__BACKEND": "redis",
                                   "GATEWAY__REDIS__URL": f"redis://{processes.HOST}:{redis_port}/0"})
-        port = processes.free_port()
-        config = processes.write_config(self.workdir / "gateway.toml", port, up_port)
-        with open(self.workdir / "gateway.stderr", "wb") as stderr:
-            gateway = processes.start_gateway(config, self.gateway_cpu, stderr, self.args.env)
-        self.served.append(Served("gateway", gateway, f"http://{processes.HOST}:{port}"))
+        self.start_gateway("gateway", self.args.env)
+        if self.args.variant:
+            self.start_gateway("variant", {**self.args.env, **self.args.variant})
         if self.args.reference:
             port = processes.free_port()
             with open(self.workdir / "reference.stderr", "wb") as stderr:
@@ -104,6 +107,17 @@ class Bench:
             self.served.append(Served("reference", fwd, f"http://{processes.HOST}:{port}"))
         for s in self.served:
             processes.wait_ready(s.url + "/readyz", s.proc)
+
+    def start_gateway(self, name: str, env: dict[str, str]) -> None:
+        """``gateway serve`` pinned to the measured core, with its own settings file and port;
+        its request log (when it has one) in a file of its own in the session's directory."""
+        port = processes.free_port()
+        config = processes.write_config(self.workdir / f"{name}.toml", port, int(self.upstream_url.rsplit(":", 1)[1]))
+        if self.args.has_request_log:
+            env = {"GATEWAY__REQUEST_LOG__PATH": str(self.workdir / f"{name}-requests.sqlite3"), **env}
+        with open(self.workdir / f"{name}.stderr", "wb") as stderr:
+            proc = processes.start_gateway(config, self.gateway_cpu, stderr, env)
+        self.served.append(Served(name, proc, f"http://{processes.HOST}:{port}"))
 
     def stop(self) -> None:
         """Stop everything this session started."""
@@ -114,7 +128,7 @@ class Bench:
     def stderr_tails(self) -> str:
         """The end of each server's stderr, for error reports."""
         out = []
-        for name in ("gateway", "reference"):
+        for name in ("gateway", "variant", "reference"):
             path = self.workdir / f"{name}.stderr"
             text = path.read_text(errors="replace")[-4000:] if path.exists() else ""
             if text.strip():
@@ -126,7 +140,7 @@ class Bench:
         """The scenario's own check of what ``served`` answers (see checks.py); the reference
         forwarder, which knows no configs, caches or custom hosts, must relay the upstream's
         bytes.  Raises checks.CheckFailed (a RuntimeError naming the scenario) on a wrong answer."""
-        gateway = served.name == "gateway"
+        gateway = served.name != "reference"
         check = sc.check if gateway else checks.FORWARDED
         return check.run(sc, checks.Server(served.name, served.url, gateway=gateway), self.upstream_url)
 
@@ -219,7 +233,7 @@ class Bench:
             "name": sc.name, "title": sc.title, "connections": sc.connections,
             "cpu_ms_target": sc.cpu_ms_target, "added_p50_ms_target": sc.added_p50_ms_target,
             "compare_with": sc.compare_with, "compare_max": sc.compare_max,
-            "gateway": None, "reference": None, "direct": None, "added_p50_ms": None, "checked": {},
+            "gateway": None, "variant": None, "reference": None, "direct": None, "added_p50_ms": None, "checked": {},
             "added_first_event_ms_target": sc.added_first_event_ms_target, "first_event": None,
         }
         for served in self.served:
@@ -322,16 +336,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="environment variable for the servers under test (repeatable), e.g. "
                         "GATEWAY__UPSTREAM__MAX_CONNECTIONS=64 or MALLOC_ARENA_MAX=2")
+    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                   help="also measure a second gateway with this environment variable added (repeatable), "
+                        "interleaved with the first on the same core, e.g. GATEWAY__METRICS__ENABLED=false")
+    p.add_argument("--request-log", choices=("on", "off", "both"),
+                   help="[request_log] enabled for the gateway (both: on for the gateway, off for the variant); "
+                        "default: as the settings' default")
     p.add_argument("--redis", action="store_true",
                    help="start a redis-server (on the load core) and give the gateway the Redis cache backend")
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json", help="JSON results file")
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
-    if any("=" not in e for e in args.env):
-        p.error("--env takes KEY=VALUE")
+    if any("=" not in e for e in args.env + args.variant):
+        p.error("--env and --variant take KEY=VALUE")
     args.env = dict(e.split("=", 1) for e in args.env)
+    args.variant = dict(e.split("=", 1) for e in args.variant)
+    args.has_request_log = "request_log" in settings_sections()
+    if args.request_log is not None:
+        if not args.has_request_log:
+            p.error("--request-log: this gateway has no [request_log] settings section")
+        args.env[REQUEST_LOG_ENABLED] = "false" if args.request_log == "off" else "true"
+        if args.request_log == "both":
+            args.variant[REQUEST_LOG_ENABLED] = "false"
     return args
+
+
+#: The environment variable of the ``[request_log] enabled`` setting.
+REQUEST_LOG_ENABLED = "GATEWAY__REQUEST_LOG__ENABLED"
+
+
+def settings_sections() -> set[str]:
+    """The settings sections the installed gateway knows (from ``gateway config schema``)."""
+    proc = subprocess.run([str(processes.gateway_script()), "config", "schema"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: gateway config schema failed: {proc.stderr.strip()}")
+    return set(json.loads(proc.stdout)["$defs"]["Settings"]["properties"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "bench_seconds": round(time.monotonic() - started, 1),
         "settings": {"duration_s": args.duration, "repeat": args.repeat, "warmup_s": args.warmup, "env": args.env,
+                     "variant_env": args.variant, "request_log": args.request_log,
                      "first_events": args.first_events,
                      "gateway_cpu": bench.gateway_cpu, "load_cpu": bench.load_cpu, "wrk_threads": 1},
         "environment": environment,

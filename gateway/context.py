@@ -106,7 +106,8 @@ class Record:
     """The facts of the ``request.finished`` line, kept by the core as it learns them."""
 
     __slots__ = ("key", "provider", "model", "status", "bytes_in", "bytes_out", "upstream_ms", "attempts",
-                 "cache_status", "target_path", "retry_count", "error", "usage", "stream", "images")
+                 "cache_status", "target_path", "retry_count", "error", "error_code", "usage", "stream", "images",
+                 "cost", "cost_exact", "cost_saved", "cost_calls")
 
     def __init__(self) -> None:
         #: The caller's gateway key by name (``[gateway_keys.<name>]``, or ``key:<fingerprint>``
@@ -131,10 +132,22 @@ class Record:
         self.retry_count: int | None = None
         #: Why the request failed, as the client was told; None on success.
         self.error: str | None = None
+        #: The error's code (``error.code``, else its type) as the client was told; None on success.
+        self.error_code: str | None = None
         #: Token usage the provider reported (OpenAI's ``usage``), summed over the calls of a split.
         self.usage: dict[str, Any] | None = None
         #: A streamed answer: how it was made and how it went (:class:`StreamRecord`).
         self.stream: StreamRecord | None = None
+        #: USD the providers billed for this request, summed over the calls they bill
+        #: (:mod:`gateway.pricing`); 0.0 for a cache hit; None when unknown (a price not
+        #: published, the passthrough, prices off).
+        self.cost: float | None = None
+        #: Every billed call's cost came from the provider's ``usage`` (not a price table).
+        self.cost_exact = False
+        #: A cache hit: what the cached answer cost when it was made, when known.
+        self.cost_saved: float | None = None
+        #: Upstream calls billed (a 2xx answer each).
+        self.cost_calls = 0
 
 
 class StreamRecord:
@@ -176,6 +189,11 @@ class StashKey(Generic[T]):
 
     def __repr__(self) -> str:
         return f"StashKey({self.name!r})"
+
+
+#: The body of a buffered 2xx answer as the gateway made it (a stored image as its host-free
+#: path), set as it is sent: for plugins that look at the answer afterwards (the request log).
+ANSWER_BODY: StashKey[bytes] = StashKey("gateway.answer_body")
 
 
 class Stash:

@@ -300,6 +300,9 @@ def _gateway_headers(ctx: RequestContext, outcome: Outcome | None) -> dict[str, 
         out[h.RESP_RETRY_COUNT] = str(record.retry_count or 0)
     out[h.RESP_CACHE_STATUS] = record.cache_status or "DISABLED"
     out[h.RESP_OVERHEAD] = f"{overhead_ms(ctx):.2f}"
+    # A stream's headers go before its images are made: its cost is on the log line only.
+    if record.cost is not None and (outcome is None or outcome.stream is None):
+        out[h.RESP_COST] = f"{record.cost:.6f}"
     return out
 
 
@@ -324,6 +327,7 @@ async def _error_response(ctx: RequestContext, state: GatewayState, error: Gatew
     record = ctx.record
     record.status = error.status
     record.error = error.message
+    record.error_code = error.code or error.type
     if error.provider and not record.provider:
         record.provider = error.provider
     resp = await state.chain.gateway_handle_error(ctx=ctx, error=error)

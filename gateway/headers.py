@@ -26,6 +26,8 @@ RESP_CACHE_STATUS = "x-portkey-cache-status"
 #: Milliseconds the gateway itself took before the answer's headers: everything but the
 #: time spent waiting on providers.
 RESP_OVERHEAD = "x-gateway-overhead-ms"
+#: USD the request cost (``0.040000``), when known (docs/costs.md).
+RESP_COST = "x-gateway-cost"
 #: What lenient mode changed: ``size=1792x1024->16:9; n=12->10; style=vivid->(dropped)``.
 RESP_ADJUSTED = "x-portkey-adjusted-params"
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.plugins import GatewayPluginManager
     from gateway.provider import Provider
     from gateway.registry import Registry
+    from gateway.requestlog.store import LogStore
     from gateway.services import Services
     from gateway.settings import Settings
     from gateway.strategy import RoutingStrategy
@@ -109,6 +110,18 @@ def gateway_register_image_stores() -> list[type[ImageStore]]:
 
     Mode: collected; every store ``name`` must be unique.  Async: no.
     Returns: a list of ImageStore subclasses.
+    """
+
+
+@hookspec
+def gateway_register_log_stores() -> list[type[LogStore]]:
+    """Return :class:`gateway.sdk.LogStore` classes (``request_log.store`` values).
+
+    The request log builds the one its settings name with ``from_services(services)``
+    at start-up, starts it (migrations) and writes every request's record to it.
+
+    Mode: collected; every store ``name`` must be unique.  Async: no.
+    Returns: a list of LogStore subclasses.
     """
 
 

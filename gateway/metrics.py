@@ -59,11 +59,15 @@ class Metrics:
                                   "less the wait on providers.", ("endpoint",), buckets=OVERHEAD_BUCKETS, registry=reg)
         self.images = Counter("gateway_images", "Images providers produced for answered requests.",
                               ("endpoint", "provider", "model"), registry=reg)
+        self.cost = Counter("gateway_cost_usd", "USD the providers billed for requests, where the price is known "
+                            "(docs/costs.md).", ("endpoint", "provider", "model"), registry=reg)
         self.retries = Counter("gateway_retries", "Retries of a target after a failed try.", route, registry=reg)
         self.fallbacks = Counter("gateway_fallbacks", "Requests answered by another target than the first tried.",
                                  route, registry=reg)
         self.cache = Counter("gateway_cache_lookups", "Cache lookups by result (HIT, MISS, REFRESH, ...).",
                              ("endpoint", "result"), registry=reg)
+        self.circuit = Counter("gateway_circuit_transitions", "Circuit breaker transitions of config targets, by "
+                               "provider and the state entered (open, closed).", ("provider", "state"), registry=reg)
         self.in_flight = Gauge("gateway_in_flight_requests", "Requests arrived and not yet answered.",
                                registry=reg, multiprocess_mode="livesum")
 
@@ -88,6 +92,8 @@ class Metrics:
         self.overhead.labels(endpoint).observe(max(0.0, elapsed - waited))
         if record.images and 200 <= record.status < 300:
             self.images.labels(endpoint, provider, model).inc(record.images)
+        if record.cost:  # a failed request's billed calls count too
+            self.cost.labels(endpoint, provider, model).inc(record.cost)
         retries = sum(1 for a in record.attempts if a["attempt"])  # every target's, not only the last's
         if retries:
             self.retries.labels(endpoint, provider).inc(retries)
@@ -95,6 +101,10 @@ class Metrics:
             self.fallbacks.labels(endpoint, provider).inc()
         if record.cache_status:
             self.cache.labels(endpoint, record.cache_status).inc()
+
+    def circuit_transition(self, provider: str | None, state: str) -> None:
+        """Count a target's circuit entering ``state`` (``open`` or ``closed``)."""
+        self.circuit.labels(provider if provider in self.models else NONE, state).inc()
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format: this process's, or with several workers

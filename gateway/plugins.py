@@ -30,6 +30,10 @@ DEFAULT_PLUGINS = (
     "gateway.defaults.errors_json",
     "gateway.defaults.log_canonical",
     "gateway.defaults.metrics",
+    "gateway.defaults.costs",
+    "gateway.defaults.ui",
+    "gateway.defaults.tracing",
+    "gateway.defaults.request_log",
 )
 #: Without these the gateway cannot answer at all, so they cannot be disabled.
 ESSENTIAL_PLUGINS = frozenset({"gateway.defaults.routing", "gateway.defaults.errors_json"})

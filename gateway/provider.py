@@ -35,6 +35,7 @@ from gateway.targets import located
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.attempt import Attempt
     from gateway.generation import EditRequest, GenerationRequest, GenerationResult
+    from gateway.pricing import Prices
     from gateway.targets import Target
     from gateway.upstream import Answer, Upstream
 
@@ -172,6 +173,9 @@ class Provider:
     #: The API base URL; a custom host or ``[providers.<name>] base_url`` replaces it.
     default_base_url: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: What the models cost, as plain data (:mod:`gateway.pricing`: ``PerImage``,
+    #: ``PerMegapixel``, ``PerToken`` rows, tried in order); a price not published is left out.
+    prices: ClassVar[Prices] = ()
     #: Provider options accepted on a config target (``resource_name``, ...).
     Options: ClassVar[type[msgspec.Struct]] = NoOptions
     #: ``x-portkey-*`` request headers that set options: header name -> option name.

@@ -19,6 +19,7 @@ from yarl import URL
 
 from gateway import headers as h
 from gateway.attempt import Attempt
+from gateway.circuit import Circuits
 from gateway.context import IMAGES_EDITS
 from gateway.errors import BadRequest, CannotServe, GatewayError, UpstreamTimeout
 from gateway.outcome import Outcome
@@ -45,6 +46,8 @@ class Router:
         self.state = state
         self.registry = state.registry
         self.endpoints = endpoints
+        #: The circuit breakers of config targets (``strategy.cb_config``).
+        self.circuits = Circuits(state)
         # Checked custom hosts by value: one client sends the same few over and over.
         self._hosts: dict[str, str] = {}
         self._homes: dict[str, str] = {}
@@ -63,8 +66,15 @@ class Router:
     async def run(self, ctx: RequestContext, node: Target) -> Outcome:
         if node.targets:
             assert node.strategy is not None
-            return await self.registry.strategy(node.strategy.mode).route(ctx, node, self)
-        return await self.run_leaf(ctx, node)
+            strategy = self.registry.strategy(node.strategy.mode)
+            if node.cb_config is not None and strategy.circuit_breaker:
+                # The strategy sees only the targets whose circuit is not open.
+                return await self.circuits.route(ctx, node, strategy, self)
+            return await strategy.route(ctx, node, self)
+        outcome = await self.run_leaf(ctx, node)
+        if node.cb_config is not None:
+            await self.circuits.record(ctx, node, outcome)
+        return outcome
 
     def resolve_virtual_key(self, target: Target) -> Target:
         """The target with its virtual key's provider, key and options filled in."""
@@ -172,7 +182,9 @@ class Router:
             # The model sent upstream: a saved config's, an override's or the provider's default.
             record.model = model
         tried: dict[str, Any] = {"target": target.path, "provider": provider.name, "model": model, "attempt": number,
-                                 "status": outcome.status, "ms": round((time.perf_counter() - t0) * 1000.0, 2)}
+                                 "status": outcome.status, "ms": round((time.perf_counter() - t0) * 1000.0, 2),
+                                 # When the try began, from the request's arrival (a trace's timeline).
+                                 "start_ms": round((t0 - ctx.started) * 1000.0, 2)}
         if outcome.error is not None:
             tried["error"] = outcome.error.code or outcome.error.type
         record.attempts.append(tried)

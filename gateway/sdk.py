@@ -26,6 +26,7 @@ from gateway import headers
 from gateway.attempt import Attempt
 from gateway.cache.backend import BytesSerializer, CacheBackend
 from gateway.cache.lease import CacheHit, CacheLease, CacheQuery
+from gateway.cache.service import Unavailable as CacheUnavailable
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
 from gateway.errors import (
     CONTENT_POLICY,
@@ -60,7 +61,11 @@ from gateway.images.store import ImageStore, StoredImage
 from gateway.openai_compatible import OpenAICompatibleProvider, OpenAIOptions
 from gateway.outcome import Outcome
 from gateway.polling import AFTERWARDS_TIMEOUT, TRANSIENT, Poll, poll, send_afterwards
+from gateway.pricing import PerImage, PerMegapixel, PerToken, Price, Prices
 from gateway.provider import Capabilities, ModelCapabilities, NoOptions, Provider, UpstreamRequest
+from gateway.requestlog.record import LogImage, LogRecord
+from gateway.requestlog.store import MAX_LIMIT as LOG_MAX_LIMIT
+from gateway.requestlog.store import InvalidQuery, LogQuery, LogStore, encode_cursor
 from gateway.services import Services
 from gateway.settings import Base, ProviderSettings
 from gateway.strategy import Router, RoutingStrategy, StrategyConfig
@@ -68,14 +73,17 @@ from gateway.targets import Target
 from gateway.upstream import MAX_ERROR_BODY, Answer, Upstream
 
 __all__ = [
-    "AFTERWARDS_TIMEOUT", "CONTENT_POLICY", "IMAGES_EDITS", "IMAGES_GENERATIONS", "MAX_ERROR_BODY", "PROXY",
-    "TRANSIENT",
+    "AFTERWARDS_TIMEOUT", "CONTENT_POLICY", "IMAGES_EDITS", "IMAGES_GENERATIONS", "LOG_MAX_LIMIT", "MAX_ERROR_BODY",
+    "PROXY", "TRANSIENT",
     "Answer", "Attempt", "AuthError", "BadParam", "BadRequest", "Base", "BytesSerializer", "CacheBackend",
-    "CacheHit", "CacheLease", "CacheQuery", "CannotServe", "Capabilities", "ConfigError", "ContentPolicyViolation",
+    "CacheHit", "CacheLease", "CacheQuery", "CacheUnavailable", "CannotServe", "Capabilities", "ConfigError", "ContentPolicyViolation",
     "EditRequest", "GatewayError", "InputType", "GenerationPlan", "GenerationRequest", "GenerationResult", "Image", "ImageStore",
-    "InputImage", "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
-    "Poll", "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
+    "InputImage", "InvalidQuery", "LogImage", "LogQuery", "LogRecord", "LogStore",
+    "MalformedAnswer", "ModelCapabilities", "NoOptions", "OpenAICompatibleProvider", "OpenAIOptions", "Outcome",
+    "PerImage", "PerMegapixel", "PerToken", "Poll", "Price", "Prices",
+    "Provider", "ProviderError", "ProviderSettings", "RequestContext", "Router", "RoutingStrategy", "Services",
     "StartupError", "StashKey", "StoredImage", "StrategyConfig", "Target", "Upstream", "UpstreamError",
-    "UpstreamRequest", "build_form", "decode_json", "drop_size", "headers", "hookimpl", "hookspec", "mask_for", "poll",
+    "UpstreamRequest", "build_form", "decode_json", "drop_size", "encode_cursor",
+    "headers", "hookimpl", "hookspec", "mask_for", "poll",
     "send_afterwards", "sniff", "typed_natives",
 ]

@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.images.store import ImageStore
     from gateway.images.urls import ImageUrls
     from gateway.metrics import Metrics
+    from gateway.pricing import PriceBook
+    from gateway.requestlog.admin import AdminKey
+    from gateway.requestlog.store import LogStore
+    from gateway.requestlog.writer import LogWriter
     from gateway.registry import Registry
     from gateway.router import Router
     from gateway.settings import Settings
@@ -42,6 +46,14 @@ class Services:
         self.image_urls: ImageUrls | Any = None
         #: The Prometheus metrics (``gateway.defaults.metrics``), or None when they are off.
         self.metrics: Metrics | None = None
+        #: Every provider's prices and the settings' (``gateway.defaults.costs``), or None when off.
+        self.prices: PriceBook | None = None
+        #: The admin key of ``GET /v1/logs`` and the web UI (:class:`gateway.requestlog.admin.AdminKey`).
+        self.admin: AdminKey | Any = None
+        #: The request log's writer (``submit(record)`` never waits) and its store, while the
+        #: request log is on and the app runs (``gateway.defaults.request_log``); else None.
+        self.request_log: LogWriter | None = None
+        self.log_store: LogStore | None = None
         #: Runs a config tree (set when the app is built).
         self.router: Router | Any = None
         #: How retries and polls wait; tests swap in a recorder so they never sleep.

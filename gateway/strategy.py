@@ -10,6 +10,10 @@ could not serve the request at all (a fallback skips it).
 A strategy with fields of its own under ``strategy`` declares them as a
 :class:`StrategyConfig` subclass in ``Config``; the core checks them with the
 field's path when the config is parsed.
+
+Every strategy's ``strategy`` may carry ``cb_config`` (:mod:`gateway.circuit`): the core
+leaves children whose circuit is open out of the node it hands to :meth:`RoutingStrategy.route`
+(unless the strategy sets ``circuit_breaker = False``).
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ import types
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
+
+from gateway.circuit import CircuitBreakerConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.context import RequestContext
@@ -27,6 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, tag_field="mode"):
     """``strategy`` of a config node.  Unknown fields are ignored (configs written for
     Portkey's hosted product carry some); a subclass declares the fields it reads."""
+
+    #: The circuit breaker of this node's targets (inherited by nodes below that set none).
+    cb_config: CircuitBreakerConfig | None = None
 
     @property
     def mode(self) -> str:
@@ -49,6 +58,9 @@ class RoutingStrategy:
     name: ClassVar[str] = ""
     #: The fields this strategy reads under ``strategy`` (besides ``mode``).
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+    #: Whether the core leaves targets whose circuit is open out of the node ``route`` gets
+    #: (off for a strategy whose rules name the target: ``conditional``).
+    circuit_breaker: ClassVar[bool] = True
 
     def validate(self, node: Target, source: str) -> None:
         """Check a parsed node using this strategy; raise ``ConfigError`` naming the path

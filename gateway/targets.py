@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gateway import headers as h
+from gateway.circuit import CircuitBreakerConfig
 from gateway.errors import ConfigError
 from gateway.catalog import provider_slug
 from gateway.redact import shown
@@ -128,6 +129,9 @@ class Target(msgspec.Struct, kw_only=True, dict=True):
     forward_headers: list[str] | None = None
     #: A parameter value the model does not support is a 400 (not mapped to the nearest).
     strict_params: bool | None = None
+    #: The circuit breaker over this node's targets (a node), or over this target (a leaf):
+    #: the nearest ``strategy.cb_config`` at or above it.
+    cb_config: CircuitBreakerConfig | None = None
     #: Provider options (``resource_name``, ``aws_region``, ...), checked by the provider.
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     #: A node of a saved config: its key and custom host are the operator's, not the caller's.
@@ -236,6 +240,8 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
     for name in INHERITED:
         value = getattr(f, name)
         inherited[name] = value if value is not None or parent is None else getattr(parent, name)
+    own_cb = strategy.cb_config if strategy is not None else None
+    inherited["cb_config"] = own_cb if own_cb is not None or parent is None else parent.cb_config
     node = Target(
         path=path,
         name=f.name,

@@ -322,9 +322,10 @@ async def test_a_cache_hit_gives_its_images_back(make, fake_upstream):  # noqa: 
 
 
 async def test_cost_per_day_is_a_budget_counted_per_image(make, fake_upstream):  # noqa: ANN001
+    # The price the answer settles to is the admission estimate's: only image_cost counts here.
     client = await make({"alpha": {"key": ALPHA, "cost_per_day": 0.12}, "beta": {"key": BETA, "cost_per_month": 1.0,
                                                                                 "image_cost": 0.5}},
-                        limits={"image_cost": 0.04})
+                        limits={"image_cost": 0.04}, prices={"fake": {"fake-image": {"per_image": 0.04}}})
     assert (await post(client, ALPHA, FAKE, {"prompt": "x", "n": 2})).status == 200
     resp = await post(client, ALPHA, FAKE, {"prompt": "x", "n": 2})
     error = await refused(resp, 429, "budget_exceeded")
@@ -332,9 +333,32 @@ async def test_cost_per_day_is_a_budget_counted_per_image(make, fake_upstream): 
     assert int(resp.headers["Retry-After"]) <= 86400
     assert (await post(client, ALPHA, FAKE)).status == 200  # 0.08 + 0.04 fits
     await refused(await post(client, ALPHA, FAKE), 429, "budget_exceeded")
-    # A key's own image_cost wins over [limits].
+    # A key's own image_cost wins over [limits] (and the request settles to its price, 0.04 an image).
     assert (await post(client, BETA, FAKE, {"prompt": "x", "n": 2})).status == 200
-    await refused(await post(client, BETA, FAKE), 429, "budget_exceeded")
+    await refused(await post(client, BETA, FAKE, {"prompt": "x", "n": 2}), 429, "budget_exceeded")
+
+
+async def test_a_budget_settles_to_the_requests_cost_once_known(make, fake_upstream):  # noqa: ANN001
+    # Admitted at images x image_cost (0.05 an image); charged what the answer cost: fake-image
+    # at 1024x1024 is 0.02 an image (gateway.testing.fake_provider.PRICES), fake-hd in hd 0.08.
+    client = await make({"alpha": {"key": ALPHA, "cost_per_day": 0.10, "image_cost": 0.05}})
+    # Counted at the estimate, two would use the budget up; settled, a third fits (0.04 + 0.05).
+    for _ in range(3):
+        resp = await post(client, ALPHA, FAKE)
+        assert resp.status == 200 and resp.headers["x-gateway-cost"] == "0.020000"
+    error = await refused(await post(client, ALPHA, FAKE), 429, "budget_exceeded")  # 0.06 + 0.05
+    assert "would cost 0.05" in error["message"]  # the admission estimate
+
+
+async def test_a_request_costing_more_than_its_estimate_adds_the_difference(make, fake_upstream):  # noqa: ANN001
+    client = await make({"alpha": {"key": ALPHA, "cost_per_day": 0.20, "image_cost": 0.01}})
+    hd = {"prompt": "x", "model": "fake-hd", "quality": "hd", "size": "1024x1024"}
+    resp = await post(client, ALPHA, FAKE, hd)
+    assert resp.status == 200 and resp.headers["x-gateway-cost"] == "0.080000"
+    assert (await post(client, ALPHA, FAKE, hd)).status == 200  # 0.08 counted, 0.01 admitted: fits
+    # 0.16 counted: an estimate of 0.01 still fits, the next settles at 0.24, over the budget.
+    assert (await post(client, ALPHA, FAKE, hd)).status == 200
+    await refused(await post(client, ALPHA, FAKE, hd), 429, "budget_exceeded")
 
 
 async def test_a_passthrough_post_counts_one_image_and_a_get_none(make, fake_upstream):  # noqa: ANN001

@@ -20,7 +20,7 @@ from gateway.errors import AuthError, GatewayError, StartupError
 from gateway.images.store import ImageStore, StoredImage, new_id
 from gateway.images.urls import stored_path
 from gateway.keys import GATEWAY
-from gateway.sdk import CacheHit, OpenAICompatibleProvider, Outcome, RoutingStrategy
+from gateway.sdk import CacheHit, LogRecord, LogStore, OpenAICompatibleProvider, Outcome, RoutingStrategy
 from gateway.testing import fake_provider
 from gateway.targets import Target
 
@@ -484,3 +484,59 @@ async def test_hook_gateway_register_image_stores(aiohttp_client):  # noqa: ANN0
     urls = app[GATEWAY].image_urls  # the store's images are served under URLs the gateway signed
     resp = await client.get(urls.signed(stored_path(new_id(), int(time.time()) + 60)))
     assert resp.status == 200 and await resp.read() == b"always-this"
+
+
+class _ListStore(LogStore):
+    """A log store in a list: what the request log writes reaches it."""
+
+    name = "in-a-list"
+
+    def __init__(self) -> None:
+        self.records: list[LogRecord] = []
+        self.started = False
+
+    @classmethod
+    def from_services(cls, services):  # noqa: ANN001, ANN206
+        return cls()
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        self.started = False
+
+    async def write(self, records):  # noqa: ANN001, ANN201
+        self.records.extend(records)
+
+    async def query(self, q):  # noqa: ANN001, ANN201
+        return sorted(self.records, key=lambda r: (r.time, r.id), reverse=True)[:q.limit], None
+
+    async def get(self, record_id):  # noqa: ANN001, ANN201
+        return next((r for r in self.records if r.id == record_id), None)
+
+    async def prune(self, now):  # noqa: ANN001, ANN201
+        return 0
+
+
+async def test_hook_gateway_register_log_stores(aiohttp_client, fake_upstream):  # noqa: ANN001
+    class Plugin:
+        @hookimpl
+        def gateway_register_log_stores(self):
+            return [_ListStore]
+
+    admin = "admin-key-of-the-hook-test-0123"
+    client, app = await client_for(aiohttp_client, fake_upstream, Plugin(), settings={
+        "request_log": {"store": "in-a-list", "flush_interval": 0.01}, "admin": {"key": admin}})
+    resp = await client.post("/v1/images/generations", json={"prompt": "x"}, headers={**H, "x-portkey-trace-id": "t-1"})
+    assert resp.status == 200
+    store = app[GATEWAY].log_store
+    assert isinstance(store, _ListStore) and store.started
+    for _ in range(100):
+        if store.records:
+            break
+        await asyncio.sleep(0.01)
+    assert [r.trace_id for r in store.records] == ["t-1"]
+    listed = await (await client.get("/v1/logs", headers={"Authorization": f"Bearer {admin}"})).json()
+    assert [r["trace_id"] for r in listed["data"]] == ["t-1"]
+    with pytest.raises(StartupError, match="did you mean 'in-a-list'"):
+        create_app({"request_log": {"store": "in-a-lst"}}, plugins=[Plugin()], load_entrypoints=False)

@@ -1,11 +1,13 @@
 """Checks on the project itself: hooks documented and tested, defaults well-formed, modules import."""
 from __future__ import annotations
 
+import configparser
 import inspect
 import pathlib
 import pkgutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -81,8 +83,9 @@ def test_providers_page_is_built_from_the_plugin_readmes():
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
     dists = {dist for _, dist, _ in builder.providers()}
-    installed = {p.name for p in (ROOT / "plugins").iterdir() if (p / "setup.cfg").exists() and "route" not in p.name
-                 and "cache" not in p.name}
+    # Every plugin but the routing strategies, the cache backend and the log store is a provider.
+    installed = {p.name for p in (ROOT / "plugins").iterdir() if (p / "setup.cfg").exists()
+                 and not p.name.startswith(("gateway-route-", "gateway-cache-", "gateway-log-"))}
     assert dists == installed, "every provider plugin is on the page"
     assert (ROOT / "docs" / "providers.md").read_text() == builder.build(), "run: python docs/build_providers.py"
 
@@ -128,3 +131,59 @@ def test_no_import_cycles_in_the_core():
     """No circle of module-level imports in ``gateway/`` (type-only ones aside: they never run)."""
     cycles = imports.cycles(imports.graph(imports.core()))
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+# -- packaging: `make install` prints no warning -------------------------------------------
+
+
+def _distributions() -> list[pathlib.Path]:
+    """The core and every plugin distribution (the directories the Makefile installs)."""
+    return [ROOT, *sorted(p for p in (ROOT / "plugins").glob("gateway-*") if p.is_dir())]
+
+
+def _mapping(value: str) -> dict[str, str]:
+    """A setup.cfg ``key = value`` list (``package_dir``) as a dict."""
+    lines = [ln.strip() for ln in value.strip().splitlines() if ln.strip()]
+    return {k.strip(): v.strip() for k, v in (ln.split("=", 1) for ln in lines)}
+
+
+@pytest.mark.parametrize("project", _distributions(), ids=lambda p: p.name)
+def test_every_distribution_installs_editable_without_setuptools_warnings(project: pathlib.Path):
+    """What ``pip install -e`` needs to stay quiet, read statically (the suite runs no pip):
+
+    - ``package_dir = =.`` in ``[options]``: with the project directory mapped as the import root,
+      setuptools installs an editable project with a plain ``.pth`` file; without it, a flat
+      layout gets a meta-path finder, and every install prints "BuildBackendWarning: Editable
+      installation ... Please be careful with folders in your working directory with the same
+      name as your package";
+    - the metadata in ``setup.cfg`` only: with a ``[project]`` table in ``pyproject.toml`` next to
+      it, setuptools ignores one of the two, and says so;
+    - ``license`` as an SPDX expression and no ``License ::`` classifier (deprecated, with a
+      warning, since setuptools 77);
+    - setuptools >= 64 (editable wheels, PEP 660) as the build backend, and no ``setup.py``;
+    - every file a ``file:`` value names (``long_description = file: README.md``) present.
+    """
+    assert not (project / "setup.py").exists()
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    build = pyproject["build-system"]
+    assert build["build-backend"] == "setuptools.build_meta"
+    [setuptools_req] = [r for r in build["requires"] if r.startswith("setuptools")]
+    assert setuptools_req.replace(" ", "") in ("setuptools>=64", "setuptools>=65"), setuptools_req
+    assert "project" not in pyproject, "metadata belongs in setup.cfg"
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(project / "setup.cfg")
+    options = cfg["options"]
+    assert _mapping(options.get("package_dir", "")) == {"": "."}, (
+        f"{project.name}/setup.cfg: add `package_dir =` with the line `    =.` to [options]")
+    assert options.get("packages") == "find:"
+    name = cfg["metadata"]["name"]
+    own = name.replace("-", "_")
+    include = [p.strip() for p in cfg["options.packages.find"]["include"].replace("\n", ",").split(",") if p.strip()]
+    assert include == [own, f"{own}.*"], "only the distribution's own package (not tests/) goes in it"
+    assert cfg["metadata"].get("license") == "Apache-2.0"
+    assert "License ::" not in cfg["metadata"].get("classifiers", "")
+    # `file:` values that name a missing file are a warning each time the metadata is read.
+    for key, value in cfg["metadata"].items():
+        if value.startswith("file:"):
+            for name in value[len("file:"):].split(","):
+                assert (project / name.strip()).is_file(), f"{project.name}/setup.cfg {key}: {name.strip()} is missing"

@@ -4,7 +4,9 @@ Layout in the backend (keys are hex digests):
 
 * ``e:<key>`` — a small entry: status, headers, provider, and the hash of the body;
 * ``b:<sha256>`` — the body itself, stored once however many entries point at it;
-* ``l:<key>`` — a single-flight lock while one caller fetches what others wait for.
+* ``l:<key>`` — a single-flight lock while one caller fetches what others wait for;
+* ``st:<key>`` — a sticky load-balancing choice (the loadbalance strategy's);
+* ``cb:<key>`` — a target's circuit breaker (through the backend's ``circuit_*`` calls).
 """
 from __future__ import annotations
 
@@ -88,6 +90,9 @@ class CacheService:
 
     async def set(self, key: str, value: bytes, ttl: float | None) -> None:
         await self._call("set", key, value, ttl=ttl)
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", key)
 
     async def add(self, key: str, value: bytes, ttl: float | None) -> bool:
         """Set ``key`` only if it is absent (atomic in the backend); whether this call set it."""

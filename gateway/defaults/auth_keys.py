@@ -5,7 +5,9 @@ gateway is open when neither is set.  ``gateway_authenticate`` finds the key
 (:class:`gateway.access.GatewayKey`, the principal); ``gateway_admit`` checks its
 scope over the resolved config and takes its rate limits and budgets
 (:mod:`gateway.limits`); ``gateway_request_finished`` gives back the images and
-cost of a request that failed or was answered from the cache.
+cost of a request that failed or was answered from the cache, and settles the cost taken
+(``images x image_cost``, an estimate made before any work) to what the request cost when
+its price is known (``ctx.record.cost``, docs/costs.md).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from gateway.access import Access, GatewayKey, KeyTable, load_keys
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
 from gateway.errors import AuthError, StartupError
 from gateway.headers import API_KEY
-from gateway.limits import Limiter, Taken
+from gateway.limits import Limiter, Taken, micros
 from gateway.registry import Registry
 from gateway.services import Services
 from gateway.settings import Settings
@@ -25,6 +27,8 @@ from gateway.settings import Settings
 ANONYMOUS = "anonymous"
 #: What a request took from its key's limits (given back when it fails).
 TAKEN: StashKey[Taken] = StashKey("gateway_keys.taken")
+#: The limits that count cost (settled to the request's cost once it is known).
+COST_SETTINGS = frozenset({"cost_per_day", "cost_per_month"})
 #: The most images one request is counted for (``n`` is checked later; counters stay small).
 _MAX_COUNTED = 1_000_000
 
@@ -92,8 +96,22 @@ class Plugin:
         if taken is None:
             return
         record = ctx.record
-        # Nothing was made: an error answer (a client who left may still be billed), or a
-        # cache hit.  The request itself still counts against requests_per_minute.
-        failed = record.status >= 400 and record.status != 499
-        if failed or (record.cache_status or "").endswith("HIT"):
-            await self.limiter.give_back(taken, [c for c in taken.charges if c.setting != "requests_per_minute"])
+        # A client who left may still be billed: what it took stays taken.
+        if record.status == 499:
+            return
+        # Nothing was made: an error answer, or a cache hit.  The request itself still counts
+        # against requests_per_minute.
+        nothing = record.status >= 400 or (record.cache_status or "").endswith("HIT")
+        known = record.cost is not None
+        back = []
+        if nothing:
+            back = [c for c in taken.charges
+                    if c.setting != "requests_per_minute" and not (known and c.setting in COST_SETTINGS)]
+        if known:
+            # The estimate settles to the request's cost (a failed split's answered calls
+            # included): the difference goes back, or, when it cost more, is added (a
+            # negative give-back; both counter stores subtract what they are given).
+            cost = micros(record.cost) or 0
+            back.extend(c._replace(amount=c.amount - cost) for c in taken.charges
+                        if c.setting in COST_SETTINGS and c.amount != cost)
+        await self.limiter.give_back(taken, back)

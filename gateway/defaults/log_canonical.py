@@ -43,6 +43,11 @@ def gateway_log_fields(ctx: RequestContext) -> dict[str, Any]:
         fields["tries"] = record.attempts
     if record.usage is not None:
         fields["usage"] = record.usage
+    # USD, null when unknown (docs/costs.md); a cache hit costs 0 and says what it saved.
+    fields["cost"] = None if record.cost is None else round(record.cost, 6)
+    fields["cost_exact"] = record.cost_exact
+    if record.cost_saved is not None:
+        fields["cost_saved"] = round(record.cost_saved, 6)
     if record.stream is not None:
         # How a streamed answer went: events sent, time to the first and the last, how it ended.
         fields["stream"] = record.stream.fields()

@@ -45,7 +45,7 @@ from gateway import json_decode
 from gateway import headers as h
 from gateway.cache.keys import request_key
 from gateway.cache.lease import CacheHit
-from gateway.context import IMAGES_GENERATIONS, StashKey
+from gateway.context import ANSWER_BODY, IMAGES_GENERATIONS, StashKey
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
 from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
@@ -54,6 +54,7 @@ from gateway.errors import BadParam, GatewayError, MalformedAnswer, UpstreamErro
 from gateway.images.sniff import output_media_type
 from gateway.negotiation import negotiate
 from gateway.outcome import Outcome
+from gateway.pricing import charge, note_hit
 from gateway.upstream import MAX_ERROR_BODY, Answer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,6 +68,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _BODY_HEADERS = ("Content-Type", "Content-Encoding", "Content-Disposition", "ETag", "Last-Modified")
 #: The delivery of the attempt whose native stream is relayed (its completed images may become URLs).
 _STREAM_DELIVERY: StashKey[tuple[Delivery, str | None]] = StashKey("gateway.generations.stream_delivery")
+#: The attempt and request of the native stream relayed, priced once its images are made.
+_STREAM_CALL: StashKey[tuple[Attempt, GenerationRequest]] = StashKey("gateway.generations.stream_call")
 _decode = json_decode.decode
 _encode = msgspec.json.Encoder().encode
 
@@ -82,6 +85,8 @@ class Generations(Endpoint):
 
     # -- the request ---------------------------------------------------------------
     async def handle(self, ctx: RequestContext, route: Route) -> Outcome:
+        if self.services.prices is not None:
+            ctx.record.cost = 0.0  # nothing billed yet; each billed call adds its cost
         if ctx.inbound.params.get("stream") is True:
             return await self.streamed(ctx, route)
         assert ctx.config is not None
@@ -92,6 +97,7 @@ class Generations(Endpoint):
         key = request_key(ctx.inbound, ctx.principal, ctx.config)
         found = await caching.lookup(self.hooks, ctx, caching.query(ctx, key, cache))
         if isinstance(found, CacheHit):
+            self._hit(ctx, found.outcome)
             return found.outcome
         if found is None:
             return await route(ctx)
@@ -99,8 +105,20 @@ class Generations(Endpoint):
             ctx.stash[caching.REQUEST_LEASE] = lease
             outcome = await route(ctx)
             if outcome.ok and outcome.body is not None and outcome.cacheable and self._kept(outcome):
-                lease.keep(outcome, outcome.body)
+                self._keep(ctx, lease, outcome)
         return outcome
+
+    def _hit(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """A cache hit costs nothing: the cost it was stored with is what it saved."""
+        saved = outcome.headers.popall(h.RESP_COST, [None])[-1]
+        if self.services.prices is not None:
+            note_hit(ctx.record, saved)
+
+    def _keep(self, ctx: RequestContext, lease: Any, outcome: Outcome) -> None:
+        """Store the answer, with what it cost (a hit's saving), when that is known."""
+        if ctx.record.cost is not None:
+            outcome.headers[h.RESP_COST] = f"{ctx.record.cost:.6f}"
+        lease.keep(outcome, outcome.body or b"")
 
     def _kept(self, outcome: Outcome) -> bool:
         """Whether the target that answered caches (a tree may cache some targets only)."""
@@ -133,6 +151,7 @@ class Generations(Endpoint):
         found = await caching.lookup(self.hooks, ctx, caching.query(ctx, request_key(ctx.inbound, ctx.principal,
                                                                                       ctx.config), cache))
         if isinstance(found, CacheHit):
+            self._hit(ctx, found.outcome)
             await self._events(ctx, found.outcome, stream, mode="cache")
             return
         if found is None:
@@ -143,7 +162,7 @@ class Generations(Endpoint):
             outcome = await route(ctx)
             whole = await self._events(ctx, outcome, stream)
             if whole is not None and whole.cacheable and self._kept(outcome):
-                lease.keep(whole, whole.body or b"")
+                self._keep(ctx, lease, whole)
 
     async def _events(self, ctx: RequestContext, outcome: Outcome, stream: EventStream,
                       mode: str = "synthesized") -> Outcome | None:
@@ -156,6 +175,7 @@ class Generations(Endpoint):
             return await self._relay(ctx, outcome, stream)
         stream.answered(outcome, mode)
         assert outcome.body is not None
+        ctx.stash[ANSWER_BODY] = outcome.body
         body = self.services.image_urls.render(outcome.body, ctx.inbound.origin)
         for event in completed_events(body, self.event_kind):
             await stream.put(event)
@@ -202,9 +222,14 @@ class Generations(Endpoint):
         usage = [e["usage"] for e in completed if isinstance(e.get("usage"), dict)]
         if usage:
             ctx.record.usage = merge_extra([{"usage": u} for u in usage])["usage"]
+        if completed:  # the images made were billed, whatever became of the stream after
+            attempt, part = ctx.stash[_STREAM_CALL]
+            self._charge(ctx, attempt, part, ctx.record.usage if usage else None, len(completed))
         if not whole or not completed:
             return None
-        return _whole_answer(outcome, completed)
+        answer = _whole_answer(outcome, completed)
+        ctx.stash[ANSWER_BODY] = answer.body or b""
+        return answer
 
     # -- one attempt -----------------------------------------------------------------
     async def run(self, ctx: RequestContext, attempt: Attempt, upstream: Upstream) -> Outcome:
@@ -263,6 +288,7 @@ class Generations(Endpoint):
             headers[h.RESP_ADJUSTED] = "; ".join(plan.adjusted)
         ctx.stash[_STREAM_DELIVERY] = (Delivery(self.services, attempt, upstream, self._cached_for(ctx, attempt)),
                                        plan.response_format)
+        ctx.stash[_STREAM_CALL] = (attempt, plan.parts[0])
         return Outcome(resp.status, headers, relay=resp, provider=provider.name)
 
     async def prepare(self, plan: GenerationPlan) -> None:
@@ -288,16 +314,29 @@ class Generations(Endpoint):
 
     async def _generate(self, ctx: RequestContext, attempts: list[Attempt], parts: list[GenerationRequest],
                         upstream: Upstream) -> list[GenerationResult]:
-        provider = attempts[0].provider
         if len(parts) == 1:
-            return [await provider.generate(attempts[0], parts[0], upstream)]
+            return [await self._billed(ctx, attempts[0], parts[0], upstream)]
         record = ctx.record
         waited, t0 = record.upstream_ms, time.perf_counter()
         try:
-            return await _gather([provider.generate(a, p, upstream) for a, p in zip(attempts, parts, strict=True)])
+            return await _gather([self._billed(ctx, a, p, upstream) for a, p in zip(attempts, parts, strict=True)])
         finally:
             # Parallel waits overlap: count the wall time, not the sum.
             record.upstream_ms = min(record.upstream_ms, waited + (time.perf_counter() - t0) * 1000.0)
+
+    async def _billed(self, ctx: RequestContext, attempt: Attempt, part: GenerationRequest,
+                      upstream: Upstream) -> GenerationResult:
+        """One upstream call, its cost added as soon as it answered with images: a call of a
+        split that answered is billed even when another fails."""
+        result = await attempt.provider.generate(attempt, part, upstream)
+        self._charge(ctx, attempt, part, result.extra.get("usage"), len(result.images))
+        return result
+
+    def _charge(self, ctx: RequestContext, attempt: Attempt, part: GenerationRequest, usage: Any,
+                images: int) -> None:
+        prices = self.services.prices
+        if prices is not None:
+            charge(ctx.record, prices.cost(attempt.provider, part, usage, images))
 
     def _cached_for(self, ctx: RequestContext, attempt: Attempt) -> int | None:
         """Seconds this attempt's answer will be cached for, when it will be."""
@@ -317,6 +356,7 @@ class Generations(Endpoint):
             out["Content-Type"] = "application/json"
         body = outcome.body or b""
         if outcome.ok:  # stored images become signed URLs on this caller's base (a hit's too)
+            ctx.stash[ANSWER_BODY] = body
             body = self.services.image_urls.render(body, ctx.inbound.origin)
         ctx.record.bytes_out = len(body)
         return web.Response(status=outcome.status, body=body, headers=out)

@@ -14,6 +14,10 @@ Edits (``/images/edits``, OpenAI's multipart shape): ``fake-image`` takes up to 
 and a mask, ``fake-hd`` up to 16 images and no mask, ``fake-fill`` one image and a
 black-and-white mask (white where it changes: the gateway converts an OpenAI mask); it does
 not stream (the gateway makes a stream of its whole answer).
+
+Prices (:data:`PRICES`, made up for tests): ``fake-image`` $0.01 an image at 512x512 and $0.02
+at any other size; ``fake-hd`` $0.04 (1024x1024) or $0.08 (other sizes), twice that in ``hd``
+quality; ``fake-fill`` $0.03 an image.  Its answers carry no ``usage``: every cost is an estimate.
 """
 from __future__ import annotations
 
@@ -30,10 +34,11 @@ from PIL import Image
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY
 from gateway.hookspecs import hookimpl
 from gateway.openai_compatible import OpenAICompatibleProvider
+from gateway.pricing import PerImage
 from gateway.provider import Capabilities, ModelCapabilities
 from gateway.testing import PNG_1X1, FakeUpstream, Recorded
 
-__all__ = ["FakeProvider", "MODELS", "install", "multipart_parts", "plugin"]
+__all__ = ["FakeProvider", "MODELS", "PRICES", "install", "multipart_parts", "plugin"]
 
 MODELS = {
     "fake-image": ModelCapabilities(sizes=("512x512", "1024x1024"), max_n=4, response_formats=("url", "b64_json")),
@@ -41,6 +46,17 @@ MODELS = {
                                  qualities=("standard", "hd"), styles=("vivid", "natural"),
                                  response_formats=("url", "b64_json")),
 }
+
+#: What the fake's models cost (rows tried in order: the first matching size and quality wins).
+PRICES = (
+    PerImage(model="fake-image", usd=0.01, size="512x512"),
+    PerImage(model="fake-image", usd=0.02),
+    PerImage(model="fake-hd", usd=0.08, size="1024x1024", quality="hd"),
+    PerImage(model="fake-hd", usd=0.16, quality="hd"),
+    PerImage(model="fake-hd", usd=0.04, size="1024x1024"),
+    PerImage(model="fake-hd", usd=0.08),
+    PerImage(model="fake-fill", usd=0.03),
+)
 
 
 class FakeProvider(OpenAICompatibleProvider):
@@ -61,6 +77,7 @@ class FakeProvider(OpenAICompatibleProvider):
         parameters=frozenset({"prompt", "model", "n", "size", "quality", "style", "response_format", "user"}),
         passes_unknown_parameters=True,
     )
+    prices = PRICES
 
 
 @hookimpl

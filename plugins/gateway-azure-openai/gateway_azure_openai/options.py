@@ -10,19 +10,23 @@ a path segment.
 from __future__ import annotations
 
 import re
+from typing import Annotated, Any
 
 import msgspec
 
 from gateway.sdk import ProviderSettings
 
 __all__ = [
-    "DEFAULT_API_VERSION", "HEADER_OPTIONS", "V1_VERSIONS", "AzureOpenAIOptions", "AzureOpenAISettings",
-    "ad_token",
+    "ALIASES", "AUTH_MODES", "DEFAULT_API_VERSION", "HEADER_OPTIONS", "IDENTITY_OPTIONS", "IMDS_ENDPOINT",
+    "V1_VERSIONS", "AzureOpenAIOptions", "AzureOpenAISettings", "ad_token", "canonical",
 ]
 
 #: The dated API version Azure documents for every image model it serves
 #: (the gpt-image-1 series and dall-e-3); used when a request names none.
 DEFAULT_API_VERSION = "2025-04-01-preview"
+#: Azure's Instance Metadata Service token endpoint (managed identities on VMs, AKS nodes, ...).
+IMDS_ENDPOINT = "http://169.254.169.254/metadata/identity/oauth2/token"
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 #: ``api_version`` values that select Azure's v1 API (``/openai/v1/...``), with the
 #: ``api-version`` query each one sends there (None: no query at all).
 V1_VERSIONS: dict[str, str | None] = {"v1": None, "preview": "preview"}
@@ -34,7 +38,28 @@ HEADER_OPTIONS = {
     "x-portkey-azure-api-version": "api_version",
     "x-portkey-azure-ad-token": "azure_ad_token",
     "x-portkey-azure-model-name": "azure_model_name",
+    "x-portkey-azure-auth-mode": "azure_auth_mode",
+    "x-portkey-azure-entra-client-id": "azure_entra_client_id",
+    "x-portkey-azure-entra-client-secret": "azure_entra_client_secret",
+    "x-portkey-azure-entra-tenant-id": "azure_entra_tenant_id",
+    "x-portkey-azure-entra-scope": "azure_entra_scope",
+    "x-portkey-azure-managed-client-id": "azure_managed_client_id",
+    "x-portkey-azure-workload-client-id": "azure_workload_client_id",
 }
+#: Other names configs written for Portkey give the options (its SDKs' ``azure_*`` arguments).
+ALIASES = {
+    "azure_resource_name": "resource_name",
+    "azure_deployment_id": "deployment_id",
+    "azure_api_version": "api_version",
+}
+#: ``azure_auth_mode`` values (Portkey's): the api-key, a Microsoft Entra ID app's client
+#: credentials, the host's managed identity, AKS workload identity federation.
+AUTH_MODES = ("apiKey", "entra", "managed", "workload")
+#: The options that say which identity a token is fetched for.
+IDENTITY_OPTIONS = (
+    "azure_auth_mode", "azure_entra_client_id", "azure_entra_client_secret", "azure_entra_tenant_id",
+    "azure_entra_scope", "azure_managed_client_id", "azure_workload_client_id",
+)
 
 # Azure resource (custom subdomain) names: letters, digits and inner hyphens, at most 64.
 _RESOURCE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
@@ -43,6 +68,14 @@ _DEPLOYMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _API_VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # A bearer token is printable ASCII without spaces (RFC 6750 b64token, loosely).
 _TOKEN = re.compile(r"[\x21-\x7e]+")
+# A tenant is a GUID or a domain name (contoso.onmicrosoft.com): it becomes a path segment.
+_TENANT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,254}[A-Za-z0-9])?")
+# An application (client) id: a GUID, loosely.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# A client secret: printable ASCII (Entra's generated secrets use letters, digits and ~._-).
+_SECRET = re.compile(r"[\x20-\x7e]{1,1024}")
+#: What an option is called in messages: the header that also sets it.
+_HEADER_OF = {option: header for header, option in HEADER_OPTIONS.items()}
 
 
 class AzureOpenAIOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,6 +92,19 @@ class AzureOpenAIOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     #: The model behind the deployment (``gpt-image-1``), for parameter mapping when the
     #: request's ``model`` does not name one the plugin knows.
     azure_model_name: str | None = None
+    #: How the gateway signs in (:data:`AUTH_MODES`); unset: ``apiKey`` (or ``azure_ad_token``).
+    azure_auth_mode: str | None = None
+    #: ``entra``: the application's client id, a client secret of it, its tenant.
+    azure_entra_client_id: str | None = None
+    azure_entra_client_secret: str | None = None
+    azure_entra_tenant_id: str | None = None
+    #: The scope (``entra``, ``workload``) or, without ``/.default``, the resource (``managed``)
+    #: a token is asked for; default ``https://cognitiveservices.azure.com/.default``.
+    azure_entra_scope: str | None = None
+    #: ``managed``: a user-assigned identity's client id (unset: the system-assigned identity).
+    azure_managed_client_id: str | None = None
+    #: ``workload``: the client id the federated token is exchanged for (unset: ``AZURE_CLIENT_ID``).
+    azure_workload_client_id: str | None = None
 
     def __post_init__(self) -> None:
         # msgspec turns a ValueError here into a 400 naming the provider and the field.
@@ -84,14 +130,56 @@ class AzureOpenAIOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True
             raise ValueError("`azure_ad_token` (x-portkey-azure-ad-token) is not a bearer token")
         if self.azure_model_name is not None and not self.azure_model_name.strip():
             raise ValueError("`azure_model_name` (x-portkey-azure-model-name) is empty")
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        mode = self.azure_auth_mode
+        if mode is not None and mode not in AUTH_MODES:
+            raise ValueError(f"`azure_auth_mode` (x-portkey-azure-auth-mode) must be one of {', '.join(AUTH_MODES)}, "
+                             f"not {mode[:40]!r}")
+        for name, pattern in (("azure_entra_tenant_id", _TENANT), ("azure_entra_client_id", _CLIENT_ID),
+                              ("azure_managed_client_id", _CLIENT_ID), ("azure_workload_client_id", _CLIENT_ID),
+                              ("azure_entra_scope", _TOKEN)):
+            value = getattr(self, name)
+            if value is not None and not pattern.fullmatch(value):
+                raise ValueError(f"`{name}` ({_HEADER_OF[name]}) {value[:80]!r} is not valid")
+        secret = self.azure_entra_client_secret
+        if secret is not None and not _SECRET.fullmatch(secret):
+            # A credential: never echoed.
+            raise ValueError("`azure_entra_client_secret` (x-portkey-azure-entra-client-secret) is not a client secret")
+        if mode == "entra":
+            missing = [n for n in ("azure_entra_client_id", "azure_entra_client_secret", "azure_entra_tenant_id")
+                       if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"`azure_auth_mode` entra needs {', '.join(f'`{n}`' for n in missing)} "
+                                 "(the application's client id, a client secret of it and its tenant)")
 
     def __repr__(self) -> str:
-        # The token is a credential: never in a log line or a traceback.
+        # The token and the client secret are credentials: never in a log line or a traceback.
         fields = ", ".join(
-            f"{name}={'***' if name == 'azure_ad_token' and value is not None else repr(value)}"
+            f"{name}={'***' if name in _HIDDEN and value is not None else repr(value)}"
             for name, value in msgspec.structs.asdict(self).items()
         )
         return f"AzureOpenAIOptions({fields})"
+
+
+_HIDDEN = frozenset({"azure_ad_token", "azure_entra_client_secret"})
+
+
+def canonical(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with Portkey's other names (:data:`ALIASES`) under this plugin's; a
+    ``ValueError`` when both names are given different values."""
+    if not any(name in options for name in ALIASES):
+        return options
+    out = dict(options)
+    for alias, name in ALIASES.items():
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if name in out and out[name] != value:
+            raise ValueError(f"`{alias}` and `{name}` name the same option with different values")
+        out[name] = value
+    return out
 
 
 def ad_token(value: str) -> str:
@@ -114,7 +202,20 @@ class AzureOpenAISettings(ProviderSettings):
 
     #: The dated API version for requests that name none.
     api_version: str = DEFAULT_API_VERSION
+    #: Microsoft Entra ID's authority host, where ``entra`` and ``workload`` tokens are fetched
+    #: (``https://login.microsoftonline.us`` for Azure Government, ``https://login.chinacloudapi.cn``
+    #: for Azure China).  Unset: ``AZURE_AUTHORITY_HOST``, else ``https://login.microsoftonline.com``.
+    authority_host: str | None = None
+    #: The managed identity endpoint of ``managed`` (Azure's Instance Metadata Service), used
+    #: unless App Service's ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` are set.
+    managed_identity_endpoint: str = IMDS_ENDPOINT
+    #: Seconds one token request may take.
+    identity_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
     def __post_init__(self) -> None:
         if not _API_VERSION.fullmatch(self.api_version):
             raise ValueError(f"`api_version` {self.api_version!r} is not an API version such as 2025-04-01-preview")
+        for name in ("authority_host", "managed_identity_endpoint"):
+            value = getattr(self, name)
+            if value is not None and not _HTTP_URL.fullmatch(value):
+                raise ValueError(f"`{name}` {value!r} is not an http(s) URL")

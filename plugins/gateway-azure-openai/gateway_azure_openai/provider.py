@@ -1,7 +1,15 @@
 """Azure OpenAI's images API (generations and edits, streamed or not) and passthrough to an
-Azure OpenAI resource."""
+Azure OpenAI resource.
+
+Authentication, in the order it is used: ``azure_ad_token`` (a Microsoft Entra ID token the
+caller got) as ``Authorization: Bearer``; ``azure_auth_mode`` ``entra``, ``managed`` or
+``workload``: a token the gateway fetches for that identity (:mod:`identity`), kept until
+shortly before it expires (:mod:`tokens`); else the provider key as ``api-key``.
+"""
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
@@ -14,6 +22,7 @@ from gateway.sdk import (
     Answer,
     Attempt,
     BadParam,
+    BadRequest,
     Capabilities,
     ContentPolicyViolation,
     EditRequest,
@@ -23,17 +32,38 @@ from gateway.sdk import (
     InputImage,
     MalformedAnswer,
     OpenAICompatibleProvider,
+    UpstreamError,
     UpstreamRequest,
 )
 from gateway_azure_openai import urls
 from gateway_azure_openai.errors import content_refusal, item_refusal
+from gateway_azure_openai.identity import (
+    DEFAULT_AUTHORITY,
+    DEFAULT_SCOPE,
+    ClientSecret,
+    Federated,
+    ManagedIdentity,
+    Source,
+    read_token_answer,
+)
 from gateway_azure_openai.models import DEFAULT_MODEL, EDIT_FAMILIES, FAMILIES, MODELS, PARAMETERS
 from gateway_azure_openai.options import (
     HEADER_OPTIONS,
+    IDENTITY_OPTIONS,
     AzureOpenAIOptions,
     AzureOpenAISettings,
     ad_token,
+    canonical,
 )
+from gateway_azure_openai.origin import operator_set
+from gateway_azure_openai.prices import PRICES
+from gateway_azure_openai.tokens import TokenCache, send
+
+#: Environment variables the identities read (once, when the provider is made).
+ENVIRONMENT = ("AZURE_AUTHORITY_HOST", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE",
+               "IDENTITY_ENDPOINT", "IDENTITY_HEADER")
+#: Modes whose token the gateway fetches itself.
+TOKEN_MODES = frozenset({"entra", "managed", "workload"})
 
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):
@@ -42,7 +72,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     name = "azure-openai"
     default_base_url = "https://" + urls.RESOURCE_PLACEHOLDER + ".openai.azure.com/openai"
     # The resource is the host: a virtual key's api-key goes to its own resource only.
-    host_options = ("resource_name",)
+    host_options = ("resource_name", "azure_resource_name")
     # DALL-E 3 answers with SAS links on Azure's image storage accounts
     # (dalleprodsec, dalleproduse, dalletipusw2, ...).
     image_hosts = ("dalle*.blob.core.windows.net",)
@@ -58,6 +88,8 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         # Server-Sent Events, relayed as they arrive.
         streams=True,
     )
+    #: OpenAI's list prices by default (gateway_azure_openai/prices.py).
+    prices = PRICES
     #: A client's own ``api-key`` (the AzureOpenAI SDK's, on passthrough without a
     #: gateway-side key) chooses whose resource answers: cached answers are kept apart.
     cache_vary_headers = ("accept", "accept-encoding", "api-key")
@@ -69,20 +101,144 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     })
     settings: AzureOpenAISettings
 
+    def __init__(self, settings: AzureOpenAISettings, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(settings)
+        environ = os.environ if environ is None else environ
+        #: The identity variables of the gateway's environment, read once.
+        self.environ = {name: environ[name] for name in ENVIRONMENT if environ.get(name)}
+        self.authority = (settings.authority_host or self.environ.get("AZURE_AUTHORITY_HOST")
+                          or DEFAULT_AUTHORITY).rstrip("/")
+        self.tokens = TokenCache()
+        #: The app's virtual keys (``gateway_configure``): whose options are the operator's.
+        self.virtual_keys: Mapping[str, Any] = {}
+
+    def configure(self, services: Any) -> None:
+        """Keep what the app offers that decides whose options are whose."""
+        self.virtual_keys = services.virtual_keys
+
+    # -- options -------------------------------------------------------------------
+    def parse_options(self, target: Any) -> Any:
+        """Portkey's other names for the options (``azure_resource_name``, ...) are taken too."""
+        cached = target.__dict__.get("parsed_options")
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        try:
+            options = canonical(target.options)
+        except ValueError as e:
+            raise BadRequest(f"Invalid option for provider {self.name!r}: {e} - at `{target.json_path}`",
+                             param="x-portkey-config", code="invalid_provider_option") from None
+        if options is target.options:
+            return super().parse_options(target)
+        parsed = super().parse_options(msgspec.structs.replace(target, options=options))
+        target.__dict__["parsed_options"] = (self, parsed)
+        return parsed
+
     # -- where and how -------------------------------------------------------------
     def auth_headers(self, attempt: Attempt) -> dict[str, str]:
-        """``api-key: <key>``, or ``Authorization: Bearer <token>`` with an Entra ID token."""
+        """``api-key: <key>``, or ``Authorization: Bearer <token>`` with an Entra ID token; nothing
+        when the gateway fetches the token (:meth:`authorize` adds it)."""
         token = attempt.options.azure_ad_token
         if token:
             return {"Authorization": f"Bearer {ad_token(token)}"}
+        if attempt.options.azure_auth_mode in TOKEN_MODES:
+            return {}
         return {"api-key": str(attempt.api_key)} if attempt.api_key else {}
 
     def build_proxy(self, attempt: Attempt) -> UpstreamRequest:
+        self.check_identity(attempt)  # a refused identity before anything is sent
         req = super().build_proxy(attempt)
-        if attempt.options.azure_ad_token:
+        if attempt.options.azure_ad_token or attempt.options.azure_auth_mode in TOKEN_MODES:
             # The configured credential wins: a client's own `api-key` does not ride along.
             req.headers.popall("api-key", None)
         return req
+
+    async def authorize(self, attempt: Attempt, request: UpstreamRequest) -> None:
+        """The fetched (or cached) token on the request, for ``entra``, ``managed`` and ``workload``."""
+        source = self.identity(attempt)
+        if source is None:
+            return
+        token = await self.tokens.get(source.key, lambda: self._fetch(source))
+        request.headers.popall("api-key", None)
+        request.headers["Authorization"] = f"Bearer {token}"
+
+    async def _fetch(self, source: Source) -> tuple[str, float]:
+        request = await source.request(self.name)
+        answer = await send(request, self.name, source.endpoint, self.settings.identity_timeout)
+        return read_token_answer(self.name, source, answer)
+
+    # -- identities ------------------------------------------------------------------
+    def check_identity(self, attempt: Attempt) -> str | None:
+        """The auth mode whose token the gateway fetches, or None (an ``azure_ad_token``, an
+        api-key); a 400 for an identity the caller may not use."""
+        opts: AzureOpenAIOptions = attempt.options
+        mode = opts.azure_auth_mode
+        if opts.azure_ad_token or mode not in TOKEN_MODES:
+            return None
+        self._check_origin(attempt, mode)
+        return mode
+
+    def identity(self, attempt: Attempt) -> Source | None:
+        """The identity the gateway fetches a token for (see :meth:`check_identity`)."""
+        mode = self.check_identity(attempt)
+        if mode is None:
+            return None
+        opts: AzureOpenAIOptions = attempt.options
+        scope = opts.azure_entra_scope or DEFAULT_SCOPE
+        if mode == "entra":
+            assert opts.azure_entra_tenant_id and opts.azure_entra_client_id and opts.azure_entra_client_secret
+            return ClientSecret(self.authority, opts.azure_entra_tenant_id, opts.azure_entra_client_id,
+                                opts.azure_entra_client_secret, scope)
+        if mode == "workload":
+            return self._workload(opts, scope)
+        endpoint, header = self.environ.get("IDENTITY_ENDPOINT"), self.environ.get("IDENTITY_HEADER")
+        if endpoint and header:
+            return ManagedIdentity(endpoint, scope, opts.azure_managed_client_id, header)
+        return ManagedIdentity(self.settings.managed_identity_endpoint, scope, opts.azure_managed_client_id)
+
+    def _workload(self, opts: AzureOpenAIOptions, scope: str) -> Federated:
+        env = self.environ
+        client_id = opts.azure_workload_client_id or env.get("AZURE_CLIENT_ID")
+        tenant = opts.azure_entra_tenant_id or env.get("AZURE_TENANT_ID")
+        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
+        missing = [what for what, value in (
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+            ("a client id (`azure_workload_client_id` or AZURE_CLIENT_ID)", client_id),
+            ("a tenant (`azure_entra_tenant_id` or AZURE_TENANT_ID)", tenant)) if not value]
+        if missing:
+            raise UpstreamError(f"{self.name}: `azure_auth_mode` workload needs {', '.join(missing)} in the gateway's "
+                                "environment (the Azure Workload Identity webhook sets them on the pod)",
+                                provider=self.name, code="azure_identity_unavailable")
+        assert token_file and client_id and tenant
+        return Federated(self.authority, tenant, client_id, token_file, scope)
+
+    def _check_origin(self, attempt: Attempt, mode: str) -> None:
+        """The gateway's own identity (``managed``, ``workload``) and a stored client secret sign
+        in only as the operator configured them (a virtual key, a saved config): a request may
+        repeat those options, not set or change them; and their token goes to no host the
+        request chose."""
+        opts = attempt.options
+        given = [name for name in IDENTITY_OPTIONS if getattr(opts, name) is not None]
+        stored = {name for name in given if operator_set(attempt, self.virtual_keys, name)}
+        own = mode in ("managed", "workload")
+        if not own and "azure_entra_client_secret" not in stored:
+            return  # the caller's own application and secret
+        if own and "azure_auth_mode" not in stored:
+            raise BadRequest(
+                f"`azure_auth_mode` {mode} signs in as the gateway's own Azure identity: only a virtual key or a "
+                "saved config (the operator's) may choose it, not a request's config or headers",
+                param="azure_auth_mode", code="gateway_identity_not_allowed", provider=self.name)
+        changed = [name for name in given if name not in stored]
+        if changed:
+            whose = "the gateway's own Azure identity" if own else "a stored client secret"
+            raise BadRequest(
+                f"`{changed[0]}` was set by the request, and {whose} signs in only as the operator configured it: "
+                "drop the option (or the header that sets it), or send your own credentials",
+                param=changed[0], code="gateway_identity_not_allowed", provider=self.name)
+        if attempt.inbound.custom_host is not None and attempt.target.virtual_key is None:
+            raise BadRequest(
+                f"The custom host was chosen by the request, and a token of {'the gateway' if own else 'a stored'} "
+                "identity is not sent to a host the request chose", param="x-portkey-custom-host",
+                code="custom_host_not_allowed", provider=self.name)
 
     def proxy_url(self, attempt: Attempt, path: str, query_string: str) -> str:
         return urls.proxy_url(attempt.base_url, attempt.options, self.settings.api_version, path, query_string)
@@ -100,6 +256,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         or header names it, driving the mapping when the request's ``model`` is not one the
         plugin knows.  Serves generations and edits alike."""
         self._check_target(attempt)
+        self.check_identity(attempt)
         named = _named_model(attempt)
         params = {**attempt.params, "model": named} if named is not None else attempt.params
         model = params.get("model") or DEFAULT_MODEL

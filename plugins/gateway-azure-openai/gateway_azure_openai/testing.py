@@ -7,6 +7,9 @@ generations - Create", "Image generations - Edit", ``generateImagesResponse``,
 preview reference ("Create image edit": ``includes/api-versions/new-inference-preview.md``)
 and the v1 API lifecycle page.
 
+:class:`EntraFake` and :class:`ManagedIdentityFake` (at the end) fake the endpoints the tokens
+of ``azure_auth_mode`` come from.
+
 ``install(upstream, root="/contoso/openai")`` puts an :class:`AzureOpenAIFake`
 on a :class:`~gateway.testing.FakeUpstream`; it serves, below ``root`` (what
 ``https://contoso.openai.azure.com/openai`` is on the real service):
@@ -41,10 +44,12 @@ Azure's guide shows the SDK reading: ``type``, ``b64_json``, ``partial_image_ind
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import web
@@ -52,8 +57,8 @@ from aiohttp import web
 from gateway.testing import FakeUpstream, Part, Recorded, image_events
 from gateway.testing.provider_contract import make_png
 
-__all__ = ["IMAGE_HOST", "STREAM_GAP", "AzureOpenAIFake", "content_policy_refusal", "filter_results", "form_parts",
-           "install"]
+__all__ = ["APP_SERVICE_PATH", "IMAGE_HOST", "IMDS_PATH", "STREAM_GAP", "AzureOpenAIFake", "EntraFake",
+           "ManagedIdentityFake", "content_policy_refusal", "filter_results", "form_parts", "install"]
 
 DATED_VERSIONS = frozenset({"2024-02-01", "2024-06-01", "2024-10-21", "2025-04-01-preview"})
 #: Dated versions with the GPT image models' edit endpoint and streaming.
@@ -125,6 +130,9 @@ class AzureOpenAIFake:
         self.root = root
         self.key = key
         self.token = token
+        #: Further access tokens it takes (those the fake Entra ID and managed identity endpoints
+        #: of :class:`EntraFake` and :class:`ManagedIdentityFake` issue).
+        self.tokens: set[str] = set()
         #: deployment name -> model; None answers DeploymentNotFound.
         self.deployments = deployments if deployments is not None else {
             "img": "gpt-image-1", "mini": "gpt-image-1-mini", "dalle": "dall-e-3", "gone": None,
@@ -237,7 +245,7 @@ class AzureOpenAIFake:
         if key is not None:
             return None if key == self.key else error(401, "401", BAD_KEY)
         if auth is not None:
-            ok = self.token is not None and auth == f"Bearer {self.token}"
+            ok = auth.startswith("Bearer ") and (auth[7:] == self.token or auth[7:] in self.tokens)
             return None if ok else error(401, "401", BAD_TOKEN)
         return error(401, "401", BAD_KEY)
 
@@ -387,3 +395,188 @@ def _check_parameters(model: str, body: dict[str, Any]) -> web.Response | None:
     if "output_format" in body and (not gpt_image or body["output_format"] not in ("png", "jpeg")):
         return bad_request("Invalid 'output_format': supported values are png and jpeg.", "output_format")
     return None
+
+
+# -- the endpoints tokens come from ----------------------------------------------------
+#
+# - :class:`EntraFake`: Microsoft Entra ID's token endpoint, ``POST /{tenant}/oauth2/v2.0/token``
+#   below the authority host (the fake's root), as the Microsoft identity platform documents it
+#   ("OAuth 2.0 client credentials flow"): form-encoded, ``grant_type=client_credentials``, a
+#   ``client_id``, a ``scope`` ending in ``/.default``, and either ``client_secret`` or
+#   ``client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`` with a
+#   ``client_assertion`` (workload identity federation).  It answers ``{"token_type": "Bearer",
+#   "expires_in", "ext_expires_in", "access_token"}``; refusals are Entra ID's error shape
+#   ``{"error", "error_description" ("AADSTSnnnn: ..." then trace lines), "error_codes",
+#   "timestamp", "trace_id", "correlation_id", "error_uri"}``: an unknown application
+#   (AADSTS700016), a missing parameter (AADSTS900144), a scope without ``/.default``
+#   (AADSTS1002012) are 400s; a wrong secret (AADSTS7000215) is a 401 ``invalid_client``.
+# - :class:`ManagedIdentityFake`: the Instance Metadata Service, ``GET /metadata/identity/oauth2/token``
+#   ("How to use managed identities for Azure resources on a VM to acquire an access token"):
+#   ``Metadata: true`` required, ``api-version=2018-02-01``, a ``resource``, an optional
+#   ``client_id`` of a user-assigned identity; it answers ``expires_in`` and ``expires_on`` as
+#   strings.  With ``app_service=True`` it is App Service's local identity endpoint instead
+#   (``GET /msi/token``, ``X-IDENTITY-HEADER``, ``api-version=2019-08-01``, answering
+#   ``expires_on`` only).
+#
+# Every token issued is added to the fake Azure OpenAI resource's accepted tokens, and the
+# requests are counted (``requests``) so a test sees when the gateway fetched one.
+#
+# Not documented to the letter, so modelled: the AADSTS code for an assertion no federated
+# credential matches (AADSTS70021, ``invalid_client``) and App Service's refusal body.
+
+JWT_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+IMDS_PATH = "/metadata/identity/oauth2/token"
+APP_SERVICE_PATH = "/msi/token"
+COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com/"
+
+
+def entra_error(status: int, error: str, code: int, description: str) -> web.Response:
+    """A refusal as Entra ID's token endpoint words it."""
+    return web.json_response({
+        "error": error,
+        "error_description": f"AADSTS{code}: {description}\r\nTrace ID: 0000-trace\r\nCorrelation ID: 0000-corr\r\n"
+                             "Timestamp: 2026-01-01 00:00:00Z",
+        "error_codes": [code], "timestamp": "2026-01-01 00:00:00Z", "trace_id": "0000-trace",
+        "correlation_id": "0000-corr", "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+    }, status=status)
+
+
+class _Issuer:
+    """Tokens issued and requests received, shared by the fakes."""
+
+    def __init__(self, azure: AzureOpenAIFake | None, prefix: str, expires_in: int) -> None:
+        self.azure = azure
+        self.prefix = prefix
+        #: Seconds each token lives (``expires_in``).
+        self.expires_in = expires_in
+        self._count = itertools.count(1)
+        #: Tokens issued, in order.
+        self.issued: list[str] = []
+        #: Every token request received (answered or refused).
+        self.requests: list[Recorded] = []
+        #: Seconds each answer takes (so that concurrent requests overlap one fetch).
+        self.delay = 0.0
+
+    def issue(self) -> str:
+        token = f"{self.prefix}-{next(self._count)}"
+        self.issued.append(token)
+        if self.azure is not None:
+            self.azure.tokens.add(token)
+        return token
+
+
+class EntraFake(_Issuer):
+    """Microsoft Entra ID's token endpoint for ``tenant``: ``clients`` maps client ids to their
+    secret (None: no secret), ``federated`` client ids to the assertion they accept."""
+
+    def __init__(self, upstream: FakeUpstream, azure: AzureOpenAIFake | None = None, *, tenant: str = "contoso-tenant",
+                 clients: dict[str, str | None] | None = None, federated: dict[str, str] | None = None,
+                 expires_in: int = 3599) -> None:
+        super().__init__(azure, "entra-issued", expires_in)
+        self.upstream = upstream
+        self.tenant = tenant
+        self.clients = clients if clients is not None else {}
+        self.federated = federated if federated is not None else {}
+
+    def install(self) -> EntraFake:
+        self.upstream.on("POST", f"/{self.tenant}/oauth2/v2.0/token", self.handle)
+        return self
+
+    async def handle(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        self.requests.append(rec)
+        await asyncio.sleep(self.delay)
+        if request.content_type != "application/x-www-form-urlencoded":
+            return entra_error(400, "invalid_request", 900144,
+                               "The request body must contain the following parameter: 'grant_type'.")
+        form = dict(parse_qsl(rec.body.decode(), keep_blank_values=True))
+        for name in ("grant_type", "client_id", "scope"):
+            if not form.get(name):
+                return entra_error(400, "invalid_request", 900144,
+                                   f"The request body must contain the following parameter: '{name}'.")
+        if form["grant_type"] != "client_credentials":
+            return entra_error(400, "unsupported_grant_type", 70003,
+                               "The app requested an unsupported grant type.")
+        if not form["scope"].endswith("/.default"):
+            return entra_error(400, "invalid_scope", 1002012,
+                               f"The provided value for scope {form['scope']} is not valid. Client credential flows "
+                               "must have a scope value with /.default suffixed to the resource identifier.")
+        client = form["client_id"]
+        if client not in self.clients and client not in self.federated:
+            return entra_error(400, "unauthorized_client", 700016,
+                               f"Application with identifier '{client}' was not found in the directory "
+                               f"'{self.tenant}'.")
+        if "client_assertion" in form or "client_assertion_type" in form:
+            if form.get("client_assertion_type") != JWT_ASSERTION or not form.get("client_assertion"):
+                return entra_error(400, "invalid_request", 900144,
+                                   "The request body must contain the following parameter: 'client_assertion'.")
+            if self.federated.get(client) != form["client_assertion"]:
+                return entra_error(400, "invalid_client", 70021,
+                                   "No matching federated identity record found for presented assertion.")
+        elif "client_secret" not in form:
+            return entra_error(401, "invalid_client", 7000218,
+                               "The request body must contain the following parameter: 'client_assertion' or "
+                               "'client_secret'.")
+        elif self.clients.get(client) != form["client_secret"]:
+            return entra_error(401, "invalid_client", 7000215,
+                               "Invalid client secret provided. Ensure the secret being sent in the request is the "
+                               f"client secret value, not the client secret ID, for a secret added to app '{client}'.")
+        return web.json_response({"token_type": "Bearer", "expires_in": self.expires_in,
+                                  "ext_expires_in": self.expires_in, "access_token": self.issue()})
+
+
+class ManagedIdentityFake(_Issuer):
+    """The managed identity endpoint of a host with a system-assigned identity and the
+    user-assigned ones ``user_assigned`` lists (client ids): IMDS, or App Service's."""
+
+    def __init__(self, upstream: FakeUpstream, azure: AzureOpenAIFake | None = None, *,
+                 user_assigned: tuple[str, ...] = (), system_assigned: bool = True, app_service: bool = False,
+                 identity_header: str = "app-service-identity-header", expires_in: int = 3599) -> None:
+        super().__init__(azure, "managed-issued", expires_in)
+        self.upstream = upstream
+        self.user_assigned = user_assigned
+        self.system_assigned = system_assigned
+        self.app_service = app_service
+        self.identity_header = identity_header
+
+    @property
+    def path(self) -> str:
+        return APP_SERVICE_PATH if self.app_service else IMDS_PATH
+
+    def install(self) -> ManagedIdentityFake:
+        self.upstream.on("GET", self.path, self.handle)
+        return self
+
+    async def handle(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        self.requests.append(rec)
+        await asyncio.sleep(self.delay)
+        query = request.query
+        if self.app_service:
+            if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:
+                return web.json_response({"statusCode": 400, "message": "Unable to validate X-IDENTITY-HEADER"},
+                                         status=400)
+            version = "2019-08-01"
+        else:
+            if request.headers.get("Metadata") != "true":
+                return _imds_error(400, "invalid_request", "Required metadata header not specified")
+            version = "2018-02-01"
+        if query.get("api-version") != version:
+            return _imds_error(400, "invalid_request", "Required query variable 'api-version' is missing or invalid")
+        if query.get("resource") != COGNITIVE_RESOURCE:
+            return _imds_error(400, "invalid_resource", "AADSTS500011: The resource principal named "
+                                                        f"{query.get('resource')} was not found in the tenant.")
+        client = query.get("client_id")
+        if (client is None and not self.system_assigned) or (client is not None and client not in self.user_assigned):
+            return _imds_error(400, "invalid_request", "Identity not found")
+        now = int(time.time())
+        doc: dict[str, Any] = {"access_token": self.issue(), "expires_on": str(now + self.expires_in),
+                               "resource": COGNITIVE_RESOURCE, "token_type": "Bearer"}
+        if self.app_service:
+            doc["client_id"] = client or "system-assigned-client"
+        else:
+            doc.update({"client_id": client or "system-assigned-client", "expires_in": str(self.expires_in),
+                        "ext_expires_in": str(self.expires_in), "not_before": str(now), "refresh_token": ""})
+        return web.json_response(doc)
+
+
+def _imds_error(status: int, error: str, description: str) -> web.Response:
+    return web.json_response({"error": error, "error_description": description}, status=status)

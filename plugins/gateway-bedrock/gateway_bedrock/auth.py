@@ -49,10 +49,11 @@ def _signed(name: str) -> bool:
 
 
 def sign(method: str, url: str, headers: CIMultiDict[str], body: bytes | None, credentials: Any,
-         region: str) -> None:
+         region: str, service: str = SERVICE) -> None:
     """Add SigV4 ``Authorization``, ``X-Amz-Date`` (and ``X-Amz-Security-Token``) to ``headers``.
 
-    ``body`` must be the exact bytes sent; ``url`` is signed in the form aiohttp sends it.
+    ``body`` must be the exact bytes sent; ``url`` is signed in the form aiohttp sends it;
+    ``service`` is the signing name (``bedrock``, ``sts``).
     """
     url = wire_url(url)
     for name in AUTH_HEADERS:
@@ -64,7 +65,7 @@ def sign(method: str, url: str, headers: CIMultiDict[str], body: bytes | None, c
         if _signed(name) and name not in to_sign:
             to_sign[name] = value
     request = AWSRequest(method=method, url=url, headers=to_sign, data=body or b"")
-    SigV4Auth(credentials, SERVICE, region).add_auth(request)
+    SigV4Auth(credentials, service, region).add_auth(request)
     for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
         value = request.headers.get(name)
         if value is not None:

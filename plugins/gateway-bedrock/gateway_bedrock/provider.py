@@ -11,11 +11,17 @@ authenticated with SigV4 (service ``bedrock``) or a Bedrock API key
 4. the gateway's own identity (also forced by ``aws_auth_type: serviceRole``):
    ``AWS_BEARER_TOKEN_BEDROCK``, else botocore's credential chain.
 
+``aws_auth_type: assumedRole`` signs with a role's temporary credentials from STS AssumeRole
+(:mod:`sts`), got with the request's AWS keys, else the gateway's own; kept until shortly
+before they expire (:mod:`cache`).  The gateway's own credentials (and keys a virtual key or
+saved config stores) assume only the role the operator configured.
+
 Requests are signed just before they are sent, after any transform plugin, so the
 signature covers the bytes, the URL and the host that actually go out.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -31,6 +37,7 @@ from gateway.sdk import (
     Attempt,
     AuthError,
     BadParam,
+    BadRequest,
     Capabilities,
     EditRequest,
     GatewayError,
@@ -51,6 +58,9 @@ from gateway_bedrock.auth import (
     sign,
     wire_url,
 )
+from gateway_bedrock.cache import ExpiringCache
+from gateway_bedrock.origin import operator_set
+from gateway_bedrock.sts import Role, read_assume_role_answer, send
 from gateway_bedrock.edits import EDIT_MODELS, EDIT_NATIVES, Editor, edit_caps, editor_of, typed
 from gateway_bedrock.errors import bedrock_error, error_type
 from gateway_bedrock.models import (
@@ -63,7 +73,7 @@ from gateway_bedrock.models import (
     bare_model_id,
     family_of,
 )
-from gateway_bedrock.options import HEADER_OPTIONS, BedrockOptions, BedrockSettings
+from gateway_bedrock.options import HEADER_OPTIONS, ROLE_OPTIONS, BedrockOptions, BedrockSettings
 
 __all__ = ["DEFAULT_REGION", "BedrockProvider"]
 
@@ -107,6 +117,14 @@ class BedrockProvider(Provider):
         # chain itself is resolved on first need, off the event loop.
         self.environment = EnvironmentCredentials()
         self.use_environment = settings.environment_credentials
+        #: Assumed roles' temporary credentials.
+        self.roles: ExpiringCache[Credentials] = ExpiringCache()
+        #: The app's virtual keys (``gateway_configure``): whose options are the operator's.
+        self.virtual_keys: Mapping[str, Any] = {}
+
+    def configure(self, services: Any) -> None:
+        """Keep what the app offers that decides whose options are whose."""
+        self.virtual_keys = services.virtual_keys
 
     # -- where requests go ----------------------------------------------------------
     def region(self, attempt: Attempt) -> str:
@@ -139,6 +157,11 @@ class BedrockProvider(Provider):
                 "any model through passthrough: POST /v1/model/{modelId}/invoke",
             )
         return family
+
+    def generation_params(self, attempt: Attempt) -> dict[str, Any]:
+        """A role the caller may not assume is refused before anything is built."""
+        self.check_role(attempt)
+        return attempt.params
 
     def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         model = req.model or DEFAULT_MODEL
@@ -232,6 +255,7 @@ class BedrockProvider(Provider):
     def build_proxy(self, attempt: Attempt) -> UpstreamRequest:
         """The client's request as bedrock-runtime takes it, unsigned (:meth:`authorize`
         signs it last).  The core has read the body whole (``proxy_reads_body``)."""
+        self.check_role(attempt)
         inbound = attempt.inbound
         headers = h.passthrough_headers(inbound.headers)
         for name in AUTH_HEADERS:
@@ -257,6 +281,10 @@ class BedrockProvider(Provider):
                 raise AuthError(f"{self.name}: `aws_auth_type` apiKey needs a Bedrock API key "
                                 "(Authorization: Bearer <key>, or `api_key` in the config)", provider=self.name)
             _bearer(request, key)
+            return
+        if mode == "assumedRole":
+            creds = await self.assumed_role(attempt)
+            sign(request.method, request.url, request.headers, request.body, creds, self.region(attempt))
             return
         if mode != "serviceRole":
             if opts.aws_access_key_id and opts.aws_secret_access_key:
@@ -285,6 +313,77 @@ class BedrockProvider(Provider):
                 provider=self.name,
             )
         sign(request.method, request.url, request.headers, request.body, creds, self.region(attempt))
+
+    # -- assumed roles ----------------------------------------------------------------
+    def check_role(self, attempt: Attempt) -> str | None:
+        """For ``assumedRole``: whose base credentials assume the role (``request``, ``stored``,
+        ``own``), after refusing (400) a role the caller may not have assumed: the gateway's own
+        credentials and stored keys assume only the role the operator configured."""
+        opts: BedrockOptions = attempt.options
+        if opts.aws_auth_type != "assumedRole":
+            return None
+        if opts.aws_access_key_id and opts.aws_secret_access_key:
+            stored = all(operator_set(attempt, self.virtual_keys, n) for n in (
+                "aws_access_key_id", "aws_secret_access_key"))
+            base = "stored" if stored else "request"
+        else:
+            base = "own"
+        if base == "request":
+            return base
+        given = [name for name in ROLE_OPTIONS if getattr(opts, name) is not None]
+        changed = [name for name in given if not operator_set(attempt, self.virtual_keys, name)]
+        whose = "the gateway's own AWS credentials" if base == "own" else "stored AWS keys"
+        if base == "own" and ("aws_auth_type" in changed or "aws_role_arn" in changed):
+            raise BadRequest(
+                f"`aws_auth_type` assumedRole with {whose} assumes only a role a virtual key or a saved config "
+                "(the operator's) names, not one a request's config or headers name; send your own AWS keys "
+                "(x-portkey-aws-access-key-id, x-portkey-aws-secret-access-key) to assume a role of your choosing",
+                param="aws_role_arn", code="gateway_identity_not_allowed", provider=self.name)
+        if changed:
+            raise BadRequest(
+                f"`{changed[0]}` was set by the request, and {whose} assume a role only as the operator configured "
+                "it: drop the option (or the header that sets it), or send your own AWS keys",
+                param=changed[0], code="gateway_identity_not_allowed", provider=self.name)
+        if base == "stored" and attempt.inbound.custom_host is not None and attempt.target.virtual_key is None:
+            raise BadRequest("The custom host was chosen by the request, and a role assumed with stored AWS keys "
+                             "signs no request to a host the request chose", param="x-portkey-custom-host",
+                             code="custom_host_not_allowed", provider=self.name)
+        return base
+
+    async def assumed_role(self, attempt: Attempt) -> Credentials:
+        """The temporary credentials of the attempt's role, cached or fetched from STS."""
+        opts: BedrockOptions = attempt.options
+        base = self.check_role(attempt)
+        assert opts.aws_role_arn
+        if base == "own":
+            self._check_own(attempt)
+            found = await self._own_credentials()
+            creds = Credentials(found.access_key, found.secret_key, found.token)
+            base_is = "the gateway's own AWS credentials"
+        else:
+            assert opts.aws_access_key_id and opts.aws_secret_access_key
+            creds = Credentials(opts.aws_access_key_id, opts.aws_secret_access_key, opts.aws_session_token)
+            base_is = "the stored AWS keys" if base == "stored" else "the request's AWS keys"
+        role = Role(self.settings.sts_endpoint, self.region(attempt), opts.aws_role_arn, creds,
+                    external_id=opts.aws_external_id, session_name=opts.aws_role_session_name,
+                    duration=opts.aws_role_duration_seconds, base_is=base_is)
+        return await self.roles.get(role.key, lambda: self._assume(role))
+
+    async def _assume(self, role: Role) -> tuple[Credentials, float]:
+        answer = await send(role.request(), self.name, self.settings.sts_timeout)
+        return read_assume_role_answer(self.name, role, answer)
+
+    async def _own_credentials(self) -> Any:
+        try:
+            creds = await self.environment.get()
+        except CredentialsUnavailable as e:
+            raise UpstreamError(f"{self.name}: the gateway's own AWS credentials could not be refreshed: {e}",
+                                provider=self.name, code="credentials_unavailable") from None
+        if creds is None:
+            why = f" ({self.environment.problem})" if self.environment.problem else ""
+            raise AuthError(f"{self.name}: `aws_auth_type` assumedRole has no AWS credentials to assume the role "
+                            f"with: the gateway has none of its own{why}", provider=self.name)
+        return creds
 
     def _check_own(self, attempt: Attempt) -> None:
         if not self.use_environment:

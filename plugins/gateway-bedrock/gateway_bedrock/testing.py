@@ -27,9 +27,12 @@ It checks what AWS checks before a model runs, and answers as Bedrock does:
 
 Prompts steer refusals: ``forbidden`` is refused on input, ``filtered-output``
 has its output filtered.  :func:`png` and :func:`mask_png` make real test images.
+
+:class:`StsFake` (at the end) is STS's AssumeRole, for ``aws_auth_type: assumedRole``.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import hmac
@@ -39,7 +42,8 @@ import struct
 import zlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
+from xml.sax.saxutils import escape
 
 import msgspec
 import pytest
@@ -53,9 +57,9 @@ from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import make_png
 
 __all__ = [
-    "ACCESS_KEY", "API_KEY", "MODELS", "SECRET_KEY", "SESSION_TOKEN", "TEMP_ACCESS_KEY", "TEMP_SECRET_KEY",
-    "BedrockFake", "Signed", "clean_aws_environment", "encoded", "error", "install", "mask_png", "path_of", "png",
-    "read_png",
+    "ACCESS_KEY", "ACCOUNT", "API_KEY", "MODELS", "ROLE_ARN", "SECRET_KEY", "SESSION_TOKEN", "TEMP_ACCESS_KEY",
+    "TEMP_SECRET_KEY", "BedrockFake", "Signed", "StsFake", "TrustPolicy", "clean_aws_environment", "encoded", "error",
+    "install", "mask_png", "path_of", "png", "read_png", "verify_sigv4",
 ]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -148,47 +152,10 @@ class BedrockFake:
                 return error(403, "UnrecognizedClientException", "Invalid API Key format: Must start with pre-defined prefix")
             self.bearer_used += 1
             return None
-        m = _AUTH.match(auth)
-        if m is None:
-            return error(403, "IncompleteSignatureException", f"Authorization header requires existence of either "
-                         f"a 'X-Amz-Date' or a 'Date' header. Authorization={auth[:20]}")
-        key_id, day, region, service, signed_list, signature = m.groups()
-        if key_id not in self.keys:
-            return error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-        secret, token = self.keys[key_id]
-        if region != self.region or service != "bedrock":
-            return error(403, "InvalidSignatureException",
-                         f"Credential should be scoped to a valid region / correct service: '{region}/{service}'")
-        amz_date = rec.headers.get("X-Amz-Date", "")
-        try:
-            when = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
-        except ValueError:
-            return error(403, "IncompleteSignatureException", "X-Amz-Date is missing or malformed")
-        if abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300 or amz_date[:8] != day:
-            return error(403, "InvalidSignatureException", "Signature expired or not yet current")
-        signed = signed_list.split(";")
-        if "host" not in signed or "x-amz-date" not in signed:
-            return error(403, "InvalidSignatureException", "'Host' and 'X-Amz-Date' must be signed")
-        sent_token = rec.headers.get("X-Amz-Security-Token")
-        if token is not None and (sent_token != token or "x-amz-security-token" not in signed):
-            return error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
-        # Recompute from the request as received: raw path and query, signed headers, body.
-        url = f"http://{rec.headers['Host']}{request.raw_path}"
-        headers = {name: rec.headers[name] for name in signed if name in rec.headers}
-        if len(headers) != len(signed):
-            return error(403, "InvalidSignatureException", "A signed header is missing from the request")
-        aws = AWSRequest(method=request.method, url=url, headers=headers, data=rec.body)
-        aws.context["timestamp"] = amz_date
-        signer = SigV4Auth(Credentials(key_id, secret, token), "bedrock", region)
-        canonical = signer.canonical_request(aws)
-        expected = signer.signature(signer.string_to_sign(aws, canonical), aws)
-        if signer.signed_headers(signer.headers_to_sign(aws)) != signed_list or not hmac.compare_digest(
-                expected, signature):
-            return error(403, "InvalidSignatureException",
-                         "The request signature we calculated does not match the signature you provided. "
-                         "Check your AWS Secret Access Key and signing method. Consult the service documentation "
-                         "for details.")
-        self.signed.append(Signed(key_id, region, service, signed, sent_token))
+        checked = verify_sigv4(request, rec, self.keys, self.region, "bedrock")
+        if not isinstance(checked, Signed):
+            return error(*checked)
+        self.signed.append(checked)
         return None
 
     # -- InvokeModel ----------------------------------------------------------------
@@ -404,6 +371,57 @@ class BedrockFake:
         return n
 
 
+def verify_sigv4(request: web.Request, rec: Recorded, keys: dict[str, tuple[str, str | None]], region: str,
+                 service: str) -> Signed | tuple[int, str, str]:
+    """A SigV4 signature recomputed with botocore from the request as received (raw path and
+    query, the headers SignedHeaders names, the body) with the secret ``keys`` holds for its
+    access key (and the session token it must carry); the scope's ``region`` and ``service``;
+    ``X-Amz-Date`` within five minutes.  What it signed, or ``(status, error type, message)``
+    as AWS words the refusal."""
+    auth = rec.headers.get("Authorization", "")
+    m = _AUTH.match(auth)
+    if m is None:
+        return (403, "IncompleteSignatureException", f"Authorization header requires existence of either "
+                f"a 'X-Amz-Date' or a 'Date' header. Authorization={auth[:20]}")
+    key_id, day, scope_region, scope_service, signed_list, signature = m.groups()
+    if key_id not in keys:
+        return 403, "UnrecognizedClientException", "The security token included in the request is invalid."
+    secret, token = keys[key_id]
+    if scope_region != region or scope_service != service:
+        return (403, "InvalidSignatureException",
+                f"Credential should be scoped to a valid region / correct service: '{scope_region}/{scope_service}'")
+    amz_date = rec.headers.get("X-Amz-Date", "")
+    try:
+        when = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return 403, "IncompleteSignatureException", "X-Amz-Date is missing or malformed"
+    if abs((datetime.datetime.now(datetime.UTC) - when).total_seconds()) > 300 or amz_date[:8] != day:
+        return 403, "InvalidSignatureException", "Signature expired or not yet current"
+    signed = signed_list.split(";")
+    if "host" not in signed or "x-amz-date" not in signed:
+        return 403, "InvalidSignatureException", "'Host' and 'X-Amz-Date' must be signed"
+    sent_token = rec.headers.get("X-Amz-Security-Token")
+    if token is not None and (sent_token != token or "x-amz-security-token" not in signed):
+        return 403, "UnrecognizedClientException", "The security token included in the request is invalid."
+    # Recompute from the request as received: raw path and query, signed headers, body.
+    url = f"http://{rec.headers['Host']}{request.raw_path}"
+    headers = {name: rec.headers[name] for name in signed if name in rec.headers}
+    if len(headers) != len(signed):
+        return 403, "InvalidSignatureException", "A signed header is missing from the request"
+    aws = AWSRequest(method=request.method, url=url, headers=headers, data=rec.body)
+    aws.context["timestamp"] = amz_date
+    signer = SigV4Auth(Credentials(key_id, secret, token), service, scope_region)
+    canonical = signer.canonical_request(aws)
+    expected = signer.signature(signer.string_to_sign(aws, canonical), aws)
+    if signer.signed_headers(signer.headers_to_sign(aws)) != signed_list or not hmac.compare_digest(
+            expected, signature):
+        return (403, "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your AWS Secret Access Key and signing method. Consult the service documentation "
+                "for details.")
+    return Signed(key_id, scope_region, service, signed, sent_token)
+
+
 def install(fake_upstream: FakeUpstream, *, models: tuple[str, ...] = MODELS, region: str = "us-east-1",
             served: list[list[bytes]] | None = None) -> BedrockFake:
     """Bedrock runtime for ``models`` on ``fake_upstream``, in ``region``; ``served`` (when
@@ -578,3 +596,146 @@ def clean_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Non
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+# -- STS AssumeRole ---------------------------------------------------------------------
+#
+# A fake of AWS STS's AssumeRole, on a :class:`~gateway.testing.FakeUpstream` (``POST /``).
+#
+# As the STS API reference documents it: the Query API's form body (``Action=AssumeRole``,
+# ``Version=2011-06-15``, ``RoleArn``, ``RoleSessionName``, optional ``DurationSeconds`` and
+# ``ExternalId``), signed with SigV4 for service ``sts`` (verified with botocore by
+# :func:`verify_sigv4`).  A role is assumed only by the base access keys
+# its trust policy names, with the external id it asks for, for at most its maximum session
+# duration.  The answer is ``AssumeRoleResponse`` XML with ``Credentials`` (``AccessKeyId``,
+# ``SecretAccessKey``, ``SessionToken``, ``Expiration``); errors are ``ErrorResponse`` XML:
+# ``AccessDenied`` (403) for a principal the trust policy does not name or a wrong external id,
+# ``ValidationError`` (400) for a bad parameter or too long a session, ``InvalidClientTokenId`` /
+# ``SignatureDoesNotMatch`` (403) for a signature STS does not take.
+#
+# Every set of credentials issued is added to the fake Bedrock runtime's known keys, so a request
+# signed with them is accepted there; ``requests`` counts the calls.
+
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/bedrock-images"
+_STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+#: verify_sigv4's refusals as STS names them.
+_STS_CODES = {"UnrecognizedClientException": "InvalidClientTokenId",
+              "InvalidSignatureException": "SignatureDoesNotMatch",
+              "IncompleteSignatureException": "IncompleteSignature"}
+
+
+class TrustPolicy:
+    """Who may assume a role: base access key ids, the external id asked for, the longest session."""
+
+    def __init__(self, principals: tuple[str, ...], external_id: str | None = None, max_duration: int = 3600) -> None:
+        self.principals = principals
+        self.external_id = external_id
+        self.max_duration = max_duration
+
+
+def sts_error(status: int, code: str, message: str, kind: str = "Sender") -> Reply:
+    body = (f'<ErrorResponse xmlns="{_STS_NS}">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n'
+            f"    <Message>{escape(message)}</Message>\n  </Error>\n  <RequestId>fake-sts-request</RequestId>\n"
+            "</ErrorResponse>\n")
+    return Reply(status, body=body.encode(), content_type="text/xml")
+
+
+class StsFake:
+    """STS in ``region`` on ``fake``: ``roles`` maps role ARNs to their :class:`TrustPolicy`; the
+    base keys it knows are ``bedrock``'s (its ``keys``)."""
+
+    def __init__(self, fake: FakeUpstream, bedrock: BedrockFake, roles: dict[str, TrustPolicy], *,
+                 region: str = "us-east-1") -> None:
+        self.fake = fake
+        self.bedrock = bedrock
+        self.roles = roles
+        self.region = region
+        #: Base access keys STS knows (a copy: what it issues is not a base key here).
+        self.base_keys = dict(bedrock.keys)
+        self._count = itertools.count(1)
+        #: Every AssumeRole call received (answered or refused), and what each verified one signed.
+        self.requests: list[Recorded] = []
+        self.signed: list[Signed] = []
+        #: Access key ids issued, in order.
+        self.issued: list[str] = []
+        #: Seconds each answer takes (so that concurrent requests overlap one call).
+        self.delay = 0.0
+
+    def install(self) -> StsFake:
+        self.fake.on("POST", "/", self.handle)
+        return self
+
+    async def handle(self, request: web.Request, rec: Recorded) -> web.StreamResponse:
+        self.requests.append(rec)
+        await asyncio.sleep(self.delay)
+        return await self.fake.respond(request, self.reply(request, rec))
+
+    def reply(self, request: web.Request, rec: Recorded) -> Reply:
+        if "Authorization" not in rec.headers:
+            return sts_error(403, "MissingAuthenticationToken", "Request is missing Authentication Token")
+        checked = verify_sigv4(request, rec, self.base_keys, self.region, "sts")
+        if not isinstance(checked, Signed):
+            status, kind, message = checked
+            return sts_error(status, _STS_CODES.get(kind, kind), message)
+        self.signed.append(checked)
+        if not rec.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return sts_error(400, "InvalidParameterValue", "Content-Type must be application/x-www-form-urlencoded")
+        form = dict(parse_qsl(rec.body.decode(), keep_blank_values=True))
+        if form.get("Action") != "AssumeRole" or form.get("Version") != "2011-06-15":
+            return sts_error(400, "InvalidAction", f"Could not find operation {form.get('Action')} for version "
+                                                   f"{form.get('Version')}")
+        problem = _validate(form)
+        if problem is not None:
+            return sts_error(400, "ValidationError", problem)
+        arn = form["RoleArn"]
+        policy = self.roles.get(arn)
+        denied = (f"User: arn:aws:iam::{ACCOUNT}:user/base-{checked.access_key[-4:]} is not authorized to perform: "
+                  f"sts:AssumeRole on resource: {arn}")
+        if policy is None or checked.access_key not in policy.principals:
+            return sts_error(403, "AccessDenied", denied)
+        if policy.external_id is not None and form.get("ExternalId") != policy.external_id:
+            return sts_error(403, "AccessDenied", denied)
+        duration = int(form.get("DurationSeconds", "3600"))
+        if duration > policy.max_duration:
+            return sts_error(400, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration "
+                                                     "set for this role.")
+        return self.issue(arn, form["RoleSessionName"], duration)
+
+    def issue(self, arn: str, session: str, duration: int) -> Reply:
+        n = next(self._count)
+        access, secret, token = f"ASIASTSFAKE{n:09d}", f"sts-fake-secret-{n}-wJalrXUtnFEMI", f"sts-fake-session-{n}"
+        self.bedrock.keys[access] = (secret, token)
+        self.issued.append(access)
+        expiration = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=duration)
+        role = arn.rpartition("/")[2]
+        body = (f'<AssumeRoleResponse xmlns="{_STS_NS}">\n  <AssumeRoleResult>\n    <AssumedRoleUser>\n'
+                f"      <Arn>arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}</Arn>\n"
+                f"      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:{session}</AssumedRoleId>\n    </AssumedRoleUser>\n"
+                f"    <Credentials>\n      <AccessKeyId>{access}</AccessKeyId>\n"
+                f"      <SecretAccessKey>{secret}</SecretAccessKey>\n      <SessionToken>{token}</SessionToken>\n"
+                f"      <Expiration>{expiration.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>\n    </Credentials>\n"
+                "    <PackedPolicySize>6</PackedPolicySize>\n  </AssumeRoleResult>\n"
+                "  <ResponseMetadata>\n    <RequestId>fake-sts-request</RequestId>\n  </ResponseMetadata>\n"
+                "</AssumeRoleResponse>\n")
+        return Reply(200, body=body.encode(), content_type="text/xml")
+
+
+def _validate(form: dict[str, Any]) -> str | None:
+    """STS's parameter constraints, worded as its ValidationError words them."""
+    session = form.get("RoleSessionName", "")
+    if not _SESSION_NAME.match(session):
+        return (f"1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\w+=,.@-]*")
+    if not form.get("RoleArn"):
+        return ("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: "
+                "Member must not be null")
+    duration = form.get("DurationSeconds", "3600")
+    if not duration.isdigit() or not 900 <= int(duration) <= 43200:
+        return (f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
+                "Member must have value greater than or equal to 900")
+    external = form.get("ExternalId")
+    if external is not None and not 2 <= len(external) <= 1224:
+        return "1 validation error detected: Value at 'externalId' failed to satisfy constraint"
+    return None

@@ -313,8 +313,13 @@ async def test_config_target_options(gateway_client, bedrock):  # noqa: ANN001
         ({"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY, "aws_region": "evil.example/x"},
          "`aws_region` 'evil.example/x' is not an AWS region"),
         ({"aws_access_key_id": ACCESS_KEY}, "must be given together"),
-        ({"aws_auth_type": "assumedRole", "aws_role_arn": "arn:aws:iam::1:role/x"}, "aws_role_arn"),
-        ({"aws_auth_type": "assumedRole"}, "assuming a role is not supported"),
+        ({"aws_auth_type": "assumedRole", "aws_role_arn": "arn:aws:iam::1:role/x"},
+         "`aws_role_arn` 'arn:aws:iam::1:role/x' is not an IAM role ARN"),
+        ({"aws_auth_type": "assumedRole"}, "`aws_auth_type` assumedRole needs `aws_role_arn`"),
+        ({"aws_auth_type": "assumedRole", "aws_role_arn": "arn:aws:iam::123456789012:role/r",
+          "aws_role_duration_seconds": 60}, "`aws_role_duration_seconds` must be between 900 and 43200"),
+        ({"aws_auth_type": "assumedRole", "aws_role_arn": "arn:aws:iam::123456789012:role/r",
+          "aws_external_id": "x"}, "`aws_external_id` must be 2 to 1224"),
     ],
 )
 async def test_bad_options_are_a_400_naming_them(gateway_client, fake_upstream, options, says):  # noqa: ANN001

@@ -54,6 +54,7 @@ from gateway_black_forest_labs.models import (
     spec_for,
 )
 from gateway_black_forest_labs.options import HEADER_OPTIONS, BlackForestLabsOptions, BlackForestLabsSettings
+from gateway_black_forest_labs.prices import PRICES
 from gateway_black_forest_labs.tasks import NOT_FOUND, Submitted, Task, error_from_answer, outcome, read_submitted, \
     read_task
 
@@ -95,6 +96,8 @@ class BlackForestLabsProvider(Provider):
         default_edit_model=DEFAULT_EDIT_MODEL,
         parameters=frozenset({"prompt", "model", "n", "size", "response_format", *ALL_NATIVES}),
     )
+    #: By megapixel (FLUX.2) or per image (FLUX.1): gateway_black_forest_labs/prices.py.
+    prices = PRICES
     settings: BlackForestLabsSettings
 
     # -- where and how -----------------------------------------------------------------

@@ -28,6 +28,7 @@ from gateway.sdk import (
     GatewayError,
     GenerationRequest,
     GenerationResult,
+    PerImage,
     Poll,
     Provider,
     ProviderSettings,
@@ -91,6 +92,9 @@ class FalProvider(Provider):
         # Every endpoint has its own inputs: the client's native ones go into the body as they are.
         passes_unknown_parameters=True,
     )
+    #: fal prices each endpoint on its own page; the one confirmed: FLUX1.1 [pro] ultra per
+    #: image (README, "Prices").  Set others in ``[prices.fal-ai."<endpoint>"]``.
+    prices = (PerImage(model="fal-ai/flux-pro/v1.1-ultra", usd=0.06),)
     settings: FalSettings
 
     def auth_headers(self, attempt: Attempt) -> dict[str, str]:

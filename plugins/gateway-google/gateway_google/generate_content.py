@@ -27,6 +27,7 @@ from gateway_google.answers import read_answer
 from gateway_google.bodies import checked_model, request_body
 from gateway_google.errors import google_error, retry_after
 from gateway_google.models import DEFAULT_MODEL, FAMILIES, MODELS, capabilities
+from gateway_google.prices import PRICES
 
 __all__ = ["GenerateContentProvider", "image_capabilities", "version_path"]
 
@@ -61,6 +62,8 @@ class GenerateContentProvider(Provider):
 
     #: The native parameters this API takes (see ``bodies``).
     natives: ClassVar[frozenset[str]] = frozenset()
+    #: Output image tokens by model (gateway_google/prices.py), on both of Google's APIs.
+    prices = PRICES
 
     def model_url(self, attempt: Attempt, model: str) -> str:
         """Where ``generateContent`` of ``model`` goes."""

@@ -17,6 +17,8 @@ from gateway.sdk import (
     OpenAIOptions,
 )
 
+from gateway_openai.prices import PRICES
+
 
 #: gpt-image-1, -1-mini, -1.5, chatgpt-image-*: the three standard sizes or auto, 1-10 images.
 GPT_IMAGE = ModelCapabilities(
@@ -76,6 +78,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
         # relayed as they arrive.
         streams=True,
     )
+
+    #: List prices (gateway_openai/prices.py): tokens for an exact cost, per-image tables otherwise.
+    prices = PRICES
 
     #: The organization and project choose whose quota and data an answer comes from.
     cache_vary_headers = ("accept", "accept-encoding", "openai-organization", "openai-project")

@@ -35,6 +35,8 @@ class Conditional(RoutingStrategy):
 
     name = "conditional"
     Config = ConditionalConfig
+    # The condition names the target: an open circuit does not change it (Portkey's rule too).
+    circuit_breaker = False
 
     def validate(self, node: Target, source: str) -> None:
         assert isinstance(node.strategy, ConditionalConfig)

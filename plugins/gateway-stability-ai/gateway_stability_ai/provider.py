@@ -46,6 +46,7 @@ from gateway_stability_ai.models import (
     Route,
     route_for,
 )
+from gateway_stability_ai.prices import PRICES
 
 _encode = msgspec.json.Encoder().encode
 #: A path that already names one of Stability's API versions (``/v1``, ``/v2beta``, ``/v2alpha``, ...).
@@ -69,6 +70,8 @@ class StabilityProvider(Provider):
         edit_families=EDIT_FAMILIES,
         default_edit_model=DEFAULT_EDIT_MODEL,
     )
+    #: Credits per image, as USD (gateway_stability_ai/prices.py).
+    prices = PRICES
 
     # -- passthrough ------------------------------------------------------------------
     def proxy_url(self, attempt: Attempt, path: str, query_string: str) -> str:

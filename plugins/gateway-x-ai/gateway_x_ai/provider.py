@@ -28,6 +28,7 @@ from gateway.sdk import (
     GenerationRequest,
     GenerationResult,
     OpenAICompatibleProvider,
+    PerImage,
     UpstreamRequest,
 )
 from gateway_x_ai.models import DEFAULT_MODEL, EDIT_FAMILIES, FAMILIES, IMAGINE, PARAMETERS, resolution_for
@@ -57,6 +58,9 @@ class XAIProvider(OpenAICompatibleProvider):
         any_edit_model=EDIT_FAMILIES[-1][1],
         default_edit_model=DEFAULT_MODEL,
     )
+    #: Per image made: grok-imagine-image at $0.02; an edit's input images are billed too, at a
+    #: price not published, so an edit's cost is unknown (docs.x.ai, README "Prices").
+    prices = (PerImage(model="grok-imagine-image", usd=0.02, input_image=None),)
 
     # -- generations -------------------------------------------------------------------
     def body_fields(self, attempt: Attempt, req: GenerationRequest) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""One request as the request log keeps it (no secret: a gateway key's name, never a key)."""
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import msgspec
+
+#: Crockford's base32, the alphabet of ULIDs: ids sort as their time does.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class LogImage(msgspec.Struct, kw_only=True):
+    """An image of a 2xx answer, kept in the gateway's image store for the log's retention."""
+
+    #: Id in the image store (full size), served at ``/v1/images/files/{id}``.
+    image_id: str
+    #: Id of a thumbnail (at most 256 px a side) when the original is large, else None.
+    thumbnail_id: str | None = None
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+    #: Size of the full-size image.
+    bytes: int
+    #: When the image store lets both go (unix seconds): the expiry of their signed URLs.
+    expires: float | None = None
+
+
+class LogRecord(msgspec.Struct, kw_only=True):
+    """One request through a unified route or the passthrough."""
+
+    #: Unique, and sorts as the arrival time does (:func:`new_id`: 26 characters, a ULID's
+    #: layout); the detail page's URL.  Stores order and bound records by it.
+    id: str
+    trace_id: str
+    #: Arrival, unix seconds.
+    time: float
+    #: The gateway key's NAME (never the key), None without gateway keys.
+    key: str | None
+    #: ``images.generations``, ``images.edits``, ``proxy``, ...
+    endpoint: str
+    method: str
+    path: str
+    provider: str | None
+    #: The model sent upstream.
+    model: str | None
+    status: int
+    error_code: str | None
+    #: The error message (scrubbed of credentials by the core).
+    error: str | None
+    ms: float
+    upstream_ms: float
+    overhead_ms: float
+    bytes_in: int
+    bytes_out: int
+    #: ``{"target", "provider", "model", "attempt", "status", "ms", "error"?}`` per try.
+    attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    #: ``x-portkey-cache-status``'s value, or ``DISABLED``.
+    cache: str = "DISABLED"
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    #: The request's parameters with the prompt; base64 strings and files replaced by
+    #: ``{"omitted": "base64"|"file", "bytes": n, "sha256": hex}``.
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    #: The request's cost (None when unknown), and whether it came from ``usage``.
+    cost: float | None = None
+    cost_exact: bool = False
+    #: The answer's images kept for the log.
+    images: list[LogImage] = msgspec.field(default_factory=list)
+    #: Request headers that matter, from an allow-list (no credential; a custom host without
+    #: its query; a value that reads as a key shown by its fingerprint).
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def new_id(now: float | None = None) -> str:
+    """A 26-character id: 48 bits of milliseconds then 80 random bits, in Crockford base32
+    (a ULID's layout), so ids sort by time (to the millisecond) and never collide in practice.
+    Unique, not secret: no system call for the random part."""
+    ms = int((time.time() if now is None else now) * 1000) & _MS_MASK
+    value = (ms << 80) | random.getrandbits(80)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def id_floor(when: float) -> str:
+    """The smallest id of a record that arrived at ``when`` (unix seconds): ids of records that
+    arrived at or after it (to the millisecond) sort at or after it."""
+    value = (max(0, int(when * 1000)) & _MS_MASK) << 80
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+_MS_MASK = (1 << 48) - 1
+#: Two base32 digits per 10 bits: 13 lookups make the 26 characters.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
+
+
+_encode = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder(LogRecord)
+
+
+def to_json(record: LogRecord) -> bytes:
+    return _encode.encode(record)
+
+
+def from_json(data: bytes | str) -> LogRecord:
+    return _decode.decode(data)
