@@ -2,9 +2,11 @@
 model, in a config target and in x-portkey-provider; names that only look like slugs are left alone."""
 from __future__ import annotations
 
+import httpx
 import msgspec
 import openai
 import pytest
+from portkey_ai import AsyncPortkey
 
 from gateway.catalog import model_slug, provider_slug
 from gateway.testing import PNG_1X1, Reply, edit_form, fake_provider
@@ -100,3 +102,17 @@ async def test_a_model_slug_that_contradicts_the_routing_is_a_400(gateway_client
     assert resp.status == 400, await resp.text()
     assert (await resp.json())["error"]["code"] == "conflicting_provider"
     assert fake_upstream.requests == []
+
+
+async def test_the_portkey_sdk_with_a_model_slug(gateway_server, fake_upstream):  # noqa: ANN001
+    fake_provider.install(fake_upstream)
+    # Our own httpx client, closed here: the SDK leaves its default one open.
+    async with httpx.AsyncClient() as http:
+        client = AsyncPortkey(base_url=str(gateway_server.make_url("/v1")), api_key="unused", http_client=http)
+        async with client:
+            resp = await client.images.generate(model="@fake-prod/fake-image", prompt="a fox", n=2,
+                                                response_format="b64_json")
+    assert len(resp.data) == 2
+    sent = fake_upstream.last
+    assert sent.json()["model"] == "fake-image"
+    assert sent.headers["Authorization"] == f"Bearer {STORED}"
