@@ -90,7 +90,10 @@ def _worker_main(raw: Mapping[str, Any], reuse_port: bool) -> None:
     try:
         run_worker(raw, reuse_port)
     except StartupError as e:
-        print(f"gateway: {e}", file=sys.stderr)
+        # One write of the whole line: workers share the stderr pipe, and print() writes the
+        # text and its newline separately, so two workers' lines could run together.
+        sys.stderr.write(f"gateway: {e}\n")
+        sys.stderr.flush()
         sys.exit(2)
 
 
