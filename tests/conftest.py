@@ -2,6 +2,10 @@
 on the fake upstream.  Tests of the unified API through real provider plugins name them themselves."""
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +13,12 @@ import pytest
 from first_party import FIRST_PARTY
 
 from gateway.testing import fuzz
+
+# The gateway's default files ($TMPDIR/gateway-data: the request log, the admin key it makes on
+# loopback) go to a directory of this run's own, never to a shared /tmp another run also uses.
+_DEFAULTS_DIR = tempfile.mkdtemp(prefix="gateway-tests-")
+os.environ["TMPDIR"] = _DEFAULTS_DIR
+atexit.register(shutil.rmtree, _DEFAULTS_DIR, True)
 
 
 @pytest.fixture

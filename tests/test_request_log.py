@@ -418,7 +418,7 @@ async def test_the_api_needs_the_admin_key(gateway_client, path):  # noqa: ANN00
     assert resp.status == 200
 
 
-@pytest.mark.parametrize("admin_settings", [{}])
+@pytest.mark.parametrize("admin_settings", [{"local_key": False}])
 async def test_without_an_admin_key_the_api_is_off(gateway_client):  # noqa: ANN001
     resp = await gateway_client.get("/v1/logs", headers=AH)
     assert resp.status == 403

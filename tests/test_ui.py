@@ -367,7 +367,9 @@ async def test_logout_needs_its_csrf_token(ui):  # noqa: ANN001
 
 
 async def test_no_admin_key_names_the_setting(aiohttp_client, tmp_path):  # noqa: ANN001
-    app = create_app({"request_log": {"path": str(tmp_path / "r.sqlite3")}}, plugins=[fake_provider.plugin])
+    # No admin key set, and the gateway making none of its own (as when it listens beyond loopback).
+    app = create_app({"request_log": {"path": str(tmp_path / "r.sqlite3")}, "admin": {"local_key": False}},
+                     plugins=[fake_provider.plugin])
     client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
     resp = await client.get("/ui", allow_redirects=False)
     assert resp.status == 303

@@ -107,7 +107,7 @@ class Plugin:
     def gateway_configure(self, settings: Settings, registry: Registry, services: Services) -> None:
         self.services = services
         errors: list[str] = []
-        services.admin = AdminKey.from_settings(settings.sections["admin"], errors)
+        services.admin = AdminKey.from_settings(settings.sections["admin"], errors, server_host=settings.server.host)
         cfg = self.cfg = settings.sections["request_log"]
         if cfg.enabled and isinstance(services, GatewayState):
             stores = log_stores(services.pm)
@@ -143,6 +143,11 @@ class Plugin:
                            prepare=self._prepare, observe=self._observe)
         opened = await self._open(store, writer)
         writer.start()
+        local_file = getattr(services.admin, "local_file", None)
+        if local_file is not None:
+            _log.info("admin.local_key", file=local_file,
+                      hint=f"no [admin] key is set and the gateway listens on loopback only: sign in to /ui with "
+                           f"the admin key the gateway keeps in {local_file}")
         services.log_store, services.request_log = store, writer
         background = asyncio.get_running_loop().create_task(self._maintain(store, writer, opened))
         try:

@@ -18,6 +18,11 @@ def default_path() -> str:
     return os.path.join(os.environ.get("TMPDIR", "/tmp"), "gateway-data", "requests.sqlite3")
 
 
+def default_local_key_file() -> str:
+    """``$TMPDIR/gateway-data/admin.key``: next to the request log's default file."""
+    return os.path.join(os.environ.get("TMPDIR", "/tmp"), "gateway-data", "admin.key")
+
+
 class RequestLogSettings(Base):
     """``[request_log]``: a record per request, kept in a log store and read at ``GET /v1/logs``."""
 
@@ -60,3 +65,10 @@ class AdminSettings(Base):
     key_file: str | None = None
     #: The admin key itself (discouraged).
     key: str | None = None
+    #: With none of the three set and ``server.host`` a loopback address, the gateway makes an
+    #: admin key of its own and keeps it in ``local_key_file`` (readable by its owner only; kept
+    #: across restarts), so the web UI works on a first start.  Off, or listening beyond
+    #: loopback, the admin routes stay off until a key is set.
+    local_key: bool = True
+    #: Where a key the gateway made is kept.
+    local_key_file: str = msgspec.field(default_factory=default_local_key_file)

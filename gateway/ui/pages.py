@@ -114,8 +114,11 @@ def page(title: str, body: Html, csrf: str | None = None, current: str | None = 
                   js_version=static_version("ui.js"))
 
 
-def login_page(csrf: str, next_path: str, message: str | None = None) -> Html:
+def login_page(csrf: str, next_path: str, message: str | None = None, local_file: str | None = None) -> Html:
+    """The sign-in form; with ``local_file``, where the admin key the gateway made is kept."""
     notice = el("p", {"class": "notice error", "id": "login-error", "role": "alert"}, message) if message else Html("")
+    if local_file is not None:
+        notice = Html(notice + render("login_local_key.html", file=local_file))
     return page("Sign in", render("login.html", csrf=csrf, next=next_path, message=notice))
 
 

@@ -49,21 +49,28 @@ _RECORD_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admin_key_value(cfg: Any, environ: Mapping[str, str] | None = None) -> str | None:
+def admin_key_value(cfg: Any, environ: Mapping[str, str] | None = None, local_file: str | None = None) -> str | None:
     """The admin key as ``[admin]`` names it (already checked at start-up by the request log's
-    plugin), read once to derive the UI's signing secret and then dropped."""
+    plugin), or the one the gateway made in ``local_file``; read once to derive the UI's signing
+    secret and then dropped."""
     environ = os.environ if environ is None else environ
+    if local_file is not None:
+        return _read_key(local_file)
     if cfg is None:
         return None
     if cfg.key_env:
         return environ.get(cfg.key_env) or None
     if cfg.key_file:
-        try:
-            with open(cfg.key_file, encoding="utf-8") as f:
-                return f.read().strip() or None
-        except (OSError, UnicodeDecodeError):
-            return None
+        return _read_key(cfg.key_file)
     return cfg.key or None
+
+
+def _read_key(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def safe_next(value: str | None) -> str:
@@ -92,7 +99,7 @@ class UI:
         #: None while no admin key is set: the pages then say which setting to set.
         self.sessions: Sessions | None = None
         if admin is not None and admin.configured:
-            key = admin_key_value(services.settings.sections.get("admin"), environ)
+            key = admin_key_value(services.settings.sections.get("admin"), environ, admin.local_file)
             # An admin key set other than through [admin] (a plugin's own): sessions signed with
             # this process's own secret (good in this process only).
             secret = derive_secret(key) if key is not None else secrets.token_bytes(32)
@@ -162,7 +169,7 @@ class UI:
                       status: int = 200) -> web.Response:
         assert self.sessions is not None
         token = self.sessions.login_token()
-        response = self._html(pages.login_page(token, next_path, message), status)
+        response = self._html(pages.login_page(token, next_path, message, self.services.admin.local_file), status)
         response.set_cookie(LOGIN_COOKIE, token, max_age=LOGIN_TTL, path="/ui", httponly=True, samesite="Strict",
                             secure=secure_request(request, self.forwarded) or None)
         return response
