@@ -68,10 +68,10 @@ class Inbound:
         #: The base of the image URLs answered to this request (``images.public_url``, an allowed
         #: Host, or the gateway's own address: never a Host the operator did not allow).
         self.origin = origin
-        # A trace id needs to be unique, not secret: no syscall for it.  One the gateway cannot echo
-        # or log is replaced (and the request refused: ``headers.check_values``).
+        # One the gateway cannot echo or log is replaced (and the request refused:
+        # ``headers.check_values``).
         sent = headers.get(h.TRACE_ID)
-        self.trace_id: str = sent if sent and h.valid_trace_id(sent) else f"{random.getrandbits(128):032x}"
+        self.trace_id: str = sent if sent and h.valid_trace_id(sent) else new_trace_id()
         #: The request body, when the core read it whole (unified routes; passthrough
         #: when it is sent more than once or keyed on).
         self.body: bytes | None = None
@@ -254,6 +254,16 @@ class RequestContext:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+
+def new_trace_id() -> str:
+    """A trace id for a request that sent none: 32 hex digits, milliseconds first (48 bits) then
+    80 random bits.  Unique, not secret (no system call for it); ids made later sort later, so
+    the request log's trace index grows at its end instead of taking inserts all over it."""
+    return f"{(int(time.time() * 1000) & _MS_MASK) << 80 | random.getrandbits(80):032x}"
+
+
+_MS_MASK = (1 << 48) - 1
 
 
 def parse_metadata(raw: str | None) -> dict[str, str]:

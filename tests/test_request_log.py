@@ -183,6 +183,22 @@ async def test_a_request_refused_before_routing_is_recorded_too(gateway_client, 
     assert (rec.status, rec.error_code, rec.attempts) == (400, "missing_required_parameter", [])
 
 
+async def test_trace_ids_the_gateway_makes_sort_as_they_were_made_and_find_their_record(gateway_client,
+                                                                                        gateway_services):  # noqa: ANN001
+    made = []
+    for _ in range(3):
+        resp = await gateway_client.post(GEN, json={"prompt": "a fox"}, headers=H)
+        assert resp.status == 200
+        made.append(resp.headers["x-portkey-trace-id"])
+        await asyncio.sleep(0.002)  # a later millisecond
+    assert made == sorted(made) and len(set(made)) == 3
+    assert all(len(t) == 32 and int(t, 16) for t in made)
+    assert abs(int(made[0][:12], 16) / 1000 - time.time()) < 60  # milliseconds first
+    await logged(gateway_services, 3)
+    [found] = (await api(gateway_client, f"/v1/logs?trace_id={made[1]}"))["data"]
+    assert found["trace_id"] == made[1]
+
+
 async def test_a_passthrough_request_becomes_a_record(gateway_client, gateway_services, fake_upstream):  # noqa: ANN001
     fake_upstream.on("POST", "/v1/native/generate", Reply(json={"id": "job-1"}, headers={"x-request-id": "r1"}))
     resp = await gateway_client.post("/v1/native/generate?key=QUERYSECRET123456789", json={"prompt": "a fox"},

@@ -109,9 +109,10 @@ def build_record(ctx: RequestContext, fields: dict[str, Any]) -> LogRecord:
         overhead_ms=round(max(0.0, ms - rec.upstream_ms), 2),
         bytes_in=rec.bytes_in,
         bytes_out=rec.bytes_out,
-        attempts=[dict(a) for a in rec.attempts],
+        # The request is over: its lists and dicts change no more, so the record takes them as they are.
+        attempts=rec.attempts,
         cache=rec.cache_status or "DISABLED",
-        metadata=dict(inbound.metadata),
+        metadata=inbound.metadata,
         usage=rec.usage,
         cost=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
         cost_exact=getattr(rec, "cost_exact", False) is True,

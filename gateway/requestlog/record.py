@@ -11,7 +11,7 @@ import msgspec
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-class LogImage(msgspec.Struct, kw_only=True):
+class LogImage(msgspec.Struct, kw_only=True, gc=False):
     """An image of a 2xx answer, kept in the gateway's image store for the log's retention."""
 
     #: Id in the image store (full size), served at ``/v1/images/files/{id}``.
@@ -27,8 +27,12 @@ class LogImage(msgspec.Struct, kw_only=True):
     expires: float | None = None
 
 
-class LogRecord(msgspec.Struct, kw_only=True):
-    """One request through a unified route or the passthrough."""
+class LogRecord(msgspec.Struct, kw_only=True, gc=False):
+    """One request through a unified route or the passthrough.
+
+    Plain data, never part of a reference cycle: not tracked by the garbage collector
+    (``gc=False``), so the records the writer's queue holds add nothing to its passes.
+    """
 
     #: Unique, and sorts as the arrival time does (:func:`new_id`: 26 characters, a ULID's
     #: layout); the detail page's URL.  Stores order and bound records by it.
