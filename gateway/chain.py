@@ -91,7 +91,8 @@ class HookDriver:
         for impl in self.impls:
             try:
                 res = impl.function(*[kwargs[a] for a in impl.argnames])
-                if impl.is_async or inspect.isawaitable(res):
+                # Most observers return None: no abstract-class check for it.
+                if impl.is_async or (res is not None and inspect.isawaitable(res)):
                     await res
             except Exception as e:
                 _log.error("plugin.error", plugin=impl.plugin_name, hook=self.name,

@@ -23,7 +23,7 @@ from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.requestlog.api import parse_query
 from gateway.requestlog.params import safe_params
-from gateway.requestlog.record import LogRecord, new_id
+from gateway.requestlog.record import LogRecord, id_floor, new_id
 from gateway.requestlog.sqlite import SQLiteLogStore
 from gateway.requestlog.store import InvalidQuery, LogQuery, aggregate, percentile
 from gateway.testing import PNG_1X1, Reply, edit_form, fake_provider
@@ -197,6 +197,27 @@ async def test_trace_ids_the_gateway_makes_sort_as_they_were_made_and_find_their
     await logged(gateway_services, 3)
     [found] = (await api(gateway_client, f"/v1/logs?trace_id={made[1]}"))["data"]
     assert found["trace_id"] == made[1]
+
+
+def test_record_ids_have_a_ulids_layout_and_sort_by_their_millisecond():
+    crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+    def ulid(when: float, random_bits: int) -> str:  # the layout, digit by digit
+        value = (int(when * 1000) << 80) | random_bits
+        return "".join(crockford[(value >> 5 * i) & 31] for i in range(25, -1, -1))
+
+    rng = random.Random(7)
+    for when in [0.0, 1.0, time.time(), 2**48 / 1000 - 0.001] + [rng.random() * 4e9 for _ in range(200)]:
+        state = random.getstate()
+        made = new_id(when)
+        random.setstate(state)  # the same 80 random bits, drawn as new_id draws them
+        bits = 0
+        for _ in range(8):
+            bits = bits << 10 | random.getrandbits(10)
+        assert made == ulid(when, bits)
+        assert id_floor(when) == ulid(when, 0) <= made
+    first, second = new_id(1_800_000_000.0), new_id(1_800_000_000.001)
+    assert first < second and first[:10] != second[:10] and new_id(1_800_000_000.0)[:10] == first[:10]
 
 
 async def test_a_passthrough_request_becomes_a_record(gateway_client, gateway_services, fake_upstream):  # noqa: ANN001

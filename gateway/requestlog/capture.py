@@ -29,12 +29,14 @@ MAX_HEADER = 512
 
 
 def safe_headers(headers: Any) -> dict[str, str]:
-    """The allow-listed request headers, made safe (see the module docstring)."""
+    """The allow-listed request headers (``headers``: the request's, case-insensitive), made safe
+    (see the module docstring)."""
     out: dict[str, str] = {}
-    for name, value in headers.items():
-        low = name.lower()
-        kind = _KINDS.get(low)
-        if kind is None:
+    # The allow-list is shorter than an SDK's headers (a dozen x-stainless-* and more): look up each name.
+    get = headers.get
+    for low, kind in _KINDS:
+        value = get(low)
+        if value is None:
             continue
         if kind is _PLAIN:
             if not (low == h.FORWARD_HEADERS and _has_credential_name(value)):
@@ -48,7 +50,7 @@ def safe_headers(headers: Any) -> dict[str, str]:
 
 
 _PLAIN, _NAME, _HOST = "plain", "name", "host"
-_KINDS = {**{n: _PLAIN for n in PLAIN_HEADERS}, **{n: _NAME for n in NAME_HEADERS}, h.CUSTOM_HOST: _HOST}
+_KINDS = (*((n, _PLAIN) for n in PLAIN_HEADERS), *((n, _NAME) for n in NAME_HEADERS), (h.CUSTOM_HOST, _HOST))
 #: Values seen that read as names (a provider, a virtual key): most requests repeat a few.
 _NAMES: set[str] = set()
 _MAX_NAMES = 4096
@@ -89,8 +91,6 @@ def build_record(ctx: RequestContext, fields: dict[str, Any]) -> LogRecord:
     error_code = rec.error_code
     if error_code is None and status == 499:
         error_code = "client_disconnected"
-    # The core's cost (gateway.pricing), as the log line says it.
-    cost = getattr(rec, "cost", None)
     return LogRecord(
         id=new_id(arrived),
         trace_id=inbound.trace_id,
@@ -114,8 +114,9 @@ def build_record(ctx: RequestContext, fields: dict[str, Any]) -> LogRecord:
         cache=rec.cache_status or "DISABLED",
         metadata=inbound.metadata,
         usage=rec.usage,
-        cost=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
-        cost_exact=getattr(rec, "cost_exact", False) is True,
+        # The core's cost (gateway.pricing), as the log line says it.
+        cost=rec.cost,
+        cost_exact=rec.cost_exact,
         headers=safe_headers(inbound.headers),
     )
 

@@ -38,6 +38,8 @@ def safe_params(params: dict[str, Any], form: Iterable[tuple[str, Any]] = ()) ->
     """``params`` (a request body's fields) and the files of an edit's ``form``, made safe to keep."""
     out = _value(params, 0)
     assert isinstance(out, dict)
+    if not form:
+        return out
     files: dict[str, list[dict[str, Any]]] = {}
     for name, value in form:
         if isinstance(value, InputImage):
@@ -68,8 +70,9 @@ def _value(value: Any, depth: int) -> Any:
     if isinstance(value, dict):
         if depth >= MAX_DEPTH:
             return {"omitted": "depth"}
-        return {str(k): REDACTED if v is not None and _credential(k) else _value(v, depth + 1)
-                for k, v in value.items()}
+        # Most values are strings: _text at once, one call fewer.
+        return {str(k): REDACTED if v is not None and _credential(k) else
+                _text(v) if type(v) is str else _value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         if depth >= MAX_DEPTH:
             return [{"omitted": "depth"}]

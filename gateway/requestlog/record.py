@@ -82,21 +82,31 @@ def new_id(now: float | None = None) -> str:
     (a ULID's layout), so ids sort by time (to the millisecond) and never collide in practice.
     Unique, not secret: no system call for the random part."""
     ms = int((time.time() if now is None else now) * 1000) & _MS_MASK
-    value = (ms << 80) | random.getrandbits(80)
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    # Many records share a millisecond under load: its ten characters are made once.
+    last = _last_ms[0]
+    if last[0] != ms:
+        last = _last_ms[0] = (ms, _ms_chars(ms))
+    bits, pairs = random.getrandbits, _PAIRS
+    return (last[1] + pairs[bits(10)] + pairs[bits(10)] + pairs[bits(10)] + pairs[bits(10)]
+            + pairs[bits(10)] + pairs[bits(10)] + pairs[bits(10)] + pairs[bits(10)])
 
 
 def id_floor(when: float) -> str:
     """The smallest id of a record that arrived at ``when`` (unix seconds): ids of records that
     arrived at or after it (to the millisecond) sort at or after it."""
-    value = (max(0, int(when * 1000)) & _MS_MASK) << 80
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    return _ms_chars(max(0, int(when * 1000)) & _MS_MASK) + "0" * 16
+
+
+def _ms_chars(ms: int) -> str:
+    """The ten characters of a 48-bit millisecond count (the id's top 50 bits: 2 always 0)."""
+    return "".join([_PAIRS[(ms >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
 
 
 _MS_MASK = (1 << 48) - 1
-#: Two base32 digits per 10 bits: 13 lookups make the 26 characters.
+#: Two base32 digits per 10 bits: five lookups make the time, eight the random part.
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
-_SHIFTS = tuple(range(120, -1, -10))
+#: The last millisecond an id was made in and its characters, as one tuple (read whole).
+_last_ms: list[tuple[int, str]] = [(-1, "")]
 
 
 _encode = msgspec.json.Encoder()
