@@ -24,7 +24,8 @@ from gateway.errors import StartupError
 from gateway.requestlog.api import parse_query
 from gateway.requestlog.params import safe_params
 from gateway.requestlog.record import LogRecord, id_floor, new_id
-from gateway.requestlog.sqlite import SQLiteLogStore
+from gateway.requestlog.sqlite import MIGRATIONS, SQLiteLogStore
+from gateway.requestlog.sqlite import _where as sqlite_where
 from gateway.requestlog.store import InvalidQuery, LogQuery, aggregate, percentile
 from gateway.testing import PNG_1X1, Reply, edit_form, fake_provider
 from gateway.testing.fake_provider import FakeProvider
@@ -543,8 +544,46 @@ async def test_migrations_run_once_and_again_do_nothing(tmp_path):  # noqa: ANN0
         for s in stores:
             await s.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_file_of_the_first_schema_is_upgraded_and_its_filters_use_the_partial_indexes(tmp_path):  # noqa: ANN001
+    path = str(tmp_path / "v1.sqlite3")
+    with sqlite3.connect(path, isolation_level=None) as db:  # a file an earlier gateway made
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0][1]:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+    old = [rec(0, key="team-a"), rec(1, status=502), rec(2)]
+    store = SQLiteLogStore(path, 30)
+    await store.start()
+    try:
+        await store.write(old[:2])  # the writer binds None and bytes through identity adapters
+        assert await store.migrate() == []
+        await store.write(old[2:])
+        for query, want in [(LogQuery(key="team-a"), [0]), (LogQuery(status="5xx"), [1]), (LogQuery(status="502"), [1]),
+                            (LogQuery(status="2xx"), [2, 0]), (LogQuery(status="200"), [2, 0]), (LogQuery(), [2, 1, 0])]:
+            page, _ = await store.query(query)
+            assert [r.trace_id for r in page] == [f"trace-{i}" for i in want], query
+            assert page[0].key == old[want[0]].key and isinstance(page[0].ms, float)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        partial = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('requests_status', 'requests_key')"))
+        assert "WHERE status NOT BETWEEN 200 AND 299" in partial["requests_status"]
+        assert "WHERE key IS NOT NULL" in partial["requests_key"]
+        for query, index in [(LogQuery(status="5xx"), "requests_status"), (LogQuery(status="404"), "requests_status"),
+                             (LogQuery(key="team-a"), "requests_key")]:
+            where, args = sqlite_where(query)
+            plan = db.execute(f"EXPLAIN QUERY PLAN SELECT record FROM requests{where} ORDER BY id DESC LIMIT 51",
+                              args).fetchall()
+            assert any(index in row[-1] for row in plan), (query, plan)
+        # Successful keyless rows are in neither index.
+        assert db.execute("SELECT count(*) FROM requests INDEXED BY requests_status WHERE status NOT BETWEEN 200 AND 299"
+                          ).fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM requests INDEXED BY requests_key WHERE key IS NOT NULL").fetchone() == (1,)
 
 
 async def test_stats_per_bucket_and_provider(tmp_path):  # noqa: ANN001

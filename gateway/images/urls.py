@@ -39,6 +39,7 @@ _encode = msgspec.json.Encoder().encode
 
 #: Where stored images are served, below the gateway's base URL.
 FILES_PATH = "/v1/images/files/"
+_FILES_BYTES = FILES_PATH.encode()
 #: Addresses that mean "every interface": not one a client can reach.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*", "[::]"})
 #: A stored image's signed path in an answer body (a JSON ``url`` string), as
@@ -153,7 +154,9 @@ class ImageUrls:
         """``body`` (an answer or an event) with every stored image's signed path made the URL
         the caller gets.  Paths are found as the gateway encodes them
         (``"url":"/v1/images/files/...&sig=..."``); a body without one is returned as it is, unparsed."""
-        if FILES_PATH.encode() not in body:
+        # find(), not `in`: `in` on bytes first tries the needle as a byte value (a TypeError
+        # raised and swallowed each time).
+        if body.find(_FILES_BYTES) < 0:
             return body
 
         def one(m: re.Match[bytes]) -> bytes:

@@ -85,7 +85,9 @@ def sources(answer: bytes) -> list[Source]:
 def has_images(answer: bytes) -> bool:
     """Whether an answer may hold images the log can keep (base64, or the gateway's own
     stored images): a quick look, before any parsing."""
-    return b'"b64_json"' in answer or _FILES in answer
+    # find(), not `in`: `in` on bytes first tries the needle as a byte value, raising and
+    # swallowing a TypeError every time.
+    return answer.find(b'"b64_json"') >= 0 or answer.find(_FILES) >= 0
 
 
 class Facts(msgspec.Struct):
