@@ -143,6 +143,17 @@ class Target(msgspec.Struct, kw_only=True, dict=True):
         return _json_path(self.path)
 
 
+class OverrideView(msgspec.Struct):
+    """The parameters of ``override_params`` whose type the core relies on, checked as a request
+    body's are (any other parameter is the provider's to judge)."""
+
+    prompt: str | None = None
+    model: str | None = None
+    n: int | None = None
+    size: str | None = None
+    response_format: str | None = None
+
+
 def _json_path(path: str) -> str:
     return "$" + path[len("config"):]
 
@@ -182,6 +193,12 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
     except msgspec.ValidationError as e:
         raise ConfigError(f"Invalid config in {source}: {located(e, path)}", param="x-portkey-config") from None
 
+    if f.override_params:
+        try:
+            msgspec.convert(f.override_params, OverrideView)
+        except msgspec.ValidationError as e:
+            raise ConfigError(f"Invalid config in {source}: {located(e, path + '.override_params')}",
+                              param="x-portkey-config") from None
     where = _json_path(path)
     slug = provider_slug(f.provider) if f.provider is not None else None
     if slug is not None:

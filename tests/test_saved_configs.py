@@ -94,6 +94,20 @@ async def test_inline_config_naming_a_virtual_key(gateway_client, fake_upstream)
     assert "unknown virtual key 'nope' - at `$.targets[0].virtual_key`" in (await resp.json())["error"]["message"]
 
 
+@pytest.mark.parametrize(("override", "field"), [({"model": 1}, "model"), ({"n": "2"}, "n"), ({"size": [1]}, "size"),
+                                                 ({"prompt": {"a": 1}}, "prompt")])
+async def test_an_override_of_the_wrong_type_is_a_400_naming_its_path(gateway_client, fake_upstream, override,  # noqa: ANN001
+                                                                      field):  # noqa: ANN001
+    openai_fake.install(fake_upstream)
+    config = {"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "openai-backup"},
+                                                            {"virtual_key": "openai-backup", "override_params": override}]}
+    resp = await gateway_client.post(GEN, json={"prompt": "x"}, headers={"x-portkey-config": msgspec.json.encode(config).decode()})
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "invalid_config" and f"at `$.targets[1].override_params.{field}`" in error["message"]
+    assert fake_upstream.requests == []  # refused before any provider was called
+
+
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [
