@@ -7,7 +7,7 @@ inheritance once, so every :class:`Target` carries its effective settings.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -169,18 +169,21 @@ def located(error: msgspec.ValidationError, path: str) -> str:
 
 
 def parse(raw: Any, registry: Registry, *, source: str = "x-portkey-config",
-          virtual_keys: Mapping[str, Any] | None = None) -> Target:
+          virtual_keys: Mapping[str, Any] | None = None, visible: Collection[str] | None = None) -> Target:
     """Validate a decoded config and resolve inheritance; raise ConfigError naming the path.
 
-    With ``virtual_keys``, a ``virtual_key`` that is not among them is an error too.
+    With ``virtual_keys``, a ``virtual_key`` or provider slug that is not among them is an error
+    too, naming the ones in ``visible`` (the caller's, when a gateway key's scope narrows them;
+    all of them by default) and no other.
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"Invalid config in {source}: expected a JSON object", param="x-portkey-config")
-    return _node(raw, "config", None, registry, source, virtual_keys)
+    names = None if virtual_keys is None else sorted(virtual_keys if visible is None else visible)
+    return _node(raw, "config", None, registry, source, virtual_keys, names)
 
 
 def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry, source: str,
-          virtual_keys: Mapping[str, Any] | None, depth: int = 0) -> Target:
+          virtual_keys: Mapping[str, Any] | None, names: list[str] | None, depth: int = 0) -> Target:
     core = {}
     options = {}
     for k, v in raw.items():
@@ -209,8 +212,8 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
                               param="x-portkey-config", code="conflicting_provider")
         if virtual_keys is not None and slug not in virtual_keys:
             raise ConfigError(f"Invalid config in {source}: unknown provider slug {shown(f.provider)}"
-                              f"{suggest(slug, virtual_keys)}; provider slugs: "
-                              f"{', '.join('@' + n for n in sorted(virtual_keys)) or 'none'} - at `{where}.provider`",
+                              f"{suggest(slug, names or [])}; provider slugs: "
+                              f"{', '.join('@' + n for n in names or []) or 'none'} - at `{where}.provider`",
                               param="x-portkey-config", code="unknown_provider_slug")
         f = msgspec.structs.replace(f, provider=None, virtual_key=slug)
     if f.targets is not None and (f.provider or f.virtual_key):
@@ -243,7 +246,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
     if virtual_keys is not None and f.virtual_key is not None and f.virtual_key not in virtual_keys:
         raise ConfigError(
             f"Invalid config in {source}: unknown virtual key {shown(f.virtual_key)}"
-            f"{suggest(f.virtual_key, virtual_keys)} - at `{where}.virtual_key`",
+            f"{suggest(f.virtual_key, names or [])} - at `{where}.virtual_key`",
             param="x-portkey-config", code="unknown_virtual_key",
         )
     if options and f.targets is not None:
@@ -281,7 +284,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
             if depth >= MAX_DEPTH:
                 raise ConfigError(f"Invalid config in {source}: `targets` nested more than {MAX_DEPTH} levels deep "
                                   f"- at `{where}.targets[{i}]`", param="x-portkey-config")
-            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys, depth + 1))
+            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys, names, depth + 1))
         node.targets = tuple(children)
         registry.strategy(mode).validate(node, source)
     return node

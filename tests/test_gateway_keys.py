@@ -162,6 +162,25 @@ async def test_a_saved_config_id_is_allowed_or_refused_by_id(make, fake_upstream
     assert len(fake_upstream.requests) == 1
 
 
+async def test_an_unknown_name_is_answered_with_the_callers_own_names_only(make, fake_upstream):  # noqa: ANN001
+    client = await make({"alpha": {"key": ALPHA, "virtual_keys": ["fake-dev"], "configs": ["pc-prod"]},
+                         "root": {"key": "gk-root-0123456789abcdef"}})
+    cases = [({"x-portkey-config": json.dumps({"provider": "@fake-prd"})}, "unknown_provider_slug"),
+             ({"x-portkey-config": json.dumps({"strategy": {"mode": "fallback"},
+                                               "targets": [{"virtual_key": "fake-prd"}]})}, "unknown_virtual_key"),
+             ({"x-portkey-provider": "@fake-prd"}, "unknown_provider_slug"),
+             ({"x-portkey-config": "pc-bothh"}, "unknown_config")]
+    for headers, code in cases:
+        error = await refused(await post(client, ALPHA, headers), 400, code)
+        assert "fake-prod" not in error["message"] and "pc-both" not in error["message"], error
+        # The same request from a key without a scope names every one (the first answer was not kept for it).
+        error = await refused(await post(client, "gk-root-0123456789abcdef", headers), 400, code)
+        assert "fake-prod" in error["message"] or "pc-both" in error["message"], error
+    error = await refused(await post(client, ALPHA, cases[0][0]), 400, "unknown_provider_slug")
+    assert "@fake-dev" in error["message"]
+    assert fake_upstream.requests == []
+
+
 async def test_a_fallback_tree_with_one_disallowed_leaf_is_refused_before_any_upstream_call(make, fake_upstream):  # noqa: ANN001
     client = await make({"alpha": {"key": ALPHA, "virtual_keys": ["fake-prod"]}})
     # The saved fallback's second leaf uses fake-dev: the first leaf would have answered.

@@ -52,13 +52,16 @@ class Plugin:
             node = known.get(raw)
             if node is None:
                 # The value is not echoed: a key pasted into the wrong header must not reach logs.
+                # The ids listed are the caller's (a gateway key's scope narrows them).
+                allowed = getattr(ctx.principal, "configs", None)
+                names = sorted(n for n in known if allowed is None or n in allowed)
                 raise ConfigError(
                     "Unknown saved config id in x-portkey-config (not JSON, and no saved config has that id)"
-                    f"{suggest(raw, known)}; saved configs: {', '.join(sorted(known)) or 'none'}",
+                    f"{suggest(raw, names)}; saved configs: {', '.join(names) or 'none'}",
                     param=h.CONFIG, code="unknown_config",
                 )
         else:
-            node = self._inline(raw)
+            node = self._inline(ctx, raw)
         if not node.targets and not node.provider and not node.virtual_key:
             node = self._from_headers(ctx, node, slugged)
         elif slugged is not None:
@@ -84,14 +87,16 @@ class Plugin:
                               f"provider slugs you may use: {', '.join('@' + n for n in names) or 'none'}",
                               param=param, code="unknown_provider_slug")
 
-    def _inline(self, raw: str) -> Target:
+    def _inline(self, ctx: RequestContext, raw: str) -> Target:
         node = self.parsed.get(raw)
         if node is None:
             try:
                 data = json_decode.decode(raw)
             except msgspec.DecodeError as e:
                 raise ConfigError(f"Invalid config in x-portkey-config: not valid JSON ({e})", param=h.CONFIG) from None
-            node = targets.parse(data, self.services.registry, virtual_keys=self.services.virtual_keys)
+            # Only a tree that parsed is kept (for every caller): an error names the caller's own keys.
+            node = targets.parse(data, self.services.registry, virtual_keys=self.services.virtual_keys,
+                                 visible=getattr(ctx.principal, "virtual_keys", None))
             self.parsed.put(raw, node)
         return node
 
