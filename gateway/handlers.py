@@ -29,6 +29,7 @@ from gateway.metrics import CONTENT_TYPE
 from gateway.models_list import catalog
 from gateway.paths import check_passthrough_path
 from gateway.router import needs_body_bytes
+from gateway.targets import CheckedParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.endpoints import Endpoint
@@ -44,17 +45,14 @@ _UNROUTED = "unrouted"
 _MODELS = "models"
 
 
-class GenerationView(msgspec.Struct):
-    """The few fields of an images.generations body the gateway itself checks.
+class GenerationView(CheckedParams, kw_only=True):
+    """The few fields of an images.generations body the gateway itself checks, the prompt
+    required.
 
     Not a gatekeeper: unknown fields are ignored here and forwarded as they are.
     """
 
     prompt: str
-    model: str | None = None
-    n: int | None = None
-    size: str | None = None
-    response_format: str | None = None
 
 
 _decode_object = Decoder(dict).decode

@@ -143,9 +143,10 @@ class Target(msgspec.Struct, kw_only=True, dict=True):
         return _json_path(self.path)
 
 
-class OverrideView(msgspec.Struct):
-    """The parameters of ``override_params`` whose type the core relies on, checked as a request
-    body's are (any other parameter is the provider's to judge)."""
+class CheckedParams(msgspec.Struct):
+    """The unified parameters whose type the core relies on, in a request body
+    (``handlers.GenerationView``) and in ``override_params`` alike; any other parameter is the
+    provider's to judge."""
 
     prompt: str | None = None
     model: str | None = None
@@ -178,12 +179,11 @@ def parse(raw: Any, registry: Registry, *, source: str = "x-portkey-config",
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"Invalid config in {source}: expected a JSON object", param="x-portkey-config")
-    names = None if virtual_keys is None else sorted(virtual_keys if visible is None else visible)
-    return _node(raw, "config", None, registry, source, virtual_keys, names)
+    return _node(raw, "config", None, registry, source, virtual_keys, visible)
 
 
 def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Registry, source: str,
-          virtual_keys: Mapping[str, Any] | None, names: list[str] | None, depth: int = 0) -> Target:
+          virtual_keys: Mapping[str, Any] | None, visible: Collection[str] | None, depth: int = 0) -> Target:
     core = {}
     options = {}
     for k, v in raw.items():
@@ -198,7 +198,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
 
     if f.override_params:
         try:
-            msgspec.convert(f.override_params, OverrideView)
+            msgspec.convert(f.override_params, CheckedParams)
         except msgspec.ValidationError as e:
             raise ConfigError(f"Invalid config in {source}: {located(e, path + '.override_params')}",
                               param="x-portkey-config") from None
@@ -211,9 +211,10 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
                               f"{shown(f.virtual_key)} name different virtual keys - at `{where}`",
                               param="x-portkey-config", code="conflicting_provider")
         if virtual_keys is not None and slug not in virtual_keys:
+            names = sorted(virtual_keys if visible is None else visible)
             raise ConfigError(f"Invalid config in {source}: unknown provider slug {shown(f.provider)}"
-                              f"{suggest(slug, names or [])}; provider slugs: "
-                              f"{', '.join('@' + n for n in names or []) or 'none'} - at `{where}.provider`",
+                              f"{suggest(slug, names)}; provider slugs: "
+                              f"{', '.join('@' + n for n in names) or 'none'} - at `{where}.provider`",
                               param="x-portkey-config", code="unknown_provider_slug")
         f = msgspec.structs.replace(f, provider=None, virtual_key=slug)
     if f.targets is not None and (f.provider or f.virtual_key):
@@ -246,7 +247,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
     if virtual_keys is not None and f.virtual_key is not None and f.virtual_key not in virtual_keys:
         raise ConfigError(
             f"Invalid config in {source}: unknown virtual key {shown(f.virtual_key)}"
-            f"{suggest(f.virtual_key, names or [])} - at `{where}.virtual_key`",
+            f"{suggest(f.virtual_key, virtual_keys if visible is None else visible)} - at `{where}.virtual_key`",
             param="x-portkey-config", code="unknown_virtual_key",
         )
     if options and f.targets is not None:
@@ -284,7 +285,7 @@ def _node(raw: dict[str, Any], path: str, parent: Target | None, registry: Regis
             if depth >= MAX_DEPTH:
                 raise ConfigError(f"Invalid config in {source}: `targets` nested more than {MAX_DEPTH} levels deep "
                                   f"- at `{where}.targets[{i}]`", param="x-portkey-config")
-            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys, names, depth + 1))
+            children.append(_node(child, f"{path}.targets[{i}]", node, registry, source, virtual_keys, visible, depth + 1))
         node.targets = tuple(children)
         registry.strategy(mode).validate(node, source)
     return node

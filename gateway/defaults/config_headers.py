@@ -8,6 +8,7 @@ parsed tree is reused for every later request carrying the same bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import msgspec
 
@@ -52,9 +53,7 @@ class Plugin:
             node = known.get(raw)
             if node is None:
                 # The value is not echoed: a key pasted into the wrong header must not reach logs.
-                # The ids listed are the caller's (a gateway key's scope narrows them).
-                allowed = getattr(ctx.principal, "configs", None)
-                names = sorted(n for n in known if allowed is None or n in allowed)
+                names = _callers(ctx, "configs", known)
                 raise ConfigError(
                     "Unknown saved config id in x-portkey-config (not JSON, and no saved config has that id)"
                     f"{suggest(raw, names)}; saved configs: {', '.join(names) or 'none'}",
@@ -80,9 +79,7 @@ class Plugin:
     def _known_slug(self, ctx: RequestContext, slug: str, param: str) -> None:
         known = self.services.virtual_keys
         if slug not in known:
-            # The caller's own: a gateway key's scope narrows what it may name.
-            allowed = getattr(ctx.principal, "virtual_keys", None)
-            names = sorted(n for n in known if allowed is None or n in allowed)
+            names = _callers(ctx, "virtual_keys", known)
             raise ConfigError(f"Unknown provider slug {shown('@' + slug)} in `{param}`{suggest(slug, names)}; "
                               f"provider slugs you may use: {', '.join('@' + n for n in names) or 'none'}",
                               param=param, code="unknown_provider_slug")
@@ -153,3 +150,10 @@ class Plugin:
         return msgspec.structs.replace(
             base, provider=base.provider or name, api_key=Secret(key) if key else None, options=options,
         )
+
+
+def _callers(ctx: RequestContext, scope: str, known: Iterable[str]) -> list[str]:
+    """The names in ``known`` an error may show the caller: those its gateway key's ``scope``
+    (``virtual_keys``, ``configs``) allows, or all of them without a scope."""
+    allowed = getattr(ctx.principal, scope, None)
+    return sorted(n for n in known if allowed is None or n in allowed)
