@@ -49,4 +49,7 @@ class BlackForestLabsSettings(ProviderSettings):
     #: Seconds the gateway waits for one task in all (then a 504); the request's own timeout
     #: (``x-portkey-request-timeout``) ends the wait sooner.
     max_wait: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    #: Tasks this process keeps running at once per key (BFL's account limit is 24): a task over
+    #: it waits for one to end instead of being refused by BFL.  ``flux-kontext-max`` has 6 of its own.
+    max_active_tasks: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 24
     region_urls: RegionUrls = msgspec.field(default_factory=RegionUrls)

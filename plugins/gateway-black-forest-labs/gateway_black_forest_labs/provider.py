@@ -55,6 +55,7 @@ from gateway_black_forest_labs.models import (
 )
 from gateway_black_forest_labs.options import HEADER_OPTIONS, BlackForestLabsOptions, BlackForestLabsSettings
 from gateway_black_forest_labs.prices import PRICES
+from gateway_black_forest_labs.slots import MODEL_LIMITS, ActiveTasks
 from gateway_black_forest_labs.tasks import NOT_FOUND, Submitted, Task, error_from_answer, outcome, read_submitted, \
     read_task
 
@@ -100,6 +101,11 @@ class BlackForestLabsProvider(Provider):
     prices = PRICES
     settings: BlackForestLabsSettings
 
+    def __init__(self, settings: BlackForestLabsSettings) -> None:
+        super().__init__(settings)
+        #: Slots of the tasks running now, per key (:mod:`gateway_black_forest_labs.slots`).
+        self.active = ActiveTasks(settings.max_active_tasks, MODEL_LIMITS)
+
     # -- where and how -----------------------------------------------------------------
     def auth_headers(self, attempt: Attempt) -> dict[str, str]:
         """``x-key: <key>``."""
@@ -141,11 +147,13 @@ class BlackForestLabsProvider(Provider):
         """Create the task (``attempt.upstream``), poll it until it ends, and deliver its image."""
         assert attempt.upstream is not None
         started = asyncio.get_running_loop().time()
-        answer = await upstream.exchange(attempt.upstream)
-        if not answer.ok:
-            raise self.upstream_error(answer)
-        submitted = read_submitted(answer.body)
-        task = await self._wait(attempt, upstream, submitted, started)
+        model = attempt.upstream.url.rpartition("/")[2]  # the create URL's last segment, checked
+        async with self.active.slot(attempt.api_key and str(attempt.api_key), model, self.settings.max_wait):
+            answer = await upstream.exchange(attempt.upstream)
+            if not answer.ok:
+                raise self.upstream_error(answer)
+            submitted = read_submitted(answer.body)
+            task = await self._wait(attempt, upstream, submitted, started)
         image = outcome(task, req.prompt)
         return GenerationResult(images=[image], headers=headers.relay_headers(answer.headers))
 

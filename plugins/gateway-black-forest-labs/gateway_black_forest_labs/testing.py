@@ -19,8 +19,9 @@ integration guide:
   ``details: {"Moderation Reasons": [...]}``), ``Error``, or never (``never=True``).  An unknown
   id (every id with ``forget``) is a 200 ``Task not found``; a missing one a 422.  With
   ``expired`` the result URLs answer 403, as a signed URL past its ten minutes does;
-- a task counts as active until it ends: more than ``limit`` active tasks is a 429
-  ``{"detail": ...}``; with ``credits`` set, each task costs one and none left is a 402;
+- a task counts as active until it ends: more than ``limit`` active tasks (more than
+  ``model_limits`` of one model: 6 of ``flux-kontext-max``) is a 429 ``{"detail": ...}``;
+  with ``credits`` set, each task costs one and none left is a 402;
 - ``GET {prefix}/v1/credits`` answers ``{"credits": ...}`` (for passthrough).
 
 ``install(fake_upstream, ...)`` serves it under each of ``prefixes`` (``""``: the fake's URL is
@@ -120,6 +121,8 @@ _URL = re.compile(r"https?://\S+")
 _RATIO = re.compile(r"([1-9][0-9]{0,2}):([1-9][0-9]{0,2})")
 #: BFL's limit on tasks one account has running at once ("Standard: 24").
 ACTIVE_LIMIT = 24
+#: Models BFL runs fewer active tasks of.
+MODEL_ACTIVE_LIMITS = {"flux-kontext-max": 6}
 
 
 def make_jpeg(k: int) -> bytes:
@@ -151,7 +154,8 @@ class BlackForestLabsFake:
 
     def __init__(self, upstream: FakeUpstream, *, steps: int = 1, ending: str = "Ready", never: bool = False,
                  prefixes: tuple[str, ...] = ("",), images: Callable[[str, int], bytes] = _default_image,
-                 limit: int = ACTIVE_LIMIT, credits: int | None = None) -> None:
+                 limit: int = ACTIVE_LIMIT, model_limits: dict[str, int] | None = None,
+                 credits: int | None = None) -> None:
         self.upstream = upstream
         #: Polls a task answers ``Pending`` before it ends.
         self.steps = steps
@@ -177,8 +181,12 @@ class BlackForestLabsFake:
         self.results: dict[str, bytes] = {}
         #: Requests for result images (to check no key went there).
         self.deliveries: list[Recorded] = []
+        self.model_limits = dict(MODEL_ACTIVE_LIMITS if model_limits is None else model_limits)
         self.active = 0
         self.max_active = 0
+        #: Active tasks per model, and the most there were of each at once.
+        self.active_of: dict[str, int] = {}
+        self.max_active_of: dict[str, int] = {}
         self._counter = itertools.count(1)
 
     def install(self) -> BlackForestLabsFake:
@@ -217,6 +225,10 @@ class BlackForestLabsFake:
             if self.active >= self.limit:
                 return _detail(429, f"You have exceeded the number of active tasks ({self.limit}). Wait for a "
                                     "task to finish before submitting another.")
+            own = self.model_limits.get(model)
+            if own is not None and self.active_of.get(model, 0) >= own:
+                return _detail(429, f"You have exceeded the number of active tasks ({own}) for {model}. Wait for a "
+                                    "task to finish before submitting another.")
             if self.credits is not None:
                 self.credits -= 1
             task = FakeTask(id=secrets.token_hex(8) + "-" + secrets.token_hex(4), model=model, body=body,
@@ -224,6 +236,8 @@ class BlackForestLabsFake:
             self.tasks[task.id] = task
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            self.active_of[model] = self.active_of.get(model, 0) + 1
+            self.max_active_of[model] = max(self.max_active_of.get(model, 0), self.active_of[model])
             base = self.polling_base or self.upstream.url + prefix
             return web.json_response({"id": task.id, "polling_url": f"{base}/v1/get_result?id={task.id}",
                                       "cost": 3.0, "input_mp": 0.0, "output_mp": 1.0})
@@ -249,6 +263,7 @@ class BlackForestLabsFake:
 
     def _finish(self, task: FakeTask) -> None:
         self.active -= 1
+        self.active_of[task.model] -= 1
         task.status = self.ending
         if self.ending != "Ready":
             return

@@ -172,6 +172,26 @@ async def test_too_many_active_tasks_keeps_429_and_retry_after(gateway_client, f
     assert resp.status == 429 and resp.headers["Retry-After"] == "7"
 
 
+@pytest.mark.parametrize("gateway_settings", [{"max_active_tasks": 2}], indirect=True)
+async def test_tasks_over_the_active_limit_wait_for_a_slot_instead_of_a_429(  # noqa: ANN001
+        gateway_client, fake_upstream, sleeps):
+    bfl = install(fake_upstream, steps=2, limit=2)
+    answers = await asyncio.gather(post(gateway_client, {"prompt": "a fox", "n": 3}),
+                                   post(gateway_client, {"prompt": "a hare", "n": 2}))
+    assert [a.status for a in answers] == [200, 200], [await a.text() for a in answers]
+    assert [len((await a.json())["data"]) for a in answers] == [3, 2]
+    # Five tasks, never more than two at once, and none refused.
+    assert len(bfl.creates()) == 5 and bfl.max_active == 2 and bfl.active == 0
+
+
+async def test_kontext_max_runs_at_most_its_own_six_at_once(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
+    bfl = install(fake_upstream, steps=2)
+    resp = await post(gateway_client, {"prompt": "a fox", "model": "flux-kontext-max", "n": 9})
+    assert resp.status == 200, await resp.text()
+    assert len((await resp.json())["data"]) == 9
+    assert len(bfl.creates()) == 9 and bfl.max_active_of == {"flux-kontext-max": 6}
+
+
 async def test_validation_errors_are_400s_naming_the_field(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
     install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "safety_tolerance": 9})

@@ -27,9 +27,10 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billi
           403: "permission_error", 404: "not_found_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
 
-def read_result(body: bytes, request_id: str) -> GenerationResult:
-    """A completed request's images, less those its safety checker flagged; all of them
-    flagged is a content-policy refusal.  Anything else is a 502 naming what came back."""
+def read_result(body: bytes, request_id: str) -> tuple[GenerationResult, int]:
+    """A completed request's images less those its safety checker flagged, and how many it
+    flagged; all of them flagged is a content-policy refusal.  Anything else is a 502 naming
+    what came back."""
     doc = read_object(body, f"result of request {request_id}")
     items = doc.get("images")
     if not isinstance(items, list):
@@ -51,7 +52,7 @@ def read_result(body: bytes, request_id: str) -> GenerationResult:
         ctype = item.get("content_type")
         images.append(Image(url=url, content_type=ctype if isinstance(ctype, str) else None))
     if images:
-        return GenerationResult(images=images)
+        return GenerationResult(images=images), flagged
     if flagged:
         which = "the image" if flagged == 1 else f"all {flagged} images"
         raise ContentPolicyViolation(PROVIDER, f"the safety checker flagged {which} of request {request_id} "

@@ -155,7 +155,11 @@ class FalProvider(Provider):
         answer = await upstream.exchange(self._request(attempt, "GET", url))
         if not answer.ok:
             raise self.upstream_error(answer)
-        result = read_result(answer.body, request_id)
+        result, withheld = read_result(answer.body, request_id)
+        if withheld and attempt.plan is not None:
+            # The caller asked for more images than it gets: say so, as a mapped parameter is.
+            attempt.plan.report(f"n={len(result.images) + withheld}->{len(result.images)} ({withheld} withheld "
+                                "by fal's safety checker: has_nsfw_concepts)")
         result.headers = headers.relay_headers(answer.headers)
         return result
 

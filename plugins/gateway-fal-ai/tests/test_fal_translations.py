@@ -280,8 +280,8 @@ def test_flagged_images_are_dropped_and_all_flagged_is_a_refusal():
     body = msgspec.json.encode({"images": [image("https://v3.fal.media/files/a.jpg"),
                                            image("https://v3.fal.media/files/b.jpg")],
                                 "has_nsfw_concepts": [False, True], "seed": 1})
-    result = read_result(body, "r-1")
-    assert [i.url for i in result.images] == ["https://v3.fal.media/files/a.jpg"]
+    result, withheld = read_result(body, "r-1")
+    assert [i.url for i in result.images] == ["https://v3.fal.media/files/a.jpg"] and withheld == 1
     assert result.images[0].content_type == "image/jpeg"
     body = msgspec.json.encode({"images": [image("https://v3.fal.media/files/a.jpg")], "has_nsfw_concepts": [True]})
     with pytest.raises(ContentPolicyViolation, match="flagged the image of request r-1"):
@@ -290,8 +290,8 @@ def test_flagged_images_are_dropped_and_all_flagged_is_a_refusal():
 
 def test_data_uris_and_a_single_image_are_read():
     uri = data_uri(PNG_1X1)
-    assert [i.url for i in read_result(msgspec.json.encode({"images": [{"url": uri}]}), "r").images] == [uri]
-    assert [i.url for i in read_result(msgspec.json.encode({"image": {"url": uri}}), "r").images] == [uri]
+    assert [i.url for i in read_result(msgspec.json.encode({"images": [{"url": uri}]}), "r")[0].images] == [uri]
+    assert [i.url for i in read_result(msgspec.json.encode({"image": {"url": uri}}), "r")[0].images] == [uri]
 
 
 @pytest.mark.parametrize("doc", [{"images": []}, {"output": "x"}, {"images": [{"file": "x"}]},

@@ -167,6 +167,9 @@ async def test_a_flagged_image_is_dropped(gateway_client, fake_upstream, sleeps)
     assert resp.status == 200, await resp.text()
     got = [base64.b64decode(d["b64_json"]) for d in (await resp.json())["data"]]
     assert got == [fal.served[0][0], fal.served[0][2]] and black_png() not in got
+    # The caller learns why it got two images of three.
+    assert resp.headers["x-portkey-adjusted-params"] == (
+        "n=3->2 (1 withheld by fal's safety checker: has_nsfw_concepts)")
 
 
 async def test_all_images_flagged_is_a_content_policy_violation(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
