@@ -116,9 +116,38 @@ def load_saved_configs(raw: Mapping[str, Any], registry: Registry, virtual_keys:
         except GatewayError as e:
             errors.append(f"settings [configs.{cid}]: {e.message}")
             continue
+        problem = _check_options(node, registry, virtual_keys)
+        if problem is not None:
+            errors.append(f"settings [configs.{cid}]: {problem}")
+            continue
         _mark_saved(node)
         out[cid] = node
     return out
+
+
+def _check_options(node: Target, registry: Registry, virtual_keys: Mapping[str, VirtualKey]) -> str | None:
+    """The first provider option of a saved config its provider refuses (with its path), else None.
+
+    Each target whose provider is known here (named, or its virtual key's) is checked as a
+    request through it would check it, its virtual key's options under its own; a root that
+    leaves the provider to the request's header is the request's to check.
+    """
+    if node.targets:
+        for child in node.targets:
+            problem = _check_options(child, registry, virtual_keys)
+            if problem is not None:
+                return problem
+        return None
+    vk = virtual_keys.get(node.virtual_key) if node.virtual_key is not None else None
+    provider = registry.providers.get(node.provider or (vk.provider if vk is not None else ""))
+    if provider is None:
+        return None  # not installed: a request through it is answered so, a fallback may skip it
+    options = {**vk.options, **node.options} if vk is not None else node.options
+    try:
+        provider.parse_options(Target(path=node.path, options=options))
+    except GatewayError as e:
+        return e.message
+    return None
 
 
 def _mark_saved(node: Target) -> None:

@@ -117,6 +117,12 @@ async def test_an_override_of_the_wrong_type_is_a_400_naming_its_path(gateway_cl
         ('[virtual_keys.k]\nprovider = "openai"\napi_key_file = "/no/such/file"\n', "cannot read api_key_file"),
         ('[configs.c]\nstrategy = { mode = "fallbak" }\ntargets = [{ provider = "openai" }]\n', "[configs.c]"),
         ('[configs.c]\nvirtual_key = "missing"\n', "unknown virtual key 'missing'"),
+        # A saved target's provider options are checked at start-up, not by its first request.
+        ('[configs.c]\nprovider = "openai"\nopenai_organizaton = "o"\n',
+         "[configs.c]: Invalid option for provider 'openai': Object contains unknown field `openai_organizaton`"),
+        ('[virtual_keys.k]\nprovider = "openai"\napi_key = "x"\n[configs.c]\nstrategy = { mode = "fallback" }\n'
+         'targets = [{ provider = "openai" }, { virtual_key = "k", openai_project = 5 }]\n',
+         "Expected `str | null`, got `int` - at `$.targets[1].openai_project`"),
     ],
 )
 def test_bad_saved_settings_stop_startup(tmp_path, toml, needle):  # noqa: ANN001

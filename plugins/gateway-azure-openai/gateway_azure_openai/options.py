@@ -93,11 +93,16 @@ class AzureOpenAIOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     #: request's ``model`` does not name one the plugin knows.
     azure_model_name: str | None = None
     #: How the gateway signs in (:data:`AUTH_MODES`); unset: ``apiKey`` (or ``azure_ad_token``).
-    azure_auth_mode: str | None = None
+    azure_auth_mode: Annotated[str, msgspec.Meta(
+        description="apiKey, entra (client credentials), managed (managed identity) or workload "
+                    "(workload identity federation)",
+        extra_json_schema={"enum": list(AUTH_MODES)})] | None = None
     #: ``entra``: the application's client id, a client secret of it, its tenant.
-    azure_entra_client_id: str | None = None
-    azure_entra_client_secret: str | None = None
-    azure_entra_tenant_id: str | None = None
+    azure_entra_client_id: Annotated[str, msgspec.Meta(description="entra: the application (client) id")] | None = None
+    azure_entra_client_secret: Annotated[str, msgspec.Meta(
+        description="entra: a client secret of the application")] | None = None
+    azure_entra_tenant_id: Annotated[str, msgspec.Meta(
+        description="entra: the tenant (directory) id or domain")] | None = None
     #: The scope (``entra``, ``workload``) or, without ``/.default``, the resource (``managed``)
     #: a token is asked for; default ``https://cognitiveservices.azure.com/.default``.
     azure_entra_scope: str | None = None

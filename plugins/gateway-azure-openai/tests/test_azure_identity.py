@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import subprocess
+import sys
 from urllib.parse import parse_qsl
 
 import gateway_azure_openai
@@ -20,7 +23,7 @@ from gateway.sdk import StartupError
 from gateway.testing import Reply, answer, make_attempt
 from gateway.testing.harness import make_provider
 from gateway_azure_openai.identity import ClientSecret, ManagedIdentity, read_token_answer
-from gateway_azure_openai.options import AzureOpenAIOptions
+from gateway_azure_openai.options import IDENTITY_OPTIONS, AzureOpenAIOptions
 from gateway_azure_openai.provider import AzureOpenAIProvider
 from gateway_azure_openai.testing import APP_SERVICE_PATH, IMDS_PATH, EntraFake, ManagedIdentityFake
 from gateway_azure_openai.tokens import TokenCache
@@ -415,6 +418,48 @@ async def test_workload_identity_exchanges_the_federated_token(request, aiohttp_
     assert bearer(fake_upstream.last) == "entra-issued-2"
 
 
+async def test_workload_identity_for_another_application(request, aiohttp_client, monkeypatch, tmp_path,  # noqa: ANN001
+                                                          fake_upstream, azure, entra):
+    # One pod's federated token may be trusted by several applications: a virtual key names its own.
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(ASSERTION)
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
+    monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
+    entra.federated[OTHER_CLIENT] = ASSERTION
+    request.getfixturevalue("gateway_settings")["virtual_keys"]["azure-workload-other"] = {
+        "provider": "azure-openai", **RESOURCE, "azure_auth_mode": "workload", "azure_workload_client_id": OTHER_CLIENT}
+    client = await aiohttp_client(request.getfixturevalue("gateway_app"))
+    for name in ("azure-workload-other", "azure-workload", "azure-workload-other"):
+        resp = await generate(client, vk(name))
+        assert resp.status == 200, await resp.text()
+    # One token per application, each asked for once and reused.
+    assert [form(r)["client_id"] for r in entra.requests] == [OTHER_CLIENT, CLIENT]
+    assert {form(r)["client_assertion"] for r in entra.requests} == {ASSERTION}
+    assert bearer(fake_upstream.last) == "entra-issued-1"
+
+
+async def test_an_entra_scope_is_the_one_asked_for_and_its_token_kept_apart(  # noqa: ANN001
+        gateway_client, fake_upstream, azure, entra, clock):
+    scoped = config(provider="azure-openai", **RESOURCE, **ENTRA, azure_entra_scope="https://ai.azure.com/.default")
+    plain = config(provider="azure-openai", **RESOURCE, **ENTRA)
+    for headers in (scoped, plain, scoped, plain):
+        resp = await generate(gateway_client, headers)
+        assert resp.status == 200, await resp.text()
+    assert [form(r)["scope"] for r in entra.requests] == ["https://ai.azure.com/.default",
+                                                          "https://cognitiveservices.azure.com/.default"]
+    assert bearer(fake_upstream.last) == "entra-issued-2"
+
+
+async def test_a_scope_entra_refuses_is_a_4xx_naming_it(gateway_client, fake_upstream, entra):  # noqa: ANN001
+    resp = await generate(gateway_client, config(provider="azure-openai", **RESOURCE, **ENTRA,
+                                                 azure_entra_scope="https://cognitiveservices.azure.com"))
+    assert resp.status == 401, await resp.text()
+    err = (await resp.json())["error"]
+    assert err["code"] == "azure_identity_refused" and "invalid_scope" in err["message"] and SECRET not in err["message"]
+    assert [r for r in fake_upstream.requests if "/images/" in r.path] == []
+
+
 async def test_workload_identity_without_its_environment_is_named(gateway_client, fake_upstream):  # noqa: ANN001
     resp = await generate(gateway_client, vk("azure-workload"))
     assert resp.status == 502
@@ -440,6 +485,49 @@ def test_a_virtual_key_missing_its_secret_stops_start_up(request, gateway_settin
     gateway_settings["virtual_keys"]["azure-entra"].pop("azure_entra_client_secret")
     with pytest.raises(StartupError, match="azure_entra_client_secret"):
         request.getfixturevalue("gateway_app")
+
+
+def test_the_settings_schema_types_the_identity_options_on_targets_and_virtual_keys():
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", "config", "schema"], capture_output=True, text=True,
+                          timeout=60, check=True, env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")})
+    schema = msgspec.json.decode(proc.stdout)
+    defs = schema["$defs"]
+    virtual_key = defs["Settings"]["properties"]["virtual_keys"]["additionalProperties"]
+    for holder in (defs["NodeFields"], virtual_key):
+        [clause] = [c for c in holder["allOf"] if c["if"]["properties"]["provider"] == {"const": "azure-openai"}]
+        props = clause["then"]["properties"]
+        assert set(IDENTITY_OPTIONS) | {"resource_name", "deployment_id", "api_version"} <= set(props)
+        assert props["azure_auth_mode"]["anyOf"][0]["enum"] == ["apiKey", "entra", "managed", "workload"]
+        assert props["azure_entra_client_secret"]["anyOf"][0]["type"] == "string"
+    assert "allowed_custom_hosts" in virtual_key["properties"]
+
+
+def test_config_check_names_a_saved_configs_identity_mistake(tmp_path):  # noqa: ANN001
+    settings = tmp_path / "gateway.toml"
+    settings.write_text(f"""
+[virtual_keys.az]
+provider = "azure-openai"
+resource_name = "contoso"
+azure_auth_mode = "managed"
+
+[configs.pc-entra]
+strategy = {{ mode = "fallback" }}
+targets = [
+  {{ virtual_key = "az" }},
+  {{ provider = "azure-openai", azure_auth_mode = "entra", azure_entra_client_id = "{CLIENT}", azure_entra_tenant_id = "{TENANT}" }},
+]
+
+[configs.pc-mode]
+virtual_key = "az"
+azure_auth_mode = "entraa"
+""")
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", "config", "check", str(settings)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")})
+    assert proc.returncode == 2, proc.stderr
+    assert ("[configs.pc-entra]: Invalid option for provider 'azure-openai': `azure_auth_mode` entra needs "
+            "`azure_entra_client_secret`") in proc.stderr and "at `$.targets[1]`" in proc.stderr
+    assert "[configs.pc-mode]" in proc.stderr and "not 'entraa'" in proc.stderr
 
 
 def test_the_authority_host_for_sovereign_clouds():

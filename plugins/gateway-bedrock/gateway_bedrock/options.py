@@ -50,13 +50,18 @@ class BedrockOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: ``apiKey``: send the provider key as a Bedrock API key even when AWS keys are
     #: present; ``serviceRole``: sign with the gateway's own AWS credentials;
     #: ``assumedRole``: sign with a role's temporary credentials (STS AssumeRole).
-    aws_auth_type: str | None = None
+    aws_auth_type: Annotated[str, msgspec.Meta(
+        description="apiKey, serviceRole (the gateway's own AWS identity) or assumedRole (STS AssumeRole)",
+        extra_json_schema={"enum": list(AUTH_TYPES)})] | None = None
     #: ``assumedRole``: the role, the external id its trust policy may ask for, the session's
     #: name (default ``gateway``) and length in seconds (900 to 43200; default 3600).
-    aws_role_arn: str | None = None
-    aws_external_id: str | None = None
-    aws_role_session_name: str | None = None
-    aws_role_duration_seconds: int | None = None
+    aws_role_arn: Annotated[str, msgspec.Meta(description="assumedRole: the IAM role's ARN")] | None = None
+    aws_external_id: Annotated[str, msgspec.Meta(
+        description="assumedRole: the external id the role's trust policy asks for")] | None = None
+    aws_role_session_name: Annotated[str, msgspec.Meta(
+        description="assumedRole: the session's name (default gateway)")] | None = None
+    aws_role_duration_seconds: Annotated[int, msgspec.Meta(
+        description="assumedRole: the session's length in seconds, 900 to 43200 (default 3600)")] | None = None
     #: The foundation model behind a ``model`` that does not name it (an application
     #: inference profile ARN): selects the request dialect.
     aws_bedrock_model: str | None = None
