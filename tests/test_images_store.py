@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import os
 import time
 import types
@@ -12,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from aiohttp import web
+from PIL import Image
 
 import gateway_segmind
 import gateway_stability_ai
@@ -91,6 +93,29 @@ async def test_the_type_comes_from_the_bytes_not_the_claim(gateway_client, gatew
         with pytest.raises(NotAnImage):
             await store.put(data, "image/png", ttl=60)
     assert len(images_in(tmp_path / "images")) == 1
+
+
+async def test_a_webp_answer_is_stored_and_served_as_webp(gateway_client, gateway_app, fake_upstream):  # noqa: ANN001
+    """A provider's WebP (made by Pillow, sent as base64, typed by nobody) is kept as
+    ``image/webp`` and served as one image among the others: nosniff, inline, sandboxed."""
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buf, "WEBP")
+    webp = buf.getvalue()
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": base64.b64encode(webp).decode()}]}))
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox", "response_format": "url"},
+                                     headers={"x-portkey-provider": "fake", "Authorization": "Bearer k"})
+    assert resp.status == 200, await resp.text()
+    url = (await resp.json())["data"][0]["url"]
+    image_id = url.split("?")[0].rsplit("/", 1)[1]
+    stored = await gateway_app[GATEWAY].images.get(image_id)
+    assert stored is not None and stored.content_type == "image/webp"
+    image = await gateway_client.get(url[url.index("/v1/"):])
+    assert image.status == 200 and await image.read() == webp
+    assert image.headers["Content-Type"] == "image/webp"
+    assert image.headers["X-Content-Type-Options"] == "nosniff"
+    assert image.headers["Content-Disposition"] == f'inline; filename="{image_id}.webp"'
+    csp = image.headers["Content-Security-Policy"]
+    assert "sandbox" in csp and "default-src 'none'" in csp
 
 
 async def test_a_record_with_another_type_is_never_served(gateway_client, gateway_app, tmp_path):  # noqa: ANN001

@@ -10,11 +10,13 @@ import base64
 import ipaddress
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
 import gateway_azure_openai
 import gateway_bedrock
+from gateway.app import create_app
 from gateway.ssrf import AddressPolicy, BlockedAddress, GuardedResolver
 from gateway.testing import FakeUpstream, Reply, fake_provider
 from gateway.testing.dns import StaticResolver
@@ -236,6 +238,30 @@ def test_loopback_is_trusted_by_default_only_while_listening_on_loopback(bind: s
     assert AddressPolicy.from_settings(["10.0.0.0/8"], "0.0.0.0").refusal(ipaddress.ip_address("10.2.3.4")) is None
 
 
+@pytest.mark.parametrize(("bind", "allowed"), [("0.0.0.0", False), ("127.0.0.1", True)])
+async def test_a_loopback_custom_host_depends_on_where_the_gateway_listens(
+        bind, allowed, aiohttp_server, fake_upstream):  # noqa: ANN001
+    """End to end, ``security.trusted_hosts`` unset: a gateway listening on every address
+    (a real server bound to 0.0.0.0, on an ephemeral port) refuses a loopback custom host with a
+    400 before connecting; the same gateway listening on loopback uses it."""
+    fake_provider.install(fake_upstream)  # the loopback service a caller points the gateway at
+    app = create_app({"server": {"host": bind}}, plugins=FIRST_PARTY, load_entrypoints=False)
+    server = await aiohttp_server(app, host=bind, port=0)
+    assert server.runner.addresses[0][0] == bind
+    headers = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own", "Content-Type": "application/json",
+               "x-portkey-custom-host": f"http://127.0.0.1:{fake_upstream.port}/v1"}
+    async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{server.port}{GEN}", data=b'{"prompt":"a fox"}', headers=headers) as resp:
+        body = await resp.json()
+    if allowed:
+        assert resp.status == 200, body
+        assert [r.path for r in fake_upstream.requests] == ["/v1/images/generations"]
+    else:
+        assert resp.status == 400, body
+        assert body["error"]["code"] == "invalid_custom_host" and "security.trusted_hosts" in body["error"]["message"]
+        assert fake_upstream.requests == []
+
+
 # -- 3. image URLs in answers: only the provider's own hosts and ports, through the guard ---------
 
 
@@ -285,3 +311,72 @@ class TestImageURLToAnInternalName:
                            {"prompt": "a fox", "response_format": "b64_json"})
         assert resp.status == 502
         assert [r.path for r in attacker.requests] == ["/v1/images/generations"]
+
+
+class TestCachedURLCopy:
+    """The cache's URL copy (``Delivery.keep``): an answer that will be cached gets gateway URLs
+    for the provider's image URLs, copied from the provider's own hosts only."""
+
+    @pytest.fixture
+    def gateway_settings(self, fake_upstream, tmp_path) -> dict[str, Any]:  # noqa: ANN001
+        return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
+                "images": {"directory": str(tmp_path / "images")}}
+
+    @pytest.mark.parametrize("where", ["attacker-name", "loopback-port", "metadata-name"])
+    async def test_an_image_url_off_the_providers_hosts_is_neither_fetched_nor_stored(
+            self, where, gateway_client, gateway_services, fake_upstream, attacker, dns, tmp_path):  # noqa: ANN001
+        # attacker.example resolves to loopback, which the guard trusts while the gateway listens
+        # there: only the provider-host check stands between the copy and the attacker's server.
+        url = {"attacker-name": f"http://attacker.example:{attacker.port}/img.png",
+               "loopback-port": f"http://127.0.0.1:{attacker.port}/img.png",
+               "metadata-name": "http://169.254.169.254.nip.io/latest/meta-data/img.png"}[where]
+        attacker.on("GET", "/img.png", Reply(body=PNG, content_type="image/png"))
+        fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
+        config = {"provider": "fake", "api_key": "sk-own", "cache": {"mode": "simple", "max_age": 600}}
+        for _ in range(2):
+            resp = await _post(gateway_client, {"x-portkey-config": msgspec.json.encode(config).decode()})
+            body = await resp.json()
+            # As designed: the provider's own URL is handed on, uncopied, and the answer not
+            # cached (a second identical request is a miss, not a hit on a copied image).
+            assert resp.status == 200, body
+            assert resp.headers["x-portkey-cache-status"] == "MISS"
+            assert body["data"][0]["url"] == url
+            await gateway_services.drain()
+        assert attacker.requests == []
+        assert [r.method for r in fake_upstream.requests] == ["POST", "POST"]
+        assert not any(name.endswith((".example", ".nip.io")) for name in dns.lookups)  # not even resolved
+        stored = tmp_path / "images"
+        assert not stored.exists() or [p.name for p in stored.iterdir() if not p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("origin", ["provider", "custom-host"])
+async def test_a_redirect_from_an_image_host_to_an_internal_name_is_not_followed(
+        origin, gateway_client, fake_upstream, attacker):  # noqa: ANN001
+    """An image URL on the provider's own host (or the caller's custom host) that answers 302
+    to an internal name: the redirect is not followed (``allow_redirects=False``), the fetch
+    fails as the provider's (a 502 naming the status) and the internal server sees nothing."""
+    internal = await FakeUpstream().start()  # an internal service, reachable from the gateway's host
+    try:
+        internal.on("GET", "/latest/meta-data/", Reply(body=PNG, content_type="image/png"))
+        if origin == "provider":
+            # Resolved by the system (the operator's base URL uses the plain pool).
+            image_host, target, headers = fake_upstream, f"http://localhost:{internal.port}/latest/meta-data/", {}
+            image_url = f"{fake_upstream.url}/v1/files/img.png"
+        else:
+            # Resolved by the guard's resolver (the stub: internal-test.example is 127.0.0.1), which
+            # lets loopback through while the gateway listens there: only not following the
+            # redirect keeps the internal server unreached.
+            image_host, target = attacker, f"http://internal-test.example:{internal.port}/latest/meta-data/"
+            headers = {"x-portkey-custom-host": _evil(attacker)}
+            image_url = f"http://attacker.example:{attacker.port}/v1/files/img.png"
+        image_host.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": image_url}]}))
+        image_host.on("GET", "/v1/files/img.png", Reply(302, headers={"Location": target}))
+        resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own", **headers},
+                           {"prompt": "a fox", "response_format": "b64_json"})
+        body = await resp.json()
+        assert resp.status == 502, body
+        assert body["error"]["code"] == "image_fetch_failed" and "HTTP 302" in body["error"]["message"]
+        assert [r.path for r in image_host.requests] == ["/v1/images/generations", "/v1/files/img.png"]
+        assert internal.requests == []
+    finally:
+        await internal.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 
 from gateway.testing import Reply
 
@@ -245,23 +246,36 @@ requests_per_minute = 4
 [gateway_keys.batch]
 key_env = "GK_BATCH"
 images_per_day = 5
+
+[gateway_keys.spend]
+key_env = "GK_SPEND"
+cost_per_day = 0.12
+# What a budget counts before the answer says (the priced cost replaces it after).
+image_cost = 0.01
+
+[prices.openai.gpt-image-1]
+per_image = 0.04
 """
-CI_KEY, BATCH_KEY = "gk-ci-0123456789abcdef", "gk-batch-0123456789abcdef"
+#: Priced by ``[prices.openai.gpt-image-1]`` above.
+MODEL = "gpt-image-1"
+CI_KEY, BATCH_KEY, SPEND_KEY = "gk-ci-0123456789abcdef", "gk-batch-0123456789abcdef", "gk-spend-0123456789abcdef"
 
 
 @pytest.fixture
 async def keyed_pair(tmp_path, redis, fake_upstream, monkeypatch) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess, aiohttp.ClientSession]]:  # noqa: ANN001
     monkeypatch.setenv("GK_CI", CI_KEY)
     monkeypatch.setenv("GK_BATCH", BATCH_KEY)
+    monkeypatch.setenv("GK_SPEND", SPEND_KEY)
     config = tmp_path / "gateway.toml"
     config.write_text(KEYED.format(upstream=fake_upstream.url, redis=redis.url))
     async with two_gateways(config) as pair:
         yield pair
 
 
-async def generate(session: aiohttp.ClientSession, gw: GatewayProcess, key: str, n: int = 1) -> tuple[int, dict, dict]:
+async def generate(session: aiohttp.ClientSession, gw: GatewayProcess, key: str, n: int = 1,
+                   **body: object) -> tuple[int, dict, dict]:
     headers = {"x-portkey-api-key": key, "x-portkey-virtual-key": "openai-prod"}
-    async with session.post(gw.url + GEN, json={"prompt": "a fox", "n": n}, headers=headers) as resp:
+    async with session.post(gw.url + GEN, json={"prompt": "a fox", "n": n, **body}, headers=headers) as resp:
         return resp.status, dict(resp.headers), await resp.json()
 
 
@@ -293,6 +307,40 @@ async def test_images_per_day_counts_n_across_two_instances(keyed_pair, fake_ups
     assert status == 429 and "asks for 2" in body["error"]["message"]
     assert (await generate(session, b, BATCH_KEY, n=1))[0] == 200
     assert (await generate(session, a, BATCH_KEY, n=1))[0] == 429
+
+
+async def spent(redis: RedisProcess, expected: float) -> None:  # noqa: F811
+    """Wait until the key's shared day counter holds ``expected`` (a request's cost settles
+    just after its answer is sent), then return."""
+    client = aioredis.from_url(redis.url)
+    try:
+        for _ in range(100):
+            keys = [k async for k in client.scan_iter(match="*gk:{spend}:cost_per_day:*")]
+            values = [int(v) for v in await client.mget(keys)] if keys else [0]
+            if values == [round(expected * 1_000_000)]:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the shared day counter holds {values}, not {expected}")
+    finally:
+        await client.aclose()
+
+
+async def test_cost_per_day_holds_across_two_instances(keyed_pair, redis, fake_upstream):  # noqa: ANN001, F811
+    a, b, session = keyed_pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}] * 2}))
+    # Admitted on the estimate (2 x image_cost 0.01), settled to its price (2 x 0.04).
+    assert (await generate(session, a, SPEND_KEY, n=2, model=MODEL))[0] == 200
+    await spent(redis, 0.08)
+    status, headers, body = await generate(session, b, SPEND_KEY, n=5, model=MODEL)
+    assert status == 429 and body["error"]["code"] == "budget_exceeded", body
+    assert "0.12 per day" in body["error"]["message"] and "would cost 0.05" in body["error"]["message"]
+    assert 1 <= int(headers["Retry-After"]) <= 86400
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
+    assert (await generate(session, b, SPEND_KEY, n=1, model=MODEL))[0] == 200
+    await spent(redis, 0.12)  # A's spending and B's, in one counter: the day's budget is used up
+    status, _, body = await generate(session, a, SPEND_KEY, n=1, model=MODEL)
+    assert status == 429 and body["error"]["code"] == "budget_exceeded"
+    assert len(fake_upstream.requests) == 2
 
 
 async def test_with_redis_down_limits_count_per_instance_and_the_outage_is_logged_once(keyed_pair, redis, fake_upstream):  # noqa: ANN001
