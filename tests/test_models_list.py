@@ -40,6 +40,28 @@ async def test_the_catalog_lists_models_with_their_capabilities(gateway_server, 
     assert fake_upstream.requests == []
 
 
+async def test_max_n_and_images_per_call_are_what_a_request_meets(gateway_client, fake_upstream):  # noqa: ANN001
+    keyed = {"x-portkey-api-key": "gk-wide-0123456789"}
+    resp = await gateway_client.get("/v1/models", headers=keyed)
+    gen = {m["id"]: m["capabilities"]["generations"] for m in (await resp.json())["data"]}
+    assert (gen["fake-hd"]["max_n"], gen["fake-hd"]["images_per_call"]) == (10, 1)
+    assert (gen["fake-image"]["max_n"], gen["fake-image"]["images_per_call"]) == (10, 4)
+    fake_upstream.on("POST", "/v1/images/generations",
+                     Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
+    sent = {**keyed, "x-portkey-virtual-key": "fake-prod", "x-portkey-strict-params": "true"}
+    # max_n images in one request: images_per_call at a time, in parallel calls ...
+    resp = await gateway_client.post("/v1/images/generations", headers=sent,
+                                     json={"prompt": "a fox", "model": "fake-hd", "n": gen["fake-hd"]["max_n"]})
+    assert resp.status == 200, await resp.text()
+    assert len((await resp.json())["data"]) == 10 and len(fake_upstream.requests) == 10
+    # ... and one more is refused (strict) before any call.
+    fake_upstream.requests.clear()
+    resp = await gateway_client.post("/v1/images/generations", headers=sent,
+                                     json={"prompt": "a fox", "model": "fake-hd", "n": 11})
+    assert resp.status == 400 and "1 to 10" in (await resp.json())["error"]["message"]
+    assert fake_upstream.requests == []
+
+
 async def test_a_gateway_keys_scope_narrows_the_catalog(gateway_client):  # noqa: ANN001
     resp = await gateway_client.get("/v1/models", headers={"x-portkey-api-key": "gk-narrow-0123456789"})
     assert resp.status == 200, await resp.text()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -334,3 +337,48 @@ def test_settings_name_the_sts_endpoint():
     assert BedrockProvider(settings).settings.sts_endpoint == "https://sts.{region}.amazonaws.com.cn"
     with pytest.raises(msgspec.ValidationError, match="sts_endpoint"):
         msgspec.convert({"sts_endpoint": "sts.amazonaws.com"}, BedrockProvider.Settings)
+
+
+# -- the settings file's tools ------------------------------------------------------------------------
+
+def _cli(*args: str, cwd: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env={k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")})
+
+
+def test_the_settings_schema_types_the_role_options(tmp_path):  # noqa: ANN001
+    proc = _cli("config", "schema", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    schema = msgspec.json.decode(proc.stdout)
+    virtual_key = schema["$defs"]["Settings"]["properties"]["virtual_keys"]["additionalProperties"]
+    for holder in (schema["$defs"]["NodeFields"], virtual_key):
+        [clause] = [c for c in holder["allOf"] if c["if"]["properties"]["provider"] == {"const": "bedrock"}]
+        props = clause["then"]["properties"]
+        assert props["aws_auth_type"]["anyOf"][0]["enum"] == ["apiKey", "serviceRole", "assumedRole"]
+        for name in ("aws_role_arn", "aws_external_id", "aws_role_session_name", "aws_region"):
+            assert props[name]["anyOf"][0]["type"] == "string", name
+        assert props["aws_role_duration_seconds"]["anyOf"][0]["type"] == "integer"
+
+
+def test_config_check_names_a_saved_configs_role_mistakes(tmp_path):  # noqa: ANN001
+    settings = tmp_path / "gateway.toml"
+    settings.write_text(f"""
+[virtual_keys.bedrock-role]
+provider = "bedrock"
+aws_region = "us-east-1"
+aws_auth_type = "assumedRole"
+aws_role_arn = "{ROLE_ARN}"
+
+[configs.pc-no-role]
+provider = "bedrock"
+aws_auth_type = "assumedRole"
+
+[configs.pc-bad-external-id]
+strategy = {{ mode = "fallback" }}
+targets = [ {{ virtual_key = "bedrock-role" }}, {{ virtual_key = "bedrock-role", aws_external_id = "x" }} ]
+""")
+    proc = _cli("config", "check", str(settings), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "[configs.pc-no-role]" in proc.stderr and "assumedRole needs `aws_role_arn`" in proc.stderr
+    assert "[configs.pc-bad-external-id]" in proc.stderr and "`aws_external_id`" in proc.stderr
+    assert "at `$.targets[1]`" in proc.stderr

@@ -135,6 +135,22 @@ async def test_a_users_target_is_the_same_on_both_instances(pair, fake_upstream)
     assert 0.57 < share < 0.93, share
 
 
+@pytest.mark.parametrize(("field", "default"), [("sticky", 300), ("sticky_session", 3600)])
+async def test_a_choice_is_kept_in_redis_for_the_default_ttl(pair, fake_upstream, store, field, default):  # noqa: ANN001
+    a, b, session = pair
+    Switch(fake_upstream)
+    config = {"strategy": {"mode": "loadbalance", field: {"hash_fields": ["metadata.user"]}},
+              "targets": [leaf("light"), leaf("heavy")]}
+    assert await post(session, a, config, "alice") == 200
+    [key] = [k async for k in store.scan_iter(match="*st:*")]
+    # Without `ttl`: Portkey 2.x's 300 s for `sticky`, its load-balancing page's 3600 s for `sticky_session`.
+    assert default - 5 <= await store.ttl(key) <= default
+    explicit = {**config, "strategy": {**config["strategy"], field: {"hash_fields": ["metadata.user"], "ttl": 42}}}
+    assert await post(session, b, explicit, "bob") == 200
+    ttls = sorted([await store.ttl(k) async for k in store.scan_iter(match="*st:*")])
+    assert len(ttls) == 2 and 37 <= ttls[0] <= 42 and default - 5 <= ttls[1] <= default
+
+
 async def test_a_sticky_target_that_fails_is_forgotten_by_both(pair, fake_upstream, store):  # noqa: ANN001
     a, b, session = pair
     switch = Switch(fake_upstream)
