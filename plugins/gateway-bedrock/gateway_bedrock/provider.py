@@ -74,6 +74,7 @@ from gateway_bedrock.models import (
     family_of,
 )
 from gateway_bedrock.options import HEADER_OPTIONS, ROLE_OPTIONS, BedrockOptions, BedrockSettings
+from gateway_bedrock.prices import PRICES
 
 __all__ = ["DEFAULT_REGION", "BedrockProvider"]
 
@@ -103,6 +104,8 @@ class BedrockProvider(Provider):
         edit_models=ModelTable(EDIT_MODELS, edit_caps),
         default_edit_model=DEFAULT_MODEL,
     )
+    #: None confirmed (gateway_bedrock/prices.py): set them in ``[prices.bedrock]``.
+    prices = PRICES
     # SigV4 signs the body's hash: passthrough needs the body whole before build_proxy.
     proxy_reads_body = True
     #: Besides the content negotiation headers, Bedrock's own request headers change

@@ -50,6 +50,7 @@ from gateway_bytedance_seedream.options import (
     SeedreamOptions,
     SeedreamSettings,
 )
+from gateway_bytedance_seedream.prices import PRICES
 
 __all__ = ["SeedreamProvider", "refused"]
 
@@ -110,6 +111,8 @@ class SeedreamProvider(Provider):
         any_edit_model=ANY_EDIT,
         default_edit_model=DEFAULT_MODEL,
     )
+    #: Per generated image, BytePlus model IDs only (gateway_bytedance_seedream/prices.py).
+    prices = PRICES
     settings: SeedreamSettings
 
     # -- where requests go -------------------------------------------------------------

@@ -57,6 +57,7 @@ from gateway_replicate.models import (
     resolve_edit,
 )
 from gateway_replicate.predictions import Prediction, error_from_problem, outcome, read_file, read_prediction
+from gateway_replicate.prices import PRICES
 
 _encode = msgspec.json.Encoder().encode
 
@@ -101,6 +102,9 @@ class ReplicateProvider(Provider):
         # Every model has its own inputs: the client's native ones go into `input` as they are.
         passes_unknown_parameters=True,
     )
+    #: Official models per output image; others are billed by run time, not priced
+    #: (gateway_replicate/prices.py).
+    prices = PRICES
     settings: ReplicateSettings
 
     # -- the create request ------------------------------------------------------------

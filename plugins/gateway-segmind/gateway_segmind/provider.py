@@ -28,6 +28,7 @@ from gateway.sdk import (
 )
 from gateway_segmind.errors import error_message, is_content_refusal, json_message
 from gateway_segmind.models import DEFAULT_MODEL, MODELS, Dialect, dialect_of
+from gateway_segmind.prices import PRICES
 
 _encode = msgspec.json.Encoder().encode
 #: A Segmind model slug (``sdxl1.0-txt2img``): it becomes a URL path segment, so no ``/``.
@@ -56,6 +57,8 @@ class SegmindProvider(Provider):
         # Each model has its own native parameters; Segmind validates them.
         passes_unknown_parameters=True,
     )
+    #: None: the listed models are billed by GPU time (gateway_segmind/prices.py).
+    prices = PRICES
 
     def auth_headers(self, attempt: Attempt) -> dict[str, str]:
         return {"x-api-key": attempt.api_key} if attempt.api_key else {}

@@ -35,6 +35,7 @@ from gateway.sdk import (
     UpstreamRequest,
     decode_json,
 )
+from gateway_together_ai.prices import PRICES
 
 _encode = msgspec.json.Encoder().encode
 
@@ -91,6 +92,8 @@ class TogetherProvider(Provider):
         edit_models={name: caps for name, (_, caps) in EDIT_MODELS.items()},
         default_edit_model="black-forest-labs/FLUX.1-kontext-pro",
     )
+    #: Per megapixel of output, where the rate was confirmed (gateway_together_ai/prices.py).
+    prices = PRICES
 
     def build_generation(self, attempt: Attempt, req: GenerationRequest) -> UpstreamRequest:
         return self._request(attempt, self._body(req, req.extra))
