@@ -183,12 +183,35 @@ async def test_url_answer_as_b64_is_fetched_from_the_provider_host_only(gateway_
     resp = await gateway_client.post(GEN, json=body, headers=H)
     assert resp.status == 200
     assert base64.b64decode((await resp.json())["data"][0]["b64_json"]) == make_png(5)
+    # Neither is fetched into the answer: the image was made and billed, so instead of a 502
+    # (which a client or a fallback would retry, billed again) its URL is handed on, with why.
     resp = await gateway_client.post(GEN, json=body, headers=H)
-    assert resp.status == 502
-    assert "not on openai's own hosts (attacker.example)" in (await resp.json())["error"]["message"]
+    assert resp.status == 200
+    assert (await resp.json())["data"] == [{"url": "https://attacker.example/steal.png"}]
+    assert resp.headers["x-portkey-adjusted-params"] == (
+        "response_format=b64_json->url (Invalid response from openai: an image URL is not on openai's own hosts "
+        "(attacker.example))")
     resp = await gateway_client.post(GEN, json=body, headers=H)
-    assert resp.status == 502
-    assert (await resp.json())["error"]["code"] == "image_fetch_failed"
+    assert resp.status == 200
+    assert (await resp.json())["data"] == [{"url": fake_upstream.url + "/img/missing.png"}]
+    assert "Fetching an image from openai failed: HTTP 404" in resp.headers["x-portkey-adjusted-params"]
+    assert [r.path for r in fake_upstream.requests].count("/img/missing.png") == 1
+
+
+async def test_an_image_that_cannot_be_fetched_is_not_made_again_by_a_fallback(gateway_client, fake_upstream):  # noqa: ANN001
+    # The first target made (and billed) the image; only its URL could not be fetched. A 502 here
+    # would send the fallback to the second target, and the caller would pay twice.
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": fake_upstream.url + "/img/gone.png"}]}))
+    fake_upstream.on("GET", "/img/gone.png", Reply(503, body=b"busy"))
+    config = {"strategy": {"mode": "fallback"},
+              "targets": [{"provider": "openai", "api_key": "sk-first"}, {"provider": "openai", "api_key": "sk-second"}]}
+    resp = await gateway_client.post(GEN, json={"prompt": "p", "model": "dall-e-2", "response_format": "b64_json"},
+                                     headers={"x-portkey-config": msgspec.json.encode(config).decode()})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["data"] == [{"url": fake_upstream.url + "/img/gone.png"}]
+    assert "HTTP 503" in resp.headers["x-portkey-adjusted-params"]
+    posts = [r for r in fake_upstream.requests if r.method == "POST"]
+    assert [r.headers["Authorization"] for r in posts] == ["Bearer sk-first"]
 
 
 @pytest.mark.parametrize(

@@ -274,8 +274,10 @@ async def test_an_image_url_on_another_port_of_the_providers_host_is_not_fetched
         resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own"},
                            {"prompt": "a fox", "response_format": "b64_json"})
         body = await resp.json()
-        assert resp.status == 502, body
-        assert "own hosts" in body["error"]["message"]
+        # Not fetched; the image was made, so its URL is handed on, with the reason.
+        assert resp.status == 200, body
+        assert body["data"] == [{"url": f"{other.url}/secret.png"}]
+        assert "own hosts" in resp.headers["x-portkey-adjusted-params"]
         assert other.requests == []
     finally:
         await other.close()
@@ -309,7 +311,9 @@ class TestImageURLToAnInternalName:
         resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own",
                                             "x-portkey-custom-host": _evil(attacker)},
                            {"prompt": "a fox", "response_format": "b64_json"})
-        assert resp.status == 502
+        assert resp.status == 200
+        assert (await resp.json())["data"] == [{"url": "http://169.254.169.254.nip.io/latest/meta-data/"}]
+        assert "not on fake's own hosts" in resp.headers["x-portkey-adjusted-params"]
         assert [r.path for r in attacker.requests] == ["/v1/images/generations"]
 
 
@@ -354,7 +358,8 @@ async def test_a_redirect_from_an_image_host_to_an_internal_name_is_not_followed
         origin, gateway_client, fake_upstream, attacker):  # noqa: ANN001
     """An image URL on the provider's own host (or the caller's custom host) that answers 302
     to an internal name: the redirect is not followed (``allow_redirects=False``), the fetch
-    fails as the provider's (a 502 naming the status) and the internal server sees nothing."""
+    fails (the image made and billed, the caller gets the provider's URL and the reason) and the
+    internal server sees nothing."""
     internal = await FakeUpstream().start()  # an internal service, reachable from the gateway's host
     try:
         internal.on("GET", "/latest/meta-data/", Reply(body=PNG, content_type="image/png"))
@@ -374,8 +379,10 @@ async def test_a_redirect_from_an_image_host_to_an_internal_name_is_not_followed
         resp = await _post(gateway_client, {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own", **headers},
                            {"prompt": "a fox", "response_format": "b64_json"})
         body = await resp.json()
-        assert resp.status == 502, body
-        assert body["error"]["code"] == "image_fetch_failed" and "HTTP 302" in body["error"]["message"]
+        assert resp.status == 200, body
+        assert body["data"] == [{"url": image_url}]
+        assert "response_format=b64_json->url" in resp.headers["x-portkey-adjusted-params"]
+        assert "HTTP 302" in resp.headers["x-portkey-adjusted-params"]
         assert [r.path for r in image_host.requests] == ["/v1/images/generations", "/v1/files/img.png"]
         assert internal.requests == []
     finally:

@@ -88,10 +88,14 @@ class Delivery:
         if fmt is None:
             fmt = "url" if url is not None else "b64_json"
         if fmt == "b64_json":
-            if b64 is None:
-                if data is None:
-                    assert url is not None
+            if b64 is None and data is None:
+                assert url is not None
+                try:
                     data, _ = await self.fetch(url)
+                except GatewayError as e:
+                    return self.handed_on(img, url, e)
+            if b64 is None:
+                assert data is not None
                 b64 = base64.b64encode(data).decode("ascii")
             out["b64_json"] = b64
         elif url is not None and data is None and b64 is None:
@@ -103,6 +107,22 @@ class Delivery:
                 except (binascii.Error, ValueError):
                     raise MalformedAnswer(name, "an image is not valid base64") from None
             out["url"] = await self.store(data, ctype)
+        if img.revised_prompt is not None:
+            out["revised_prompt"] = img.revised_prompt
+        return out
+
+    def handed_on(self, img: Image, url: str, error: GatewayError) -> dict[str, Any]:
+        """A ``b64_json`` image whose URL could not be fetched (or is not on the provider's hosts,
+        so never fetched): the provider made it and billed it, so the caller gets its URL, told
+        why in ``x-portkey-adjusted-params``, rather than a 5xx that invites a retry billed again
+        (or a fallback to another provider, billed too).  Such an answer is not cached."""
+        self.cacheable = False
+        plan = self.attempt.plan
+        if plan is not None:
+            # A header value: the reason as printable ASCII (a host name from the answer may be neither).
+            reason = "".join(c if " " <= c <= "~" else "?" for c in error.message[:300])
+            plan.report(f"response_format=b64_json->url ({reason})")
+        out: dict[str, Any] = {"url": url}
         if img.revised_prompt is not None:
             out["revised_prompt"] = img.revised_prompt
         return out
