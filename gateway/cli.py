@@ -48,7 +48,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # Validate everything once in the parent so errors are printed once, clearly.
     app = create_app(raw)
     settings = app[GATEWAY].settings
-    return serve(raw, settings.server.workers)
+    return serve(raw, settings.server)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -28,6 +28,9 @@ RESP_CACHE_STATUS = "x-portkey-cache-status"
 RESP_OVERHEAD = "x-gateway-overhead-ms"
 #: USD the request cost (``0.040000``), when known (docs/costs.md).
 RESP_COST = "x-gateway-cost"
+#: On a cache hit (whose ``x-gateway-cost`` is 0): USD the cached answer cost when it was made,
+#: when known (docs/costs.md).
+RESP_COST_SAVED = "x-gateway-cost-saved"
 #: What lenient mode changed: ``size=1792x1024->16:9; n=12->10; style=vivid->(dropped)``.
 RESP_ADJUSTED = "x-portkey-adjusted-params"
 

@@ -21,6 +21,7 @@ from gateway.app import create_app
 from gateway.errors import StartupError
 from gateway.logging import configure_logging
 from gateway.keys import GATEWAY
+from gateway.settings import ServerSettings
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -97,14 +98,38 @@ def _worker_main(raw: Mapping[str, Any], reuse_port: bool) -> None:
         sys.exit(2)
 
 
-def serve(raw: Mapping[str, Any], workers: int) -> int:
-    """Serve in this process (workers == 1) or supervise ``workers`` processes."""
-    if workers <= 1:
+def reserve(host: str, port: int) -> socket.socket:
+    """The port the workers will share, held for them: bound with SO_REUSEPORT and never
+    listening (it takes no connection).  A StartupError naming the address when any other
+    socket has the port, with SO_REUSEPORT or not."""
+    # Without SO_REUSEPORT first: that bind fails whoever holds the port (another gateway's
+    # workers too), where one with it would quietly share the port with them.
+    bind(host, port, reuse_port=False).close()
+    return bind(host, port, reuse_port=True)
+
+
+def serve(raw: Mapping[str, Any], server: ServerSettings) -> int:
+    """Serve in this process (one worker) or supervise ``server.workers`` processes."""
+    if server.workers <= 1:
         run_worker(raw, reuse_port=False)
         return 0
     if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover
         print("gateway: --workers needs SO_REUSEPORT, which this platform lacks", file=sys.stderr)
         return 2
+    # Taken here, before any worker starts: a port in use is one line and exit 2, not one line
+    # per worker; and while they start, no other process can take the port (but one of this
+    # user's that sets SO_REUSEPORT too, as the workers do).
+    held = reserve(server.host, server.port)
+    try:
+        # Port 0 becomes the port held, so that every worker joins it.
+        raw = {**raw, "server": {**(raw.get("server") or {}), "port": held.getsockname()[1]}}
+        return _serve_workers(raw, server.workers)
+    finally:
+        held.close()
+
+
+def _serve_workers(raw: Mapping[str, Any], workers: int) -> int:
+    """Supervise ``workers`` processes, their metrics kept in one directory they share."""
     # The workers' metrics are kept in files in one directory, so a scrape that reaches any
     # worker counts them all (prometheus-client reads the variable when a worker imports it).
     own_dir = None

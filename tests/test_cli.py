@@ -1,13 +1,17 @@
 """The ``gateway`` command as a real process: plugins, config check/schema, start-up failures."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -32,6 +36,21 @@ def run(
     """``gateway ARGS`` (the console script, or ``python -m gateway.cli``) in ``cwd``."""
     cmd = [str(CONSOLE_SCRIPT)] if script else [sys.executable, "-m", "gateway.cli"]
     return subprocess.run([*cmd, *args], cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def run_all(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``gateway ARGS`` in a session of its own: on a timeout its workers are killed with it
+    (``subprocess.run`` would kill the parent only, leaving them serving)."""
+    cmd = [sys.executable, "-m", "gateway.cli", *args]
+    with subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -272,22 +291,50 @@ def test_serve_wrong_type_from_environment(tmp_path: Path) -> None:
     assert_clean_failure(proc, "$.server.port")
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_serve_port_in_use(tmp_path: Path, workers: str) -> None:
+@pytest.mark.parametrize("workers", ["1", "2", "3"])
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "so_reuseport"])
+def test_serve_port_in_use(tmp_path: Path, workers: str, reuse_port: bool) -> None:
+    """A port in use is one line on stderr naming it and exit 2, however many workers were asked
+    for: the port is taken once, before any worker starts.  A port another process holds with
+    SO_REUSEPORT (another gateway's workers, say) is in use too: not quietly shared."""
     with socket.socket() as busy:
+        if reuse_port:
+            busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = run("serve", "--port", str(port), "--workers", workers, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert lines and len(lines) == int(workers)  # one line per process that tried
-    for line in lines:
-        assert line.startswith(f"gateway: cannot listen on 127.0.0.1:{port}: "), line
-        assert "in use" in line
+        proc = run_all("serve", "--port", str(port), "--workers", workers, cwd=tmp_path, timeout=20)
+    line = assert_clean_failure(proc, f"cannot listen on 127.0.0.1:{port}: ", "in use")
+    assert line.startswith(f"gateway: cannot listen on 127.0.0.1:{port}: "), line
     # Nothing claims to have started on a port it could not take.
     assert "gateway.started" not in proc.stdout
+
+
+def test_serve_workers_on_port_0_share_one_port(tmp_path: Path) -> None:
+    """``--port 0`` with workers: the port the system picks is the one every worker listens on."""
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", "0", "--workers", "2"]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=stdout, stderr=stderr,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        started: list[dict[str, Any]] = []
+        while len(started) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            data = out.read_bytes()
+            whole = data[:data.rfind(b"\n") + 1].splitlines()  # a line being written waits for its end
+            started = [e for e in map(msgspec.json.decode, whole) if e.get("event") == "gateway.started"]
+        assert len(started) == 2, err.read_text()
+        ports = {e["port"] for e in started}
+        assert len(ports) == 1 and 0 not in ports and len({e["pid"] for e in started}) == 2
+    finally:
+        # Its exit code is not this test's: a worker told to stop just after "started", before its
+        # loop handles SIGTERM, dies of the signal (not 0).
+        proc.terminate()
+        proc.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what is left of it after a failure
 
 
 def test_version(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@ calls a provider bills, ``n``, fan-out, retries and fallbacks, cache hits, the s
 prices, the ``x-gateway-cost`` header, the log line and the metric."""
 from __future__ import annotations
 
+import asyncio
 import io
+import re
 
 import aiohttp
 import msgspec
@@ -17,6 +19,7 @@ from gateway.generation import EditRequest, GenerationRequest, InputImage
 from gateway.keys import GATEWAY
 from gateway.pricing import Cost, PerImage, PerMegapixel, PerToken, PriceBook, row_cost, token_cost
 from gateway.provider import Capabilities, Provider
+from gateway.requestlog.store import LogQuery
 from gateway.settings import ProviderSettings
 from gateway.testing import Reply, fake_provider
 
@@ -278,3 +281,65 @@ async def test_prices_off_with_the_plugin(aiohttp_client, fake_upstream) -> None
     client = await aiohttp_client(create_app(settings, plugins=FIRST_PARTY, load_entrypoints=False))
     resp = await client.post(GEN, json={"prompt": "a"}, headers=H)
     assert resp.status == 200 and "x-gateway-cost" not in resp.headers
+
+
+# -- what a cache hit saved, in the request log, its API and the UI ------------------------------
+ADMIN = "costs-test-admin-key-0123456789"
+
+
+async def _records(app, count: int) -> list:  # noqa: ANN001
+    """The log's records (newest first) once ``count`` are written."""
+    for _ in range(500):
+        page, _ = await app[GATEWAY].log_store.query(LogQuery())
+        if len(page) >= count:
+            return page
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {count} records were written")
+
+
+async def test_a_cache_hits_saving_is_in_the_request_log_its_api_and_the_ui(
+        aiohttp_client, fake_upstream, tmp_path) -> None:  # noqa: ANN001
+    """A MISS costs what the provider billed; its HIT costs 0 and records that amount as saved: in
+    the answer's headers, the stored record, ``GET /v1/logs``, the UI's detail page and dashboard."""
+    fake_provider.install(fake_upstream)
+    app = create_app({"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}}, "admin": {"key": ADMIN},
+                      "request_log": {"path": str(tmp_path / "log.sqlite3"), "flush_interval": 0.01},
+                      "images": {"directory": str(tmp_path / "images")}},
+                     plugins=FIRST_PARTY, load_entrypoints=False)
+    client = await aiohttp_client(app)
+    config = {"provider": "fake", "api_key": "sk-a", "cache": {"mode": "simple", "max_age": 60}}
+    headers = {"x-portkey-config": msgspec.json.encode(config).decode()}
+    miss = await client.post(GEN, json={"prompt": "a", "n": 2}, headers=headers)
+    assert (miss.headers["x-portkey-cache-status"], miss.headers["x-gateway-cost"]) == ("MISS", "0.040000")
+    assert "x-gateway-cost-saved" not in miss.headers
+    await app[GATEWAY].drain()
+    hit = await client.post(GEN, json={"prompt": "a", "n": 2}, headers=headers)
+    assert (hit.headers["x-portkey-cache-status"], hit.headers["x-gateway-cost"]) == ("HIT", "0.000000")
+    assert hit.headers["x-gateway-cost-saved"] == "0.040000"
+    assert len(fake_upstream.requests) == 1
+
+    hit_record, miss_record = await _records(app, 2)
+    assert (miss_record.cache, miss_record.cost, miss_record.cost_saved) == ("MISS", 0.04, None)
+    assert (hit_record.cache, hit_record.cost, hit_record.cost_saved) == ("HIT", 0.0, 0.04)
+
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    one = await (await client.get(f"/v1/logs/{hit_record.id}", headers=admin)).json()
+    assert (one["cache"], one["cost"], one["cost_saved"]) == ("HIT", 0.0, 0.04)
+    listed = await (await client.get("/v1/logs", headers=admin)).json()
+    assert [(r["cache"], r["cost"], r["cost_saved"]) for r in listed["data"]] == [("HIT", 0.0, 0.04),
+                                                                                 ("MISS", 0.04, None)]
+
+    form = await client.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await form.text()).group(1)
+    signed_in = await client.post("/ui/login", data={"key": ADMIN, "csrf": csrf, "next": "/ui"},
+                                  allow_redirects=False)
+    assert signed_in.status == 303
+    page = await (await client.get(f"/ui/requests/{hit_record.id}")).text()
+    assert "<dt>Saved by the cache</dt><dd id=\"cost-saved\">$0.0400</dd>" in page
+    assert "$0.0000 (a cache hit: no provider was called)" in page and "<code>0.040000</code>" in page
+    assert 'id="cost-saved"' not in await (await client.get(f"/ui/requests/{miss_record.id}")).text()
+    dashboard = await (await client.get("/ui/dashboard?range=1h")).text()
+    totals = dashboard[dashboard.index('id="totals"'):dashboard.index("</table>", dashboard.index('id="totals"'))]
+    head = re.findall(r"<th[^>]*>([^<]*)</th>", totals)
+    cells = dict(zip(head, re.findall(r"<td[^>]*>([^<]*)</td>", totals), strict=True))
+    assert (cells["Provider"], cells["Cost"], cells["Saved by the cache"]) == ("fake", "$0.0400", "$0.0400")

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from gateway.demo.banner import LAST_LINE
+from gateway.demo.banner import LAST_LINE, PROMPT
 
 STARTUP_SECONDS = 30
 
@@ -121,11 +121,22 @@ def assert_png(data: bytes, size: tuple[int, int]) -> None:
 
 
 async def test_the_printed_curl_and_sdk_examples_get_pngs(demo: Demo) -> None:
+    """The curl and SDK examples the banner prints get PNGs; the banner's web UI, log API and metrics
+    lines name where each is and the admin key made for this run, which signs in to the UI and reads
+    ``/v1/logs``, both showing the examples' requests."""
     api = demo.field("API")
     assert api is not None and api.endswith("/v1")
+    base = api.removesuffix("/v1")
+    key = demo.admin_key
+    assert key is not None and len(key) >= 32
+    lines = demo.banner.splitlines()
+    assert f"  Web UI    {base}/ui   (admin key: {key})" in lines
+    assert f"  Logs      {base}/v1/logs   (admin key: {key})" in lines
+    assert f"  Metrics   {base}/metrics" in lines
     url, headers, body = curl_request(demo.block("curl:"))
     assert headers["x-portkey-provider"] == "demo" and "Authorization" not in headers
-    async with aiohttp.ClientSession() as http:
+    # unsafe: the UI's cookies come from 127.0.0.1, an address, which aiohttp's default jar refuses.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.post(url, headers=headers, data=body.encode()) as resp:
             assert resp.status == 200, await resp.text()
             doc = await resp.json()
@@ -144,14 +155,26 @@ async def test_the_printed_curl_and_sdk_examples_get_pngs(demo: Demo) -> None:
             assert resp.status == 200
             assert_png(await resp.read(), (1024, 1024))
 
-        ui = demo.field("Web UI")
-        if ui is not None:  # the web UI is installed: its sign-in page answers
-            async with http.get(ui + "/login") as resp:
-                assert resp.status == 200 and resp.content_type == "text/html"
-        logs = demo.field("Logs")
-        if logs is not None:  # the request log is installed: the demo's requests are in it
-            assert demo.admin_key is not None
-            await wait_for_records(http, logs, demo.admin_key, count=2)
+        assert demo.field("Logs") == f"{base}/v1/logs"
+        await wait_for_records(http, f"{base}/v1/logs", key, count=2)
+        assert demo.field("Web UI") == f"{base}/ui"
+        listing = await sign_in(http, f"{base}/ui", key)
+        assert listing.count('<tr data-href="/ui/requests/') >= 2 and PROMPT in listing
+        async with http.get(f"{base}/metrics") as resp:
+            assert resp.status == 200 and "gateway_requests_total{" in await resp.text()
+
+
+async def sign_in(http: aiohttp.ClientSession, ui: str, admin_key: str) -> str:
+    """Sign in to the web UI at ``ui`` as a browser does (the form's CSRF token and cookie); the
+    request list it then shows."""
+    async with http.get(ui + "/login") as resp:
+        assert resp.status == 200 and resp.content_type == "text/html"
+        form = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+        assert form is not None
+    async with http.post(ui + "/login", data={"key": admin_key, "csrf": form.group(1), "next": "/ui"}) as resp:
+        text = await resp.text()
+        assert resp.status == 200 and str(resp.url) == ui, text  # signed in, sent on to the list
+        return text
 
 
 async def wait_for_records(http: aiohttp.ClientSession, url: str, admin_key: str, count: int) -> None:

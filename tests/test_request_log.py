@@ -9,6 +9,7 @@ import io
 import os
 import random
 import sqlite3
+import struct
 import time
 import types
 from pathlib import Path
@@ -18,6 +19,7 @@ import aiohttp
 import msgspec
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
 from gateway.errors import StartupError
@@ -159,6 +161,18 @@ async def test_a_generation_becomes_a_record_with_every_field(keyed, gateway_cli
     assert [(i.content_type, i.width, i.height, i.bytes) for i in rec.images] == [("image/png", 1, 1, len(PNG_1X1))]
     assert rec.headers["x-portkey-provider"] == "fake" and rec.headers["content-type"] == "application/json"
     assert not {"authorization", "x-portkey-api-key", "x-portkey-metadata"} & set(rec.headers)
+
+
+async def test_the_records_timings_are_the_log_lines(gateway_client, gateway_services, log_capture):  # noqa: ANN001
+    for _ in range(3):
+        assert (await gateway_client.post(GEN, json={"prompt": "a fox"}, headers=H)).status == 200
+    records = {r.trace_id: r for r in await logged(gateway_services, 3)}
+    lines = log_capture.events("request.finished")
+    assert len(lines) == 3
+    for line in lines:
+        record = records[line["trace_id"]]
+        assert (record.ms, record.upstream_ms, record.overhead_ms) == (
+            line["ms"], line["upstream_ms"], line["overhead_ms"])
 
 
 async def test_a_failed_request_records_its_error_code_attempts_and_usage(gateway_client, gateway_services,
@@ -338,6 +352,50 @@ async def test_a_provider_url_handed_on_as_it_is_is_not_kept(gateway_client, gat
     assert (await resp.json())["data"][0]["url"].endswith("/v1/files/image.png")
     [rec] = await logged(gateway_services)
     assert rec.status == 200 and rec.images == []
+
+
+#: Five different images of about 24 KB each (noise does not compress), each larger than the one before.
+BOUNDED = [png(90 + i, 90) for i in range(5)]
+
+
+@pytest.fixture
+def bounded(gateway_settings):  # noqa: ANN001, ANN201
+    """``images.max_bytes`` with room for the two newest images only, swept often."""
+    gateway_settings["images"].update(max_bytes=len(BOUNDED[-1]) + len(BOUNDED[-2]), sweep_interval=0.05)
+    return gateway_settings
+
+
+async def test_the_logs_images_are_held_to_the_image_stores_size_bound(bounded, gateway_client, gateway_services,
+                                                                      fake_upstream, tmp_path):  # noqa: ANN001
+    """Images kept for the log live in the image store under its size bound (``images.max_bytes``):
+    logging more image bytes than it allows, the oldest images go (the store's rule: oldest first,
+    until the rest fit), and the newest stay viewable from their records."""
+    assert sorted(BOUNDED, key=len) == BOUNDED and sum(map(len, BOUNDED)) > 2 * bounded["images"]["max_bytes"]
+    for image in BOUNDED:
+        fake_provider.install(fake_upstream, image=image)
+        resp = await gateway_client.post(GEN, json={"prompt": "a fox", "response_format": "b64_json"}, headers=H)
+        assert resp.status == 200
+        await logged(gateway_services, BOUNDED.index(image) + 1)
+        await asyncio.sleep(0.02)  # the sweep goes by the files' modification times: one image at a time
+    directory = tmp_path / "images"
+
+    def kept() -> dict[str, int]:
+        return {p.stem: (directory / p.stem).stat().st_size for p in directory.glob("*.json")}
+
+    deadline = time.monotonic() + 5
+    while sum(kept().values()) > bounded["images"]["max_bytes"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    listed = (await api(gateway_client, "/v1/logs"))["data"]  # newest first
+    assert [len(r["images"]) for r in listed] == [1] * 5
+    assert [r["images"][0]["bytes"] for r in listed] == [len(i) for i in reversed(BOUNDED)]
+    # The two newest are what the store keeps, within the bound; the three oldest went.
+    assert kept() == {r["images"][0]["image_id"]: r["images"][0]["bytes"] for r in listed[:2]}
+    for i, (shown, image) in enumerate(zip(listed, reversed(BOUNDED), strict=True)):
+        status, body, _ = await fetch(gateway_client, shown["images"][0]["url"])
+        if i < 2:
+            assert (status, body) == (200, image)
+        else:
+            assert status == 404, i
 
 
 @pytest.mark.parametrize("log_settings", [{"images": False}])
@@ -544,7 +602,7 @@ async def test_migrations_run_once_and_again_do_nothing(tmp_path):  # noqa: ANN0
         for s in stores:
             await s.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -570,7 +628,7 @@ async def test_a_file_of_the_first_schema_is_upgraded_and_its_filters_use_the_pa
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
         partial = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('requests_status', 'requests_key')"))
         assert "WHERE status NOT BETWEEN 200 AND 299" in partial["requests_status"]
         assert "WHERE key IS NOT NULL" in partial["requests_key"]
@@ -590,19 +648,20 @@ async def test_stats_per_bucket_and_provider(tmp_path):  # noqa: ANN001
     store = SQLiteLogStore(str(tmp_path / "s.sqlite3"), 30)
     await store.start()
     try:
-        await store.write([rec(0, ms=10.0, cost=0.04, cache="HIT"), rec(1, ms=30.0, status=500, cache="MISS"),
-                           rec(2, ms=20.0, status=404), rec(3, provider="openai", ms=5.0), rec(70, ms=1.0)])
+        await store.write([rec(0, ms=10.0, cost=0.04, cost_saved=0.03, cache="HIT"),
+                           rec(1, ms=30.0, status=500, cache="MISS"), rec(2, ms=20.0, status=404),
+                           rec(3, provider="openai", ms=5.0), rec(70, ms=1.0)])
         rows = await store.stats(T0, T0 + 120, 60)
     finally:
         await store.close()
     b0 = int(T0 // 60) * 60
     assert rows == [
         {"bucket": b0, "provider": "fake", "requests": 3, "errors_4xx": 1, "errors_5xx": 1, "p50_ms": 20.0,
-         "p95_ms": 30.0, "cost": 0.04, "cache_hits": 1, "cache_lookups": 2},
+         "p95_ms": 30.0, "cost": 0.04, "cost_saved": 0.03, "cache_hits": 1, "cache_lookups": 2},
         {"bucket": b0, "provider": "openai", "requests": 1, "errors_4xx": 0, "errors_5xx": 0, "p50_ms": 5.0,
-         "p95_ms": 5.0, "cost": 0.0, "cache_hits": 0, "cache_lookups": 0},
+         "p95_ms": 5.0, "cost": 0.0, "cost_saved": 0.0, "cache_hits": 0, "cache_lookups": 0},
         {"bucket": b0 + 60, "provider": "fake", "requests": 1, "errors_4xx": 0, "errors_5xx": 0, "p50_ms": 1.0,
-         "p95_ms": 1.0, "cost": 0.0, "cache_hits": 0, "cache_lookups": 0},
+         "p95_ms": 1.0, "cost": 0.0, "cost_saved": 0.0, "cache_hits": 0, "cache_lookups": 0},
     ]
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0 and percentile([], 0.5) is None
     assert aggregate([], 60) == []
@@ -612,20 +671,44 @@ async def test_stats_per_bucket_and_provider(tmp_path):  # noqa: ANN001
 
 
 class FlakyStore(SQLiteLogStore):
-    """The SQLite store with a switch: down (every write fails) or slow (every write waits)."""
+    """The SQLite store with a switch: down (every write fails), slow (every write waits) or held
+    (every write waits until ``gate`` is set; ``holding`` counts the writes waiting)."""
 
     name = "flaky"
     down = False
     slow = 0.0
+    gate: asyncio.Event | None = None
+    holding = 0
 
     async def write(self, records: list[LogRecord]) -> None:
         if self.slow:
             await asyncio.sleep(self.slow)
+        if self.gate is not None:
+            self.holding += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.holding -= 1
         if self.down:
             raise ConnectionRefusedError("the store is down")
         await super().write(records)
 
 
+async def until(condition, timeout: float = 5.0) -> None:  # noqa: ANN001
+    """Wait for ``condition()`` to hold (the writer works in a task of its own)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def log_metrics(client) -> tuple[float, float]:  # noqa: ANN001
+    """``gateway_request_log_queue`` and ``gateway_request_log_dropped_total`` as ``GET /metrics`` says."""
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    found = {s.name: s.value for family in text_string_to_metric_families(await resp.text())
+             for s in family.samples}
+    return found["gateway_request_log_queue"], found["gateway_request_log_dropped_total"]
 
 
 @pytest.mark.parametrize("log_settings", [{"store": "flaky"}])
@@ -669,6 +752,132 @@ async def test_a_slow_store_never_slows_a_request(gateway_plugins, gateway_clien
 async def test_the_queue_and_drops_are_metrics(gateway_client):  # noqa: ANN001
     text = await (await gateway_client.get("/metrics")).text()
     assert "gateway_request_log_queue " in text and "gateway_request_log_dropped_total 0.0" in text
+
+
+@pytest.mark.parametrize("log_settings", [{"store": "flaky", "flush_interval": 0.01}])
+async def test_drops_are_counted_on_metrics_and_logged_once_per_outage(gateway_plugins, gateway_client,
+                                                                       gateway_services, log_capture):  # noqa: ANN001
+    """Two outages of the store: ``/metrics`` counts every record dropped in each, the queue gauge
+    drains to 0, and each outage logs ``request_log.unavailable`` once, however many writes fail,
+    and ``request_log.recovered`` once with that outage's drops."""
+    store, writer = gateway_services.log_store, gateway_services.request_log
+
+    async def outage(requests: int) -> None:
+        store.down = True
+        dropped = writer.dropped
+        for i in range(requests):
+            resp = await gateway_client.post(GEN, json={"prompt": f"lost {i}"}, headers=H)
+            assert resp.status == 200
+            # One at a time: the writer fails (and backs off) once per record or batch.
+            await until(lambda d=dropped + i + 1: writer.dropped == d)
+        store.down = False
+        recovered = len(log_capture.events("request_log.recovered"))
+        assert (await gateway_client.post(GEN, json={"prompt": "back"}, headers=H)).status == 200
+        await until(lambda: len(log_capture.events("request_log.recovered")) > recovered)
+
+    assert await log_metrics(gateway_client) == (0.0, 0.0)
+    await outage(3)
+    assert await log_metrics(gateway_client) == (0.0, 3.0)
+    assert len(log_capture.events("request_log.unavailable")) == 1
+    await outage(2)
+    assert await log_metrics(gateway_client) == (0.0, 5.0)
+    down = log_capture.events("request_log.unavailable")
+    assert len(down) == 2 and all("ConnectionRefusedError" in d["reason"] for d in down)
+    assert [r["dropped"] for r in log_capture.events("request_log.recovered")] == [3, 2]
+    # What was not dropped was written: the two records sent once the store was back.
+    assert [r.params["prompt"] for r in await logged(gateway_services, 2)] == ["back", "back"]
+
+
+@pytest.mark.parametrize("log_settings", [{"store": "flaky", "queue_size": 3, "batch_size": 1,
+                                           "write_timeout": 30}])
+async def test_a_slow_stores_queue_and_drops_show_on_metrics(gateway_plugins, gateway_client, gateway_services,
+                                                             log_capture):  # noqa: ANN001
+    """While a write hangs, ``gateway_request_log_queue`` is the number of records waiting (before any
+    drop, too: a slow store is what an operator alerts on) and, once the queue is full, every record
+    past it is dropped and counted in ``gateway_request_log_dropped_total``; when the store answers,
+    the queue drains and the drops stay counted."""
+    store, writer = gateway_services.log_store, gateway_services.request_log
+    store.gate = asyncio.Event()
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            assert (await gateway_client.post(GEN, json={"prompt": "a fox"}, headers=H)).status == 200
+
+    await send(1)
+    await until(lambda: store.holding == 1)  # the writer took the first record and waits on the store
+    await send(2)
+    await until(lambda: writer.depth == 2)  # (a record is queued as its request ends: maybe after the answer)
+    # The gauge reads the depth every second, whatever the writer is doing.
+    assert await metrics_become(gateway_client, (2.0, 0.0))
+    await send(3)  # one more fills the queue (3); two are dropped
+    await until(lambda: (writer.depth, writer.dropped) == (3, 2))
+    assert await metrics_become(gateway_client, (3.0, 2.0))
+    [down] = log_capture.events("request_log.unavailable")
+    assert "the queue is full" in down["reason"]
+    store.gate.set()
+    await logged(gateway_services, 4)
+    await until(lambda: bool(log_capture.events("request_log.recovered")))
+    assert await log_metrics(gateway_client) == (0.0, 2.0)
+    assert [r["dropped"] for r in log_capture.events("request_log.recovered")] == [2]
+    assert len(log_capture.events("request_log.unavailable")) == 1
+
+
+async def metrics_become(client, expected: tuple[float, float], within: float = 3.0) -> bool:  # noqa: ANN001
+    """Whether ``log_metrics`` reads ``expected`` within ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (got := await log_metrics(client)) != expected:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"/metrics reads {got}, not {expected}")
+        await asyncio.sleep(0.1)
+    return True
+
+
+def wal_commits(database: Path) -> int:
+    """Transactions committed to an SQLite file's write-ahead log since the log last started over:
+    its frames that end a commit (their header holds the file's size after the commit) and carry
+    the log's current salts (older frames, left over from before a checkpoint, do not)."""
+    try:
+        wal = (database.parent / (database.name + "-wal")).read_bytes()
+    except FileNotFoundError:
+        return 0
+    if len(wal) < 32:
+        return 0
+    page_size, salts = struct.unpack(">I", wal[8:12])[0], wal[16:24]
+    commits = 0
+    for offset in range(32, len(wal) - 24 - page_size + 1, 24 + page_size):
+        if wal[offset + 8:offset + 16] != salts:
+            break
+        if struct.unpack(">I", wal[offset + 4:offset + 8])[0]:
+            commits += 1
+    return commits
+
+
+@pytest.mark.parametrize("log_settings", [{"batch_size": 8, "flush_interval": 60}])
+async def test_records_are_written_in_batches_of_one_transaction(gateway_client, gateway_services,
+                                                                 data_dir):  # noqa: ANN001
+    """The writer holds records until a batch is full (or ``flush_interval`` passes) and writes the
+    batch in one insert: eight requests' records are eight rows of one SQLite transaction (one commit
+    in the file's write-ahead log), not eight."""
+    database, writer = data_dir / "requests.sqlite3", gateway_services.request_log
+    before = wal_commits(database)
+    assert before >= 1  # the migrations' commit: the count reads the file the store writes
+    metadata = {"x-portkey-metadata": '{"user": "u-1"}'}  # a metadata row per record, too
+    for i in range(7):
+        resp = await gateway_client.post(GEN, json={"prompt": f"fox {i}"}, headers={**H, **metadata})
+        assert resp.status == 200
+    await asyncio.sleep(0.3)
+    # Seven of a batch of eight, with a minute to fill it: nothing written yet.
+    assert (writer.depth, writer.written) == (7, 0)
+    assert (await gateway_services.log_store.query(LogQuery()))[0] == []
+    assert wal_commits(database) == before
+    resp = await gateway_client.post(GEN, json={"prompt": "fox 7"}, headers={**H, **metadata})
+    assert resp.status == 200
+    records = await logged(gateway_services, 8)
+    assert sorted(r.params["prompt"] for r in records) == [f"fox {i}" for i in range(8)]
+    assert (writer.depth, writer.written) == (0, 8)
+    assert wal_commits(database) == before + 1
+    with sqlite3.connect(database) as db:  # the rows are in the file, metadata and all
+        assert db.execute("SELECT count(*) FROM request_metadata WHERE name = 'user'").fetchone() == (8,)
 
 
 # -- nothing secret reaches the database ---------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode
 
@@ -462,3 +463,76 @@ def test_count_charts_have_whole_labels():
     assert labels == ["0", "2", "4", "6", "8"]
     rate = charts.line_chart("t", {"a": [(0, 0.5)]}, 0, 2, "{:.0%}".format, {"a": "#000"}, top=1.0)
     assert ">100%<" in rate
+
+
+class _ListRows(HTMLParser):
+    """The list page's request rows: record id (from the row's link) -> the text of each cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[str]] = {}
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("data-href") or ""
+        if tag == "tr" and href.startswith("/ui/requests/"):
+            self._row = self.rows[href.rsplit("/", 1)[1]] = []
+        elif tag == "td" and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._row is not None and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def list_rows(html: str) -> dict[str, dict[str, str]]:
+    """The rows of a list page by record id, each cell by its column's heading in ``list.html``."""
+    parser = _ListRows()
+    parser.feed(html)
+    columns = ("time", "status", "provider", "model", "prompt", "endpoint", "latency", "cost", "cache", "image")
+    out = {}
+    for record_id, cells in parser.rows.items():
+        assert len(cells) == len(columns), cells
+        out[record_id] = dict(zip(columns, cells, strict=True))
+    return out
+
+
+async def test_list_rows_show_each_requests_latency_cost_and_cache_status(ui, gateway_services,
+                                                                          fake_upstream):  # noqa: ANN001
+    """The request list's latency, cost and cache cells hold each record's values: a priced cache MISS
+    ($0.01, the fake's 512x512 price) and the HIT repeating it through the gateway, and records of known
+    latency (milliseconds under a second, seconds above) and unknown cost written to the store."""
+    fake_provider.install(fake_upstream, image=PNG)
+    config = json.dumps({"provider": "fake", "api_key": "sk-fake", "cache": {"mode": "simple"}})
+    for _ in range(2):
+        resp = await ui.post("/v1/images/generations", headers={"x-portkey-config": config},
+                             json={"prompt": "a priced fox", "size": "512x512", "response_format": "b64_json"})
+        assert resp.status == 200, await resp.text()
+        await asyncio.sleep(0.1)  # the miss's cache entry is written after its answer: the next call hits it
+    hit, miss = await _logged(gateway_services, 2)
+    assert (miss.cache, hit.cache) == ("MISS", "HIT")
+    fast = record(id=new_id(NOW), trace_id="fast", ms=87.4, cost=None, cache="DISABLED")
+    slow = record(id=new_id(NOW - 1), time=NOW - 1, trace_id="slow", ms=1234.0, cost=0.04, cache="REFRESH")
+    await gateway_services.log_store.write([fast, slow])
+    cookie = {"Cookie": f"{SESSION_COOKIE}={await session_of(ui)}"}
+    resp = await ui.get("/ui", headers=cookie)
+    assert resp.status == 200
+    rows = list_rows(await resp.text())
+    assert set(rows) == {miss.id, hit.id, fast.id, slow.id}
+    cells = {rid: (row["latency"], row["cost"], row["cache"]) for rid, row in rows.items()}
+    # A real request's latency is what it took: its record's milliseconds, whole (both well under a second).
+    assert miss.ms < 1000 and hit.ms < 1000
+    assert cells[miss.id] == (f"{round(miss.ms)} ms", "$0.0100", "MISS")
+    # A hit costs nothing: no provider billed it.
+    assert cells[hit.id] == (f"{round(hit.ms)} ms", "$0.0000", "HIT")
+    assert cells[fast.id] == ("87 ms", "—", "DISABLED")
+    assert cells[slow.id] == ("1.23 s", "$0.0400", "REFRESH")
+    assert rows[miss.id]["provider"] == "fake" and rows[miss.id]["model"] == "fake-image"

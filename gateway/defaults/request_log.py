@@ -44,6 +44,8 @@ _REOPEN_INTERVAL = 5.0
 #: Bytes of request bodies and answers the writer's queue may hold; past it, a request's
 #: parameters are made safe at once and its images are not kept.
 _MAX_HELD = 64 * 1024 * 1024
+#: Seconds between readings of the writer's queue depth for ``gateway_request_log_queue``.
+_DEPTH_INTERVAL = 1.0
 #: Seconds the pruning task may take to stop at shutdown.
 _STOP_TIMEOUT = 5.0
 
@@ -149,13 +151,17 @@ class Plugin:
                       hint=f"no [admin] key is set and the gateway listens on loopback only: sign in to /ui with "
                            f"the admin key the gateway keeps in {local_file}")
         services.log_store, services.request_log = store, writer
-        background = asyncio.get_running_loop().create_task(self._maintain(store, writer, opened))
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(self._maintain(store, writer, opened))]
+        if self._queue_gauge is not None:
+            background.append(loop.create_task(self._report_depth(writer, self._queue_gauge)))
         try:
             yield
         finally:
             services.request_log = None
-            background.cancel()
-            await asyncio.wait([background], timeout=_STOP_TIMEOUT)
+            for task in background:
+                task.cancel()
+            await asyncio.wait(background, timeout=_STOP_TIMEOUT)
             await writer.close()
             try:
                 await store.close()
@@ -193,6 +199,15 @@ class Plugin:
                     _log.warning("request_log.prune_failed", error=f"{e.__class__.__name__}: {e}", store=store.name)
                 failing = True
             await asyncio.sleep(self.cfg.prune_interval)
+
+    @staticmethod
+    async def _report_depth(writer: LogWriter, gauge: Any) -> None:
+        """The queue's depth on the gauge every ``_DEPTH_INTERVAL``: the writer reports it after a
+        batch or a drop only, and while a write hangs (a slow store, before the queue fills) the
+        gauge would stay where it was.  Not per request: that would cost every request a lock."""
+        while True:
+            await asyncio.sleep(_DEPTH_INTERVAL)
+            gauge.set(writer.depth)
 
     def _observe(self, depth: int, dropped: int) -> None:
         if self._queue_gauge is not None:

@@ -98,6 +98,10 @@ class Generations(Endpoint):
         found = await caching.lookup(self.hooks, ctx, caching.query(ctx, key, cache))
         if isinstance(found, CacheHit):
             self._hit(ctx, found.outcome)
+            if ctx.record.cost_saved is not None:
+                # Beside the hit's x-gateway-cost of 0.  Here, not with the gateway's headers: a miss
+                # does no work for it, and a streamed hit (no x-gateway-cost either) does not get it.
+                found.outcome.headers[h.RESP_COST_SAVED] = f"{ctx.record.cost_saved:.6f}"
             return found.outcome
         if found is None:
             return await route(ctx)

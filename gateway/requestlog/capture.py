@@ -85,7 +85,13 @@ def custom_host(value: str) -> str:
 def build_record(ctx: RequestContext, fields: dict[str, Any]) -> LogRecord:
     """The record of an answered request (``params`` and ``images`` are filled by the writer)."""
     inbound, rec = ctx.inbound, ctx.record
-    ms = ctx.elapsed_ms()
+    # The log line's figures (gateway.defaults.log_canonical), so the two agree: timed when the
+    # request finished, not after the hooks before this one ran.
+    ms, upstream_ms, overhead_ms = fields.get("ms"), fields.get("upstream_ms"), fields.get("overhead_ms")
+    if ms is None or upstream_ms is None or overhead_ms is None:
+        ms = _hundredths(ctx.elapsed_ms())
+        upstream_ms = _hundredths(rec.upstream_ms)
+        overhead_ms = _hundredths(max(0.0, ms - rec.upstream_ms))
     arrived = time.time() - ms / 1000.0
     status = rec.status
     error_code = rec.error_code
@@ -104,9 +110,9 @@ def build_record(ctx: RequestContext, fields: dict[str, Any]) -> LogRecord:
         status=status,
         error_code=error_code if status >= 400 else None,
         error=rec.error if status >= 400 else None,
-        ms=_hundredths(ms),
-        upstream_ms=_hundredths(rec.upstream_ms),
-        overhead_ms=_hundredths(max(0.0, ms - rec.upstream_ms)),
+        ms=ms,
+        upstream_ms=upstream_ms,
+        overhead_ms=overhead_ms,
         bytes_in=rec.bytes_in,
         bytes_out=rec.bytes_out,
         # The request is over: its lists and dicts change no more, so the record takes them as they are.
@@ -114,9 +120,10 @@ def build_record(ctx: RequestContext, fields: dict[str, Any]) -> LogRecord:
         cache=rec.cache_status or "DISABLED",
         metadata=inbound.metadata,
         usage=rec.usage,
-        # The core's cost (gateway.pricing), as the log line says it.
+        # The core's cost (gateway.pricing) and a cache hit's saving, as the log line says them.
         cost=rec.cost,
         cost_exact=rec.cost_exact,
+        cost_saved=rec.cost_saved,
         headers=safe_headers(inbound.headers),
     )
 

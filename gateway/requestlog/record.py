@@ -70,6 +70,9 @@ class LogRecord(msgspec.Struct, kw_only=True, gc=False):
     #: The request's cost (None when unknown), and whether it came from ``usage``.
     cost: float | None = None
     cost_exact: bool = False
+    #: A cache hit (``cost`` 0): what the cached answer cost when it was made; None for any
+    #: other request, or when that cost was unknown.
+    cost_saved: float | None = None
     #: The answer's images kept for the log.
     images: list[LogImage] = msgspec.field(default_factory=list)
     #: Request headers that matter, from an allow-list (no credential; a custom host without

@@ -70,8 +70,14 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
         "DROP INDEX requests_key",
         "CREATE INDEX requests_key ON requests (key, id) WHERE key IS NOT NULL",
     )),
+    # What cache hits saved, summed by the dashboard (NULL for every other request).  Adding a
+    # nullable column rewrites nothing: older rows read NULL.
+    (3, (
+        "ALTER TABLE requests ADD COLUMN cost_saved REAL",
+    )),
 ]
-_INSERT = "INSERT OR IGNORE INTO requests (id, time, trace_id, key, provider, model, status, ms, cost, cache, record) VALUES "
+_INSERT = ("INSERT OR IGNORE INTO requests (id, time, trace_id, key, provider, model, status, ms, cost, cost_saved, "
+           "cache, record) VALUES ")
 _INSERT_META = "INSERT OR IGNORE INTO request_metadata (request_id, name, value) VALUES "
 #: Rows one INSERT statement carries: a statement is one call into SQLite, so the writer's
 #: thread takes the interpreter's lock once per statement, not once per row (under load, each
@@ -178,8 +184,8 @@ class SQLiteLogStore(LogStore):
 
     # -- writing -------------------------------------------------------------------------
     async def write(self, records: list[LogRecord]) -> None:
-        rows = [(r.id, r.time, r.trace_id, r.key, r.provider, r.model, r.status, r.ms, r.cost, r.cache, to_json(r))
-                for r in records]
+        rows = [(r.id, r.time, r.trace_id, r.key, r.provider, r.model, r.status, r.ms, r.cost, r.cost_saved, r.cache,
+                 to_json(r)) for r in records]
         meta = [(r.id, name, value) for r in records for name, value in r.metadata.items()]
         async with self._lock:
             await self._write(self._conn(self._writer), rows, meta)
@@ -206,7 +212,7 @@ class SQLiteLogStore(LogStore):
         return None if row is None else from_json(row[0])
 
     async def stats(self, since: float, until: float, bucket_seconds: int) -> list[dict[str, Any]]:
-        sql = "SELECT time, provider, status, ms, cost, cache FROM requests WHERE id >= ? AND id < ?"
+        sql = "SELECT time, provider, status, ms, cost, cache, cost_saved FROM requests WHERE id >= ? AND id < ?"
         async with self._conn(self._reader).execute(sql, (id_floor(since), id_floor(until))) as cur:
             rows = await cur.fetchall()
         return await asyncio.to_thread(aggregate, rows, bucket_seconds)

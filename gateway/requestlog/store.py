@@ -125,7 +125,8 @@ class LogStore:
     async def stats(self, since: float, until: float, bucket_seconds: int) -> list[dict[str, Any]]:
         """One row per (bucket, provider) with records in ``[since, until)``: ``bucket`` (its start,
         unix seconds), ``provider``, ``requests``, ``errors_4xx``, ``errors_5xx``, ``p50_ms``,
-        ``p95_ms``, ``cost``, ``cache_hits``, ``cache_lookups``; ordered by bucket then provider."""
+        ``p95_ms``, ``cost``, ``cost_saved`` (what cache hits saved), ``cache_hits``, ``cache_lookups``;
+        ordered by bucket then provider."""
         raise NotImplementedError
 
     async def prune(self, now: float) -> int:
@@ -142,15 +143,15 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-def aggregate(rows: Iterable[tuple[float, str | None, int, float, float | None, str]],
+def aggregate(rows: Iterable[tuple[float, str | None, int, float, float | None, str, float | None]],
               bucket_seconds: int) -> list[dict[str, Any]]:
-    """:meth:`LogStore.stats` rows from ``(time, provider, status, ms, cost, cache)`` tuples."""
+    """:meth:`LogStore.stats` rows from ``(time, provider, status, ms, cost, cache, cost_saved)`` tuples."""
     groups: dict[tuple[int, str | None], list[Any]] = {}
-    for when, provider, status, ms, cost, cache in rows:
+    for when, provider, status, ms, cost, cache, saved in rows:
         bucket = int(when // bucket_seconds) * bucket_seconds
         g = groups.get((bucket, provider))
         if g is None:
-            g = groups[(bucket, provider)] = [0, 0, 0, [], 0.0, 0, 0]
+            g = groups[(bucket, provider)] = [0, 0, 0, [], 0.0, 0, 0, 0.0]
         g[0] += 1
         if 400 <= status < 500:
             g[1] += 1
@@ -161,13 +162,15 @@ def aggregate(rows: Iterable[tuple[float, str | None, int, float, float | None, 
             g[4] += cost
         if cache == "HIT":
             g[5] += 1
+        if saved is not None:  # set on cache hits only (exact or semantic)
+            g[7] += saved
         if cache != "DISABLED":
             g[6] += 1
     out = []
-    for (bucket, provider), (n, e4, e5, times, cost, hits, lookups) in sorted(
+    for (bucket, provider), (n, e4, e5, times, cost, hits, lookups, saved_sum) in sorted(
             groups.items(), key=lambda item: (item[0][0], item[0][1] or "")):
         times.sort()
         out.append({"bucket": bucket, "provider": provider, "requests": n, "errors_4xx": e4, "errors_5xx": e5,
                     "p50_ms": percentile(times, 0.5), "p95_ms": percentile(times, 0.95), "cost": round(cost, 6),
-                    "cache_hits": hits, "cache_lookups": lookups})
+                    "cost_saved": round(saved_sum, 6), "cache_hits": hits, "cache_lookups": lookups})
     return out

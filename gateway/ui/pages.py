@@ -201,7 +201,7 @@ def detail_body(r: LogRecord, image_url: ImageUrl) -> Html:
         path=r.path, key=r.key or "— (no gateway keys)", provider=r.provider or "—", model=r.model or "—",
         ms=fmt_ms(r.ms), upstream_ms=fmt_ms(r.upstream_ms), overhead_ms=fmt_ms(r.overhead_ms),
         bytes_in=fmt_bytes(r.bytes_in), bytes_out=fmt_bytes(r.bytes_out), cache=r.cache,
-        cost=fmt_cost(r.cost, r.cost_exact), error=error,
+        cost=_cost(r), saved=_saved(r), error=error,
         prompt=el("pre", {"class": "prompt", "id": "prompt"}, _param_text(prompt)) if prompt is not None
         else el("p", {"class": "hint"}, "No prompt (a passthrough request, or an endpoint without one)."),
         params=_table(("Parameter", "Value"), [(k, _param_text(v)) for k, v in sorted(params.items())], "params"),
@@ -210,6 +210,20 @@ def detail_body(r: LogRecord, image_url: ImageUrl) -> Html:
         usage=el("pre", {"id": "usage"}, as_json(r.usage)) if r.usage is not None
         else el("p", {"class": "hint"}, "The provider reported no usage."),
         images=_images(r, image_url))
+
+
+def _cost(r: LogRecord) -> str:
+    """The request's cost as the detail page says it: a cache hit's 0 is no estimate."""
+    if r.cost is not None and r.cache.endswith("HIT"):
+        return f"{fmt_cost(r.cost)} (a cache hit: no provider was called)"
+    return fmt_cost(r.cost, r.cost_exact)
+
+
+def _saved(r: LogRecord) -> Html:
+    """What a cache hit saved (what the cached answer cost when it was made), when known."""
+    if r.cost_saved is None:
+        return Html("")
+    return join([el("dt", {}, "Saved by the cache"), el("dd", {"id": "cost-saved"}, fmt_cost(r.cost_saved))])
 
 
 def _param_text(value: Any) -> str:
@@ -259,6 +273,8 @@ def headers_of(r: LogRecord) -> list[tuple[str, str]]:
     out.append(("x-gateway-overhead-ms", f"{r.overhead_ms:.2f}"))
     if r.cost is not None:
         out.append(("x-gateway-cost", f"{r.cost:.6f}"))
+    if r.cost_saved is not None:
+        out.append(("x-gateway-cost-saved", f"{r.cost_saved:.6f}"))
     if r.key:
         out.append(("x-portkey-api-key", f"(the key named {r.key!r}; keys are never logged)"))
     return out
@@ -327,7 +343,7 @@ def _totals(totals: Sequence[Mapping[str, Any]]) -> Html:
         return el("p", {"class": "hint"}, "None.")
     head = el("tr", {}, *(el("th", {"class": c}, h) for h, c in (
         ("Provider", None), ("Requests", "num"), ("4xx", "num"), ("5xx", "num"), ("p50", "num"), ("p95", "num"),
-        ("Cost", "num"), ("Cache hit rate", "num"))))
+        ("Cost", "num"), ("Saved by the cache", "num"), ("Cache hit rate", "num"))))
     rows = []
     for t in sorted(totals, key=lambda t: str(t.get("provider") or "")):
         lookups = t.get("cache_lookups") or 0
@@ -335,7 +351,9 @@ def _totals(totals: Sequence[Mapping[str, Any]]) -> Html:
         rows.append(el("tr", {}, el("td", {}, t.get("provider") or "(none)"),
                        *(el("td", {"class": "num"}, v) for v in (
                            t.get("requests", 0), t.get("errors_4xx", 0), t.get("errors_5xx", 0),
-                           fmt_ms(t.get("p50_ms")), fmt_ms(t.get("p95_ms")), fmt_cost(t.get("cost")), rate))))
+                           fmt_ms(t.get("p50_ms")), fmt_ms(t.get("p95_ms")), fmt_cost(t.get("cost")),
+                           # A store of another plugin may not sum savings: unknown, not 0.
+                           fmt_cost(t.get("cost_saved")), rate))))
     return el("table", {"class": "totals", "id": "totals"}, el("thead", {}, head), el("tbody", {}, *rows))
 
 

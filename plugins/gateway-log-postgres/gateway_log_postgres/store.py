@@ -46,9 +46,14 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
         "CREATE INDEX gateway_requests_status ON gateway_requests (status, time)",
         "CREATE INDEX gateway_requests_metadata ON gateway_requests USING gin (metadata jsonb_path_ops)",
     )),
+    # What cache hits saved, summed by the dashboard (NULL for every other request).  A nullable
+    # column without a default is added without rewriting the table; older rows read NULL.
+    (2, (
+        "ALTER TABLE gateway_requests ADD COLUMN cost_saved double precision",
+    )),
 ]
-_INSERT = ("INSERT INTO gateway_requests (id, time, trace_id, key, provider, model, status, ms, cost, cache, metadata, "
-           "size, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13) "
+_INSERT = ("INSERT INTO gateway_requests (id, time, trace_id, key, provider, model, status, ms, cost, cost_saved, "
+           "cache, metadata, size, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14) "
            "ON CONFLICT (id) DO NOTHING")
 _STATS = """
 SELECT (floor(time / $3) * $3)::bigint AS bucket, provider, count(*) AS requests,
@@ -57,6 +62,7 @@ SELECT (floor(time / $3) * $3)::bigint AS bucket, provider, count(*) AS requests
        percentile_disc(0.5) WITHIN GROUP (ORDER BY ms) AS p50_ms,
        percentile_disc(0.95) WITHIN GROUP (ORDER BY ms) AS p95_ms,
        coalesce(sum(cost), 0) AS cost,
+       coalesce(sum(cost_saved), 0) AS cost_saved,
        count(*) FILTER (WHERE cache = 'HIT') AS cache_hits,
        count(*) FILTER (WHERE cache <> 'DISABLED') AS cache_lookups
 FROM gateway_requests WHERE time >= $1 AND time < $2
@@ -145,8 +151,8 @@ class PostgresLogStore(LogStore):
             data = _encode(r)
             # jsonb takes no NUL character: a metadata value with one is kept in the record only.
             metadata = _encode({k: v for k, v in r.metadata.items() if "\x00" not in k + v}).decode()
-            rows.append((r.id, r.time, r.trace_id, r.key, r.provider, r.model, r.status, r.ms, r.cost, r.cache,
-                         metadata, len(data), data))
+            rows.append((r.id, r.time, r.trace_id, r.key, r.provider, r.model, r.status, r.ms, r.cost, r.cost_saved,
+                         r.cache, metadata, len(data), data))
         async with self.pool.acquire() as conn:
             await conn.executemany(_INSERT, rows)
 
@@ -171,7 +177,8 @@ class PostgresLogStore(LogStore):
             rows = await conn.fetch(_STATS, since, until, float(bucket_seconds))
         return [{"bucket": int(r["bucket"]), "provider": r["provider"], "requests": r["requests"],
                  "errors_4xx": r["errors_4xx"], "errors_5xx": r["errors_5xx"], "p50_ms": r["p50_ms"],
-                 "p95_ms": r["p95_ms"], "cost": round(r["cost"], 6), "cache_hits": r["cache_hits"],
+                 "p95_ms": r["p95_ms"], "cost": round(r["cost"], 6),
+                 "cost_saved": round(r["cost_saved"], 6), "cache_hits": r["cache_hits"],
                  "cache_lookups": r["cache_lookups"]} for r in rows]
 
     # -- retention -----------------------------------------------------------------------

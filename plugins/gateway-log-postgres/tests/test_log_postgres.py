@@ -7,6 +7,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -212,16 +213,17 @@ async def test_cursor_pagination(store: PostgresLogStore) -> None:
 
 
 async def test_stats_match_the_sqlite_store(store: PostgresLogStore) -> None:
-    await store.write([rec(0, ms=10.0, cost=0.04, cache="HIT"), rec(1, ms=30.0, status=500, cache="MISS"),
-                       rec(2, ms=20.0, status=404), rec(3, provider="openai", ms=5.0), rec(70, ms=1.0)])
+    await store.write([rec(0, ms=10.0, cost=0.04, cost_saved=0.03, cache="HIT"),
+                       rec(1, ms=30.0, status=500, cache="MISS"), rec(2, ms=20.0, status=404),
+                       rec(3, provider="openai", ms=5.0), rec(70, ms=1.0)])
     b0 = int(T0 // 60) * 60
     assert await store.stats(T0, T0 + 120, 60) == [
         {"bucket": b0, "provider": "fake", "requests": 3, "errors_4xx": 1, "errors_5xx": 1, "p50_ms": 20.0,
-         "p95_ms": 30.0, "cost": 0.04, "cache_hits": 1, "cache_lookups": 2},
+         "p95_ms": 30.0, "cost": 0.04, "cost_saved": 0.03, "cache_hits": 1, "cache_lookups": 2},
         {"bucket": b0, "provider": "openai", "requests": 1, "errors_4xx": 0, "errors_5xx": 0, "p50_ms": 5.0,
-         "p95_ms": 5.0, "cost": 0.0, "cache_hits": 0, "cache_lookups": 0},
+         "p95_ms": 5.0, "cost": 0.0, "cost_saved": 0.0, "cache_hits": 0, "cache_lookups": 0},
         {"bucket": b0 + 60, "provider": "fake", "requests": 1, "errors_4xx": 0, "errors_5xx": 0, "p50_ms": 1.0,
-         "p95_ms": 1.0, "cost": 0.0, "cache_hits": 0, "cache_lookups": 0},
+         "p95_ms": 1.0, "cost": 0.0, "cost_saved": 0.0, "cache_hits": 0, "cache_lookups": 0},
     ]
 
 
@@ -251,7 +253,7 @@ async def test_migrations_run_once_even_when_instances_start_together(database: 
         await stores[0].start()  # a restart
         conn = await asyncpg.connect(database)
         try:
-            assert [r[0] for r in await conn.fetch("SELECT version FROM gateway_log_schema_version")] == [1]
+            assert [r[0] for r in await conn.fetch("SELECT version FROM gateway_log_schema_version")] == [1, 2]
         finally:
             await conn.close()
     finally:
@@ -397,8 +399,30 @@ class GatewayProcess:
         return out
 
 
+async def ui_sign_in(session: aiohttp.ClientSession, url: str) -> None:
+    """Sign in to the web UI of the gateway at ``url`` with the admin key, as a browser does (the
+    form's CSRF token and cookie); the session cookie stays in ``session``'s jar."""
+    async with session.get(url + "/ui/login") as resp:
+        assert resp.status == 200, await resp.text()
+        form = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+        assert form is not None
+    async with session.post(url + "/ui/login", data={"key": ADMIN, "csrf": form.group(1), "next": "/ui"},
+                            allow_redirects=False) as resp:
+        assert (resp.status, resp.headers.get("Location")) == (303, "/ui"), await resp.text()
+
+
+async def ui_rows(session: aiohttp.ClientSession, url: str, query: str = "") -> list[str]:
+    """The record ids the request list at ``url`` shows, in its order (signed in: no redirect)."""
+    async with session.get(url + "/ui" + query, allow_redirects=False) as resp:
+        assert resp.status == 200, (resp.status, resp.headers.get("Location"))
+        return re.findall(r'<tr data-href="/ui/requests/([0-9A-Za-z]+)"', await resp.text())
+
+
 async def test_two_gateways_write_one_log_that_either_reads_in_full(tmp_path, database,
                                                                     fake_upstream) -> None:  # noqa: ANN001
+    """Two gateway processes share one PostgreSQL log: each reads every record both wrote, through
+    ``GET /v1/logs`` and through its web UI (one sign-in serving both: the session is signed with
+    a secret derived from the admin key they share)."""
     fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
@@ -444,10 +468,25 @@ key = "{ADMIN}"
             other = next(r for r in page["data"] if r["trace_id"].startswith("b" if reader is a else "a"))
             async with session.get(reader.url + f"/v1/logs/{other['id']}", headers=AH) as resp:
                 assert (await resp.json())["trace_id"] == other["trace_id"]
+        # The UI of either instance: the list holds every record, newest first, whichever instance
+        # wrote it. unsafe: the jar keeps cookies of an address (127.0.0.1); cookies know no port, so
+        # the session from signing in to a goes to b too, as a browser's would.
+        newest_first = [r["id"] for r in sorted(page["data"], key=lambda r: (r["time"], r["id"]), reverse=True)]
+        by_trace = {r["trace_id"]: r["id"] for r in page["data"]}
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            await ui_sign_in(browser, a.url)
+            for reader in (a, b):
+                assert await ui_rows(browser, reader.url) == newest_first
+                # A trace id of the other instance's, filtered, and its page.
+                other = "b-1" if reader is a else "a-0"
+                assert await ui_rows(browser, reader.url, f"?trace_id={other}") == [by_trace[other]]
+                async with browser.get(reader.url + f"/ui/requests/{by_trace[other]}") as resp:
+                    detail = await resp.text()
+                    assert resp.status == 200 and other in detail and f"fox {other.split('-')[1]}" in detail
         # Each instance ran the migrations at start-up: one applied them, the other found them done.
         conn = await asyncpg.connect(database)
         try:
-            assert await conn.fetchval("SELECT count(*) FROM gateway_log_schema_version") == 1
+            assert await conn.fetchval("SELECT count(*) FROM gateway_log_schema_version") == 2
             dump = "".join(str(tuple(r)) for r in await conn.fetch("SELECT * FROM gateway_requests"))
         finally:
             await conn.close()
@@ -458,3 +497,29 @@ key = "{ADMIN}"
         b.stop()
     assert not [line for line in a.lines() + b.lines() if line.get("event", "").startswith("request_log.")
                 and line.get("event") != "request_log.pruned"]
+
+
+async def test_a_cache_hit_records_what_it_saved(gateway_client, gateway_services, database) -> None:  # noqa: ANN001
+    """A HIT costs 0 and keeps what its MISS cost as ``cost_saved``: in the record, its own column
+    (summed by the dashboard's figures) and ``GET /v1/logs/{id}``."""
+    config = {"provider": "fake", "api_key": "sk-a", "cache": {"mode": "simple", "max_age": 60}}
+    headers = {"x-portkey-config": msgspec.json.encode(config).decode()}
+    miss = await gateway_client.post(GEN, json={"prompt": "a fox", "n": 2}, headers=headers)
+    assert (miss.status, miss.headers["x-portkey-cache-status"], miss.headers["x-gateway-cost"]) == (
+        200, "MISS", "0.040000")
+    await gateway_services.drain()
+    hit = await gateway_client.post(GEN, json={"prompt": "a fox", "n": 2}, headers=headers)
+    assert (hit.headers["x-portkey-cache-status"], hit.headers["x-gateway-cost-saved"]) == ("HIT", "0.040000")
+    hit_record, miss_record = await logged(gateway_services, 2)
+    assert (miss_record.cache, miss_record.cost, miss_record.cost_saved) == ("MISS", 0.04, None)
+    assert (hit_record.cache, hit_record.cost, hit_record.cost_saved) == ("HIT", 0.0, 0.04)
+    one = await (await gateway_client.get(f"/v1/logs/{hit_record.id}", headers=AH)).json()
+    assert (one["cost"], one["cost_saved"]) == (0.0, 0.04)
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch("SELECT cache, cost, cost_saved FROM gateway_requests ORDER BY id")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("MISS", 0.04, None), ("HIT", 0.0, 0.04)]
+    [totals] = await gateway_services.log_store.stats(0, time.time() + 60, 10 ** 10)
+    assert (totals["cost"], totals["cost_saved"], totals["cache_hits"]) == (0.04, 0.04, 1)
