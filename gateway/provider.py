@@ -180,6 +180,9 @@ class Provider:
     Options: ClassVar[type[msgspec.Struct]] = NoOptions
     #: ``x-portkey-*`` request headers that set options: header name -> option name.
     header_options: ClassVar[Mapping[str, str]] = {}
+    #: Other names configs may give options (Portkey's SDK spellings): alias -> option name.
+    #: The provider's ``parse_options`` reads them; the settings schema lists them.
+    option_aliases: ClassVar[Mapping[str, str]] = {}
     #: Settings under ``[providers.<name>]`` in the gateway's settings file.
     Settings: ClassVar[type[ProviderSettings]] = ProviderSettings
     #: Options that choose the host requests go to (Azure's ``resource_name``).  With a

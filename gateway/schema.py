@@ -89,6 +89,10 @@ def _provider_options(providers: dict[str, Any], schemas: list[dict[str, Any]],
         props = own.get("properties")
         if not props:
             continue
+        props = dict(props)
+        for alias, option in providers[name].option_aliases.items():
+            if option in props:
+                props[alias] = {**props[option], "description": f"another name for `{option}` (Portkey's)"}
         then: dict[str, Any] = {"properties": props}
         if own.get("description"):
             then["description"] = own["description"]

@@ -48,6 +48,7 @@ from gateway_azure_openai.identity import (
 )
 from gateway_azure_openai.models import DEFAULT_MODEL, EDIT_FAMILIES, FAMILIES, MODELS, PARAMETERS
 from gateway_azure_openai.options import (
+    ALIASES,
     HEADER_OPTIONS,
     IDENTITY_OPTIONS,
     AzureOpenAIOptions,
@@ -79,6 +80,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     Options = AzureOpenAIOptions
     Settings = AzureOpenAISettings
     header_options: ClassVar = HEADER_OPTIONS
+    option_aliases: ClassVar = ALIASES
     capabilities = Capabilities(
         endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),
         default_model=DEFAULT_MODEL, models=MODELS, families=FAMILIES, parameters=PARAMETERS,

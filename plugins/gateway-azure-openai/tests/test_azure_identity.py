@@ -499,6 +499,10 @@ def test_the_settings_schema_types_the_identity_options_on_targets_and_virtual_k
         assert set(IDENTITY_OPTIONS) | {"resource_name", "deployment_id", "api_version"} <= set(props)
         assert props["azure_auth_mode"]["anyOf"][0]["enum"] == ["apiKey", "entra", "managed", "workload"]
         assert props["azure_entra_client_secret"]["anyOf"][0]["type"] == "string"
+        # Portkey's SDK spellings of the resource fields are described too.
+        for alias, option in (("azure_resource_name", "resource_name"), ("azure_deployment_id", "deployment_id"),
+                              ("azure_api_version", "api_version")):
+            assert props[alias]["anyOf"] == props[option]["anyOf"] and option in props[alias]["description"]
     assert "allowed_custom_hosts" in virtual_key["properties"]
 
 
