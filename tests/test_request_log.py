@@ -31,6 +31,7 @@ from gateway.requestlog.sqlite import _where as sqlite_where
 from gateway.requestlog.store import InvalidQuery, LogQuery, aggregate, percentile
 from gateway.testing import PNG_1X1, Reply, edit_form, fake_provider
 from gateway.testing.fake_provider import FakeProvider
+from gateway.ui.pages import detail_body
 
 GEN = "/v1/images/generations"
 EDITS = "/v1/images/edits"
@@ -347,11 +348,19 @@ async def test_a_cache_hit_records_the_same_images_without_storing_them_again(ga
     assert hit.images and [i.image_id for i in hit.images] == [i.image_id for i in miss.images]
 
 
-async def test_a_provider_url_handed_on_as_it_is_is_not_kept(gateway_client, gateway_services):  # noqa: ANN001
+async def test_a_provider_url_handed_on_as_it_is_is_referred_to_not_kept(gateway_client, gateway_services):  # noqa: ANN001
+    """A provider's own URL handed on (its URLs do not expire soon: it declares no
+    ``result_urls_expire``) is not fetched for the log; the record refers to it, and the detail
+    page links to it."""
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", "response_format": "url"}, headers=H)
-    assert (await resp.json())["data"][0]["url"].endswith("/v1/files/image.png")
+    url = (await resp.json())["data"][0]["url"]
+    assert url.endswith("/v1/files/image.png")
     [rec] = await logged(gateway_services)
-    assert rec.status == 200 and rec.images == []
+    assert rec.status == 200 and rec.images == [] and rec.provider_urls == [url]
+    got = await api(gateway_client, f"/v1/logs/{rec.id}")
+    assert got["provider_urls"] == [url]
+    html = str(detail_body(rec, lambda image_id: f"/files/{image_id}"))
+    assert f'<a href="{url}" rel="noreferrer noopener" target="_blank">' in html
 
 
 #: Five different images of about 24 KB each (noise does not compress), each larger than the one before.
@@ -414,6 +423,13 @@ async def test_images_can_be_turned_off_per_key(keyed, gateway_client, gateway_s
     bob, alice = await logged(gateway_services, 2)
     assert (alice.key, alice.images) == ("alice", [])
     assert bob.key == "bob" and len(bob.images) == 1
+    # Nor are a provider's URLs recorded for that key.
+    for key in (ALICE_KEY, BOB_KEY):
+        await gateway_client.post(GEN, json={"prompt": "a fox", "response_format": "url"},
+                                  headers={**H, "x-portkey-api-key": key})
+    bob, alice = (await logged(gateway_services, 4))[:2]
+    assert (alice.key, alice.provider_urls) == ("alice", [])
+    assert bob.key == "bob" and len(bob.provider_urls) == 1
 
 
 # -- the API -------------------------------------------------------------------------------

@@ -237,7 +237,7 @@ class Plugin:
 
     @staticmethod
     async def _keep_images(record: LogRecord, keeper: ImageKeeper, answer: bytes) -> None:
-        record.images = await keeper.keep(answer)
+        record.images, record.provider_urls = await keeper.keep(answer)
 
     @hookimpl(trylast=True)
     def gateway_request_finished(self, ctx: RequestContext, fields: dict[str, Any]) -> None:
@@ -250,7 +250,7 @@ class Plugin:
         if self.keeper is not None and 200 <= record.status < 300 and record.key not in self.no_images:
             answer = ctx.stash.get(ANSWER_BODY)
             if answer is not None and not has_images(answer):
-                answer = None  # provider URLs handed on: nothing the gateway holds to keep
+                answer = None  # no image in it (a passthrough's own answer, say)
         extra = Extra(ctx, answer)
         if extra.held and writer.held_bytes + extra.held > _MAX_HELD:
             # The writer is backed up: the parameters are made safe now (the body is not kept

@@ -4,7 +4,8 @@ Nothing is fetched from a provider: the images come from the answer the gateway 
 body it made, with stored images as host-free paths).  A ``b64_json`` image is decoded and
 stored; an image the gateway already stored (a ``url`` answer it made) is referenced, or
 stored again when it would expire before the record; a provider's own URL handed on
-unchanged is not kept (the gateway never had its bytes).  Each image larger than
+unchanged is recorded as a reference only (the gateway never had its bytes; a provider whose
+URLs expire soon declares ``result_urls_expire``, and the gateway keeps those images itself).  Each image larger than
 ``thumbnail_over_bytes`` also gets a thumbnail of at most 256 px a side, made with Pillow.
 This runs in the log writer's task, never on the request path.
 """
@@ -25,7 +26,7 @@ import msgspec
 from PIL import Image, UnidentifiedImageError
 
 from gateway.images.sniff import image_type
-from gateway.images.urls import FILES_PATH, stored_path
+from gateway.images.urls import stored_path
 from gateway.lru import LRU
 from gateway.requestlog.record import LogImage
 
@@ -33,12 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.images.store import ImageStore
     from gateway.images.urls import ImageUrls
 
+#: Longest provider URL recorded (a signed URL's query included).
+MAX_URL = 4096
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_PX = 256
 #: An image stored for the log is used again (for a repeat of the same bytes: cache hits)
 #: while it still lives this close to the full retention.
 REUSE_WITHIN = 3600.0
-_FILES = FILES_PATH.encode()
 _STORED = re.compile(r"^/v1/images/files/([A-Za-z0-9_-]{32})\?expires=([0-9]{1,12})&sig=")
 
 
@@ -55,11 +57,13 @@ _decode_answer = msgspec.json.Decoder(_Answer).decode
 
 
 class Source(msgspec.Struct, frozen=True):
-    """One image of an answer: its bytes (from base64), or the id of an image already stored."""
+    """One image of an answer: its bytes (from base64), the id of an image already stored, or
+    the provider's own URL handed on."""
 
     data: bytes | None = None
     stored_id: str | None = None
     stored_expires: float = 0.0
+    url: str | None = None
 
 
 def sources(answer: bytes) -> list[Source]:
@@ -79,15 +83,17 @@ def sources(answer: bytes) -> list[Source]:
             m = _STORED.match(item.url)
             if m is not None:
                 out.append(Source(stored_id=m.group(1), stored_expires=float(m.group(2))))
+            elif item.url.startswith(("https://", "http://")):
+                out.append(Source(url=item.url[:MAX_URL]))
     return out
 
 
 def has_images(answer: bytes) -> bool:
-    """Whether an answer may hold images the log can keep (base64, or the gateway's own
-    stored images): a quick look, before any parsing."""
+    """Whether an answer may hold images the log keeps or refers to (base64, the gateway's own
+    stored images, a provider's URLs): a quick look, before any parsing."""
     # find(), not `in`: `in` on bytes first tries the needle as a byte value, raising and
     # swallowing a TypeError every time.
-    return answer.find(b'"b64_json"') >= 0 or answer.find(_FILES) >= 0
+    return answer.find(b'"b64_json"') >= 0 or answer.find(b'"url"') >= 0
 
 
 class Facts(msgspec.Struct):
@@ -144,9 +150,11 @@ class ImageKeeper:
         #: an answer points at the same copy.
         self._recent: LRU = LRU(512)
 
-    async def keep(self, answer: bytes) -> list[LogImage]:
+    async def keep(self, answer: bytes) -> tuple[list[LogImage], list[str]]:
+        """The answer's images kept for the log, and the provider URLs it handed on as they were."""
         found = sources(answer) if len(answer) < 65536 else await asyncio.to_thread(sources, answer)
-        return [image for image in [await self._one(s) for s in found] if image is not None]
+        kept = [image for image in [await self._one(s) for s in found if s.url is None] if image is not None]
+        return kept, [s.url for s in found if s.url is not None]
 
     async def _one(self, source: Source) -> LogImage | None:
         now = time.time()

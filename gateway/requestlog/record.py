@@ -75,6 +75,10 @@ class LogRecord(msgspec.Struct, kw_only=True, gc=False):
     cost_saved: float | None = None
     #: The answer's images kept for the log.
     images: list[LogImage] = msgspec.field(default_factory=list)
+    #: The provider's own image URLs the answer handed on as they were (the gateway never had
+    #: the bytes: a provider whose URLs expire soon declares it, and those are kept instead);
+    #: they work as long as the provider keeps the files.
+    provider_urls: list[str] = msgspec.field(default_factory=list)
     #: Request headers that matter, from an allow-list (no credential; a custom host without
     #: its query; a value that reads as a key shown by its fingerprint).
     headers: dict[str, str] = msgspec.field(default_factory=dict)

@@ -281,11 +281,21 @@ def headers_of(r: LogRecord) -> list[tuple[str, str]]:
 
 
 def _images(r: LogRecord, image_url: ImageUrl) -> Html:
-    if not r.images:
+    parts = []
+    if r.images:
+        figures = [_figure(i, len(r.images), img, image_url) for i, img in enumerate(r.images, 1)]
+        parts.append(el("div", {"class": "images", "id": "images"}, *figures))
+    if r.provider_urls:
+        # Only http(s) URLs are recorded; each opens on the provider's site, told nothing of this page.
+        links = [el("li", {}, el("a", {"href": url, "rel": "noreferrer noopener", "target": "_blank"}, url))
+                 for url in r.provider_urls]
+        parts.append(el("div", {"id": "provider-urls"}, el("p", {"class": "hint"}, (
+            "The provider's own image URLs, handed on as they were (the gateway did not keep these images): "
+            "they work as long as the provider keeps the files.")), el("ul", {}, *links)))
+    if not parts:
         return el("p", {"class": "hint"}, "No images kept for this request (not a 2xx image answer, or image "
                                           "logging is off for the gateway or this key).")
-    figures = [_figure(i, len(r.images), img, image_url) for i, img in enumerate(r.images, 1)]
-    return el("div", {"class": "images", "id": "images"}, *figures)
+    return join(parts)
 
 
 def _figure(i: int, count: int, img: LogImage, image_url: ImageUrl) -> Html:
