@@ -26,7 +26,7 @@ import msgspec
 from PIL import Image, UnidentifiedImageError
 
 from gateway.images.sniff import image_type
-from gateway.images.urls import stored_path
+from gateway.images.urls import FILES_PATH, stored_path
 from gateway.lru import LRU
 from gateway.requestlog.record import LogImage
 
@@ -41,6 +41,7 @@ THUMBNAIL_PX = 256
 #: An image stored for the log is used again (for a repeat of the same bytes: cache hits)
 #: while it still lives this close to the full retention.
 REUSE_WITHIN = 3600.0
+_FILES = FILES_PATH.encode()
 _STORED = re.compile(r"^/v1/images/files/([A-Za-z0-9_-]{32})\?expires=([0-9]{1,12})&sig=")
 
 
@@ -89,11 +90,21 @@ def sources(answer: bytes) -> list[Source]:
 
 
 def has_images(answer: bytes) -> bool:
-    """Whether an answer may hold images the log keeps or refers to (base64, the gateway's own
-    stored images, a provider's URLs): a quick look, before any parsing."""
+    """Whether an answer may hold images the log can keep (base64, or the gateway's own
+    stored images): a quick look, before any parsing."""
     # find(), not `in`: `in` on bytes first tries the needle as a byte value, raising and
     # swallowing a TypeError every time.
-    return answer.find(b'"b64_json"') >= 0 or answer.find(b'"url"') >= 0
+    return answer.find(b'"b64_json"') >= 0 or answer.find(_FILES) >= 0
+
+
+def has_urls(answer: bytes) -> bool:
+    """Whether an answer (with no image to keep: :func:`has_images`) may hold a provider's URLs."""
+    return answer.find(b'"url"') >= 0
+
+
+def provider_urls(answer: bytes) -> list[str]:
+    """The provider URLs an answer handed on as they were: parsed at once, nothing to store."""
+    return [s.url for s in sources(answer) if s.url is not None]
 
 
 class Facts(msgspec.Struct):
