@@ -194,6 +194,9 @@ class StashKey(Generic[T]):
 #: The body of a buffered 2xx answer as the gateway made it (a stored image as its host-free
 #: path), set as it is sent: for plugins that look at the answer afterwards (the request log).
 ANSWER_BODY: StashKey[bytes] = StashKey("gateway.answer_body")
+#: A provider's own image URLs a 2xx answer handed on as they were (the gateway never had
+#: their bytes), set as the answer is made: for the request log, which refers to them.
+HANDED_ON_URLS: StashKey[list[str]] = StashKey("gateway.handed_on_urls")
 
 
 class Stash:

@@ -19,13 +19,13 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from gateway import hookimpl
-from gateway.context import ANSWER_BODY, PROXY, RequestContext
+from gateway.context import ANSWER_BODY, HANDED_ON_URLS, PROXY, RequestContext
 from gateway.errors import StartupError
 from gateway.registry import Registry
 from gateway.requestlog.admin import AdminKey
 from gateway.requestlog.api import LogApi
 from gateway.requestlog.capture import LOGGED, build_record
-from gateway.requestlog.images import ImageKeeper, has_images, has_urls, provider_urls
+from gateway.requestlog.images import ImageKeeper, has_images
 from gateway.requestlog.params import passthrough_params, safe_params
 from gateway.requestlog.record import LogRecord
 from gateway.requestlog.settings import AdminSettings, RequestLogSettings
@@ -53,9 +53,9 @@ _STOP_TIMEOUT = 5.0
 class Extra:
     """What the writer needs besides the record: the request's parameters and the answer."""
 
-    __slots__ = ("params", "form", "proxy", "body", "content_type", "answer", "urls_only", "large", "held")
+    __slots__ = ("params", "form", "proxy", "body", "content_type", "answer", "large", "held")
 
-    def __init__(self, ctx: RequestContext, answer: bytes | None, urls_only: bool = False) -> None:
+    def __init__(self, ctx: RequestContext, answer: bytes | None) -> None:
         inbound = ctx.inbound
         self.params = inbound.params
         self.form = inbound.form
@@ -64,8 +64,6 @@ class Extra:
         self.body = inbound.body if self.proxy else None
         self.content_type = inbound.headers.get("Content-Type") if self.proxy else None
         self.answer = answer
-        #: The answer holds a provider's URLs only: read at once, nothing to store (no awaitable).
-        self.urls_only = urls_only
         self.large = ctx.record.bytes_in > _THREAD_OVER
         #: What the queue holds for it: a large request's body and the answer.
         self.held = (ctx.record.bytes_in if self.large else 0) + (len(answer) if answer is not None else 0)
@@ -229,23 +227,17 @@ class Plugin:
             return self._prepare_large(record, extra)
         record.params = self._params(extra)
         if extra.answer is not None and self.keeper is not None:
-            if extra.urls_only:
-                record.provider_urls = provider_urls(extra.answer)
-                return None
             return self._keep_images(record, self.keeper, extra.answer)
         return None
 
     async def _prepare_large(self, record: LogRecord, extra: Extra) -> None:
         record.params = await asyncio.to_thread(self._params, extra)
         if extra.answer is not None and self.keeper is not None:
-            if extra.urls_only:
-                record.provider_urls = provider_urls(extra.answer)
-            else:
-                await self._keep_images(record, self.keeper, extra.answer)
+            await self._keep_images(record, self.keeper, extra.answer)
 
     @staticmethod
     async def _keep_images(record: LogRecord, keeper: ImageKeeper, answer: bytes) -> None:
-        record.images, record.provider_urls = await keeper.keep(answer)
+        record.images = await keeper.keep(answer)
 
     @hookimpl(trylast=True)
     def gateway_request_finished(self, ctx: RequestContext, fields: dict[str, Any]) -> None:
@@ -254,16 +246,16 @@ class Plugin:
         if writer is None or ctx.inbound.endpoint not in LOGGED:
             return
         record = build_record(ctx, fields)
-        answer, urls_only = None, False
+        answer = None
         if self.keeper is not None and 200 <= record.status < 300 and record.key not in self.no_images:
             answer = ctx.stash.get(ANSWER_BODY)
             if answer is not None and not has_images(answer):
-                # A provider's URLs handed on are recorded (read in the writer, nothing stored);
-                # an answer with neither (a passthrough's own, say) has nothing for the log.
-                urls_only = has_urls(answer)
-                if not urls_only:
-                    answer = None
-        extra = Extra(ctx, answer, urls_only)
+                answer = None  # no image the gateway holds (a provider's URLs handed on, say)
+            handed = ctx.stash.get(HANDED_ON_URLS)
+            if handed:
+                # Referred to, not kept: the request's own list, over like the request.
+                record.provider_urls = handed
+        extra = Extra(ctx, answer)
         if extra.held and writer.held_bytes + extra.held > _MAX_HELD:
             # The writer is backed up: the parameters are made safe now (the body is not kept
             # waiting), and the images are not kept.

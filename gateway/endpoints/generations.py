@@ -45,7 +45,7 @@ from gateway import json_decode
 from gateway import headers as h
 from gateway.cache.keys import request_key
 from gateway.cache.lease import CacheHit
-from gateway.context import ANSWER_BODY, IMAGES_GENERATIONS, StashKey
+from gateway.context import ANSWER_BODY, HANDED_ON_URLS, IMAGES_GENERATIONS, StashKey
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
 from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
@@ -252,6 +252,11 @@ class Generations(Endpoint):
             data = None if as_given else await delivery.items(images, plan.response_format)
         except GatewayError as e:
             return Outcome.from_error(e, provider=provider.name)
+        # The provider's URLs handed on as they were, known here without reading the answer again.
+        handed = [img.url for img in images if img.url] if as_given else \
+            [d["url"] for d in data if d.get("url", "").startswith(("https://", "http://"))] if data else None
+        if handed:
+            ctx.stash[HANDED_ON_URLS] = handed
         # The answers' other fields as one (token usage summed over the calls of a split).
         extra = merge_extra([r.extra for r in results])
         ctx.record.usage = extra.get("usage")

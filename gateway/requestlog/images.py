@@ -97,16 +97,6 @@ def has_images(answer: bytes) -> bool:
     return answer.find(b'"b64_json"') >= 0 or answer.find(_FILES) >= 0
 
 
-def has_urls(answer: bytes) -> bool:
-    """Whether an answer (with no image to keep: :func:`has_images`) may hold a provider's URLs."""
-    return answer.find(b'"url"') >= 0
-
-
-def provider_urls(answer: bytes) -> list[str]:
-    """The provider URLs an answer handed on as they were: parsed at once, nothing to store."""
-    return [s.url for s in sources(answer) if s.url is not None]
-
-
 class Facts(msgspec.Struct):
     """What an image is, read with Pillow (header only, and the thumbnail when one is due)."""
 
@@ -161,11 +151,11 @@ class ImageKeeper:
         #: an answer points at the same copy.
         self._recent: LRU = LRU(512)
 
-    async def keep(self, answer: bytes) -> tuple[list[LogImage], list[str]]:
-        """The answer's images kept for the log, and the provider URLs it handed on as they were."""
+    async def keep(self, answer: bytes) -> list[LogImage]:
+        """The answer's images kept for the log (a provider's URL among them is referred to by the
+        record instead: ``HANDED_ON_URLS``)."""
         found = sources(answer) if len(answer) < 65536 else await asyncio.to_thread(sources, answer)
-        kept = [image for image in [await self._one(s) for s in found if s.url is None] if image is not None]
-        return kept, [s.url for s in found if s.url is not None]
+        return [image for image in [await self._one(s) for s in found if s.url is None] if image is not None]
 
     async def _one(self, source: Source) -> LogImage | None:
         now = time.time()
