@@ -89,6 +89,9 @@ class ReplicateProvider(Provider):
     default_base_url = "https://api.replicate.com/v1"
     #: Output files are served from replicate.delivery and its subdomains.
     image_hosts = ("replicate.delivery", "*.replicate.delivery")
+    #: Replicate deletes an API prediction's output files after an hour: a URL answer gets the
+    #: gateway's own URL (kept for ``images.ttl``), and the request log keeps the images.
+    result_urls_expire = True
     Settings = ReplicateSettings
     capabilities = Capabilities(
         endpoints=frozenset({IMAGES_GENERATIONS, IMAGES_EDITS, PROXY}),

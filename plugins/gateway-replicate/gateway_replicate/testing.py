@@ -21,11 +21,12 @@ It follows the OpenAPI description of api.replicate.com/v1 (``predictions.create
   ``DELETE /v1/files/{id}`` answers 204 (``ReplicateFake.files``, ``deleted``);
 - a prediction finishes within the sync wait when ``steps`` is 0 and ``Prefer: wait``
   was sent, else after ``steps`` polls (at least one without ``Prefer``); its output
-  files are served at ``/delivery/{id}/out-{i}.png`` like replicate.delivery.
+  files are served at ``/delivery/{id}/out-{i}.png`` like replicate.delivery (without a key),
+  or answer ``gone`` (404, 410) when set, as once Replicate has deleted them after their hour.
 
 ``install(fake_upstream, steps=..., fail=..., never=...)`` serves the API on a
 :class:`~gateway.testing.FakeUpstream` under ``/v1`` and returns the
-:class:`ReplicateFake` (its ``predictions``, ``cancelled``, ``served`` and ``files``).
+:class:`ReplicateFake` (its ``predictions``, ``cancelled``, ``served``, ``files`` and ``deliveries()``).
 
 Sources: the HTTP API reference (https://replicate.com/docs/reference/http) and each
 model's input schema on replicate.com (``/{owner}/{name}/versions/{id}/api``).
@@ -211,6 +212,8 @@ class ReplicateFake:
         self.files: dict[str, FakeFile] = {}
         #: Ids of files deleted through the API.
         self.deleted: list[str] = []
+        #: The status output files answer instead of their image (404, 410: deleted), if set.
+        self.gone: int | None = None
 
     def install(self) -> ReplicateFake:
         for name, schema in SCHEMAS.items():
@@ -281,6 +284,10 @@ class ReplicateFake:
         if uri.startswith(("https://", "http://")):
             return None
         raise ValueError("Does not match format 'uri'")
+
+    def deliveries(self) -> list[Recorded]:
+        """The requests for output files (``/delivery/...``), in arrival order."""
+        return [r for r in self.upstream.requests if r.path.startswith("/delivery/")]
 
     # -- create ----------------------------------------------------------------------
     def _creator(self, official: str | None) -> Callable[[web.Request, Recorded], Any]:
@@ -367,10 +374,18 @@ class ReplicateFake:
         urls = []
         for i, data in enumerate(images):
             path = f"/delivery/{pred.id}/out-{i}.png"
-            self.upstream.on("GET", path, _file(data))
+            self.upstream.on("GET", path, self._file(data))
             urls.append(self.upstream.url + path)
         pred.status = "succeeded"
         pred.output = urls if schema.output == "list" else urls[0]
+
+    def _file(self, data: bytes) -> Callable[[web.Request, Recorded], Any]:
+        async def serve(request: web.Request, rec: Recorded) -> web.StreamResponse:
+            if self.gone is not None:
+                return web.Response(status=self.gone, text="Not Found", content_type="text/plain")
+            return web.Response(body=data, content_type="image/png")
+
+        return serve
 
     def _json(self, pred: FakePrediction, status: int = 200) -> web.Response:
         api = f"{self.upstream.url}/v1/predictions/{pred.id}"
@@ -381,13 +396,6 @@ class ReplicateFake:
             "urls": {"get": api, "cancel": api + "/cancel", "web": f"https://replicate.com/p/{pred.id}"},
         }
         return web.json_response(doc, status=status)
-
-
-def _file(data: bytes) -> Callable[[web.Request, Recorded], Any]:
-    async def serve(request: web.Request, rec: Recorded) -> web.StreamResponse:
-        return web.Response(body=data, content_type="image/png")
-
-    return serve
 
 
 def _authorized(request: web.Request) -> bool:

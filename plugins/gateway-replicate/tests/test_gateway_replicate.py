@@ -40,7 +40,8 @@ async def post(client, body, headers=None):  # noqa: ANN001, ANN201
 
 # -- the create request per model ---------------------------------------------------------
 
-async def test_flux_schnell_finishes_within_the_sync_wait(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
+async def test_flux_schnell_finishes_within_the_sync_wait(gateway_client, fake_upstream, sleeps,  # noqa: ANN001
+                                                          gateway_images):
     fake = install(fake_upstream)
     body = {"prompt": "a red fox", "model": "black-forest-labs/flux-schnell", "n": 2, "size": "1920x1080",
             "seed": 7, "output_format": "png", "go_fast": True}
@@ -49,10 +50,14 @@ async def test_flux_schnell_finishes_within_the_sync_wait(gateway_client, fake_u
     doc = await resp.json()
     assert doc["provider"] == "replicate" and isinstance(doc["created"], int)
     [pred] = fake.predictions.values()
-    assert [d["url"] for d in doc["data"]] == pred.output
+    # Replicate deletes outputs after an hour: with no response_format the answer carries the
+    # gateway's own URLs, serving each output fetched once, in order.
+    assert await gateway_images([d["url"] for d in doc["data"]]) == fake.served[0]
     assert "x-portkey-adjusted-params" not in resp.headers
-    [sent] = fake_upstream.requests
+    sent, *fetched = fake_upstream.requests
     assert (sent.method, sent.path) == ("POST", FLUX)
+    assert sorted((r.method, r.path) for r in fetched) == [("GET", f"/delivery/{pred.id}/out-{i}.png") for i in (0, 1)]
+    assert not [r for r in fetched if "Authorization" in r.headers]  # the key stays with the API host
     assert sent.json() == {"input": {"prompt": "a red fox", "aspect_ratio": "16:9", "num_outputs": 2, "seed": 7,
                                      "output_format": "png", "go_fast": True}}
     assert sent.headers["Authorization"] == "Bearer r8_test_key"
@@ -72,13 +77,18 @@ async def test_default_model_is_flux_schnell_and_odd_sizes_map_to_the_nearest_ra
     assert resp.headers["x-portkey-adjusted-params"] == "size=1000x1400->3:4"
 
 
-async def test_slow_prediction_is_polled_with_backoff(gateway_client, fake_upstream, sleeps):  # noqa: ANN001
+async def test_slow_prediction_is_polled_with_backoff(gateway_client, fake_upstream, sleeps, gateway_images):  # noqa: ANN001
     fake = install(fake_upstream, steps=6)
     resp = await post(gateway_client, {"prompt": "a fox", "model": "black-forest-labs/flux-dev"})
     assert resp.status == 200, await resp.text()
     [pred] = fake.predictions.values()
-    assert (await resp.json())["data"] == [{"url": pred.output[0]}]
-    assert [r.path for r in polls(fake_upstream)] == [f"/v1/predictions/{pred.id}"] * 6
+    [item] = (await resp.json())["data"]
+    assert await gateway_images([item["url"]]) == fake.served[0]
+    # The create, the six polls, then the finished output fetched once.
+    assert [(r.method, r.path) for r in fake_upstream.requests] == [
+        ("POST", "/v1/models/black-forest-labs/flux-dev/predictions"),
+        *[("GET", f"/v1/predictions/{pred.id}")] * 6, ("GET", f"/delivery/{pred.id}/out-0.png")]
+    assert "Authorization" not in fake_upstream.requests[-1].headers
     assert all(r.headers["Authorization"] == "Bearer r8_test_key" for r in polls(fake_upstream))
     assert sleeps == [0.5, 0.75, 1.125, 1.6875, 2.0, 2.0]
     assert fake.cancelled == []
@@ -113,14 +123,19 @@ async def test_any_other_model_gets_the_generic_mapping_one_prediction_per_image
     assert resp.headers["x-portkey-adjusted-params"] == "quality=hd->(dropped)"
 
 
-async def test_flux_pro_takes_a_custom_size_and_answers_one_url(gateway_client, fake_upstream):  # noqa: ANN001
+async def test_flux_pro_takes_a_custom_size_and_answers_one_url(gateway_client, fake_upstream,  # noqa: ANN001
+                                                                gateway_images):
     fake = install(fake_upstream)
     resp = await post(gateway_client, {"prompt": "a fox", "model": "black-forest-labs/flux-1.1-pro", "size": "1000x1500",
                                        "safety_tolerance": 5})
     assert resp.status == 200, await resp.text()
     [pred] = fake.predictions.values()
-    assert isinstance(pred.output, str)
-    assert (await resp.json())["data"] == [{"url": pred.output}]
+    assert isinstance(pred.output, str)  # one file URL, not a list: still one image in the answer
+    [item] = (await resp.json())["data"]
+    assert await gateway_images([item["url"]]) == fake.served[0]
+    [fetched] = fake.deliveries()
+    assert fetched.path == f"/delivery/{pred.id}/out-0.png" and "Authorization" not in fetched.headers
+    assert [r.method for r in fake_upstream.requests] == ["POST", "GET"]
     assert creates(fake_upstream)[0].json() == {"input": {"prompt": "a fox", "aspect_ratio": "custom", "width": 960,
                                                           "height": 1440, "safety_tolerance": 5}}
 
@@ -164,6 +179,42 @@ async def test_b64_json_fetches_the_output_file(gateway_client, fake_upstream): 
     assert got == fake.served[0]
 
 
+@pytest.mark.parametrize("status", [404, 410])
+async def test_an_output_that_cannot_be_fetched_hands_on_replicates_url_uncached(  # noqa: ANN001
+        gateway_client, gateway_services, fake_upstream, gateway_images, status):
+    """The output file is gone from replicate.delivery (deleted, as after its hour): the gateway
+    cannot keep the image, so the answer hands on Replicate's own URL, a 200 (the prediction
+    succeeded and was billed; a 5xx would invite a retry billed again), and it is not cached:
+    every later hit would get a URL that no longer serves, instead of a new prediction."""
+    fake = install(fake_upstream)
+    fake.gone = status
+    config = {"provider": "replicate", "api_key": "r8_test_key", "cache": {"mode": "simple", "max_age": 600}}
+    headers = {"x-portkey-config": msgspec.json.encode(config).decode()}
+    body = {"prompt": "a fox", "response_format": "url"}
+    for made in (1, 2):
+        resp = await gateway_client.post("/v1/images/generations", json=body, headers=headers)
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["x-portkey-cache-status"] == "MISS"
+        pred = list(fake.predictions.values())[-1]
+        assert (await resp.json())["data"] == [{"url": pred.output[0]}]  # the fake's delivery URL
+        await gateway_services.drain()
+        # One fetch of the new output tried, then its URL handed on.
+        assert len(creates(fake_upstream)) == len(fake.deliveries()) == made
+        assert fake.deliveries()[-1].path == f"/delivery/{pred.id}/out-0.png"
+    # The same request once the file is there: kept and cached, so the MISSes above were the hand-on's.
+    fake.gone = None
+    urls = []
+    for cache_status in ("MISS", "HIT"):
+        resp = await gateway_client.post("/v1/images/generations", json=body, headers=headers)
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["x-portkey-cache-status"] == cache_status
+        [item] = (await resp.json())["data"]
+        urls.append(item["url"])
+        await gateway_services.drain()
+    assert await gateway_images(urls) == fake.served[2] * 2
+    assert len(creates(fake_upstream)) == len(fake.deliveries()) == 3
+
+
 async def test_data_uri_output_is_decoded_by_the_gateway(gateway_client, fake_upstream):  # noqa: ANN001
     png = make_png(42)
     uri = "data:image/png;base64," + base64.b64encode(png).decode()
@@ -181,12 +232,17 @@ async def test_invalid_model_is_a_400_before_any_upstream_call(gateway_client, f
     assert fake_upstream.requests == []
 
 
-async def test_openai_sdk(gateway_server, fake_upstream):  # noqa: ANN001
+async def test_openai_sdk(gateway_server, fake_upstream, gateway_images):  # noqa: ANN001
     fake = install(fake_upstream)
     async with openai.AsyncOpenAI(base_url=str(gateway_server.make_url("/v1")), api_key="r8_sdk",
                                   default_headers={"x-portkey-provider": "replicate"}, max_retries=0) as client:
         result = await client.images.generate(model="black-forest-labs/flux-dev", prompt="a fox", size="1024x1024", n=2)
-    assert [d.url for d in result.data] == next(iter(fake.predictions.values())).output
+    # gateway_images reads through a client of the same server the SDK called.
+    assert await gateway_images([d.url for d in result.data]) == fake.served[0]
+    [pred] = fake.predictions.values()
+    assert sorted(r.path for r in fake.deliveries()) == [f"/delivery/{pred.id}/out-{i}.png" for i in (0, 1)]
+    assert not [r for r in fake.deliveries() if "Authorization" in r.headers]
+    assert len(fake_upstream.requests) == 3  # the create and the two outputs: nothing else
     [sent] = creates(fake_upstream)
     assert sent.headers["Authorization"] == "Bearer r8_sdk"
     assert sent.json() == {"input": {"prompt": "a fox", "aspect_ratio": "1:1", "num_outputs": 2}}

@@ -11,13 +11,19 @@ GEN = "/v1/images/generations"
 
 
 async def test_flux_schnell_is_priced_per_output_image_and_estimated(gateway_client, fake_upstream, sleeps,  # noqa: ANN001
-                                                                     log_capture):
-    install(fake_upstream)
+                                                                     log_capture, gateway_images):
+    fake = install(fake_upstream)
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", "n": 2, "size": "1024x1024"}, headers=H)
     assert resp.status == 200, await resp.text()
-    assert len(fake_upstream.requests) == 1  # one prediction made both images
+    # One prediction made both images (one create, billed per output); each output is then
+    # fetched once, without the key, for the gateway's own URL.
+    [pred] = fake.predictions.values()
+    assert [r.method for r in fake_upstream.requests] == ["POST", "GET", "GET"]
+    assert sorted(r.path for r in fake.deliveries()) == [f"/delivery/{pred.id}/out-{i}.png" for i in (0, 1)]
+    assert not [r for r in fake.deliveries() if "Authorization" in r.headers]
+    assert await gateway_images([d["url"] for d in (await resp.json())["data"]]) == fake.served[0]
     assert resp.headers["x-gateway-cost"] == "0.006000"  # 2 x $0.003
-    line = log_capture.events("request.finished")[-1]
+    [line] = [e for e in log_capture.events("request.finished") if e["path"] == GEN]  # not the images' GETs
     assert line["cost"] == pytest.approx(0.006) and line["cost_exact"] is False
 
 

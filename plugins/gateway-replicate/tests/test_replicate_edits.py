@@ -62,14 +62,19 @@ async def eventually(check, timeout: float = 3.0) -> None:  # noqa: ANN001
 
 # -- each edit model's input ----------------------------------------------------------------
 
-async def test_kontext_takes_the_image_as_a_data_uri_in_input_image(gateway_server, fake_upstream):  # noqa: ANN001
+async def test_kontext_takes_the_image_as_a_data_uri_in_input_image(gateway_server, fake_upstream,  # noqa: ANN001
+                                                                    gateway_images):
     fake = install(fake_upstream)
     async with sdk(gateway_server) as client:
         result = await client.images.edit(model=KONTEXT, image=("a.png", IMAGES[1], "image/png"), prompt="add a hat",
                                           size="1024x1536", output_format="png",
                                           extra_body={"seed": 7, "prompt_upsampling": True})
     [pred] = fake.predictions.values()
-    assert [d.url for d in result.data] == [pred.output]
+    # Replicate deletes outputs after an hour: the answer is the gateway's URL of the output, fetched once.
+    assert await gateway_images([d.url for d in result.data]) == fake.served[0]
+    [fetched] = fake.deliveries()
+    assert fetched.path == f"/delivery/{pred.id}/out-0.png" and "Authorization" not in fetched.headers
+    assert [r.method for r in fake_upstream.requests] == ["POST", "GET"]
     [sent] = creates(fake_upstream)
     assert sent.path == f"/v1/models/{KONTEXT}/predictions"
     assert sent.headers["Authorization"] == "Bearer r8_sdk" and sent.headers["Prefer"] == "wait=60"
@@ -117,7 +122,7 @@ def png_of(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-async def test_seedream_takes_a_custom_size_within_its_sides(gateway_client, fake_upstream):  # noqa: ANN001
+async def test_seedream_takes_a_custom_size_within_its_sides(gateway_client, fake_upstream, gateway_images):  # noqa: ANN001
     fake = install(fake_upstream)
     resp = await gateway_client.post(EDITS, data=form(*IMAGES[:2], model="bytedance/seedream-4", size="512x768",
                                                       enhance_prompt="false"), headers=H)
@@ -127,7 +132,11 @@ async def test_seedream_takes_a_custom_size_within_its_sides(gateway_client, fak
     assert sent.json() == {"input": {"prompt": "add a hat", "size": "custom", "width": 1024, "height": 1536,
                                      "enhance_prompt": False, "image_input": [data_uri(b) for b in IMAGES[:2]]}}
     [pred] = fake.predictions.values()
-    assert (await resp.json())["data"] == [{"url": pred.output[0]}]
+    [item] = (await resp.json())["data"]
+    assert await gateway_images([item["url"]]) == fake.served[0]
+    [fetched] = fake.deliveries()
+    assert fetched.path == f"/delivery/{pred.id}/out-0.png" and "Authorization" not in fetched.headers
+    assert [r.method for r in fake_upstream.requests] == ["POST", "GET"]
 
 
 async def test_the_default_edit_model_is_kontext_pro_and_auto_size_leaves_match_input_image(gateway_client,  # noqa: ANN001
@@ -151,10 +160,12 @@ async def test_n_runs_parallel_predictions_with_the_seed_moved_on(gateway_client
 
 # -- large files go through the Files API ------------------------------------------------------
 
-async def test_a_file_over_the_inline_limit_is_uploaded_and_deleted_afterwards(gateway_server, fake_upstream):  # noqa: ANN001
+async def test_a_file_over_the_inline_limit_is_uploaded_and_deleted_afterwards(gateway_server, fake_upstream,  # noqa: ANN001
+                                                                               gateway_images):
     fake = install(fake_upstream)
     async with sdk(gateway_server) as client:
-        await client.images.edit(model="google/nano-banana", image=files(LARGE, IMAGES[0]), prompt="one room")
+        result = await client.images.edit(model="google/nano-banana", image=files(LARGE, IMAGES[0]), prompt="one room")
+    assert await gateway_images([d.url for d in result.data]) == fake.served[0]
     upload = next(r for r in fake_upstream.requests if r.path == "/v1/files")
     assert upload.headers["Authorization"] == "Bearer r8_sdk"
     assert upload.headers["Content-Type"].startswith("multipart/form-data")
@@ -165,7 +176,14 @@ async def test_a_file_over_the_inline_limit_is_uploaded_and_deleted_afterwards(g
     assert sent.json()["input"]["image_input"] == [f"{fake_upstream.url}/v1/files/{hosted.id}", data_uri(IMAGES[0])]
     assert next(iter(fake.predictions.values())).files == {"image_input": [LARGE, IMAGES[0]]}
     await eventually(lambda: fake.deleted == [hosted.id])
-    delete = fake_upstream.requests[-1]
+    # The upload, the create, the output's fetch (without the key) and the delete, nothing else;
+    # the fetch and the delete both follow the prediction, in either order.
+    pred = next(iter(fake.predictions.values()))
+    assert fake_upstream.requests[:2] == [upload, sent]
+    after = fake_upstream.requests[2:]
+    [fetched] = fake.deliveries()
+    assert fetched.path == f"/delivery/{pred.id}/out-0.png" and "Authorization" not in fetched.headers
+    [delete] = [r for r in after if r is not fetched]
     assert (delete.method, delete.path) == ("DELETE", f"/v1/files/{hosted.id}")
     assert delete.headers["Authorization"] == "Bearer r8_sdk"
 
