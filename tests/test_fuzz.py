@@ -1,7 +1,7 @@
 """Malformed requests of every kind (``gateway.testing.fuzz``) against a running gateway:
 every answer comes within the time limit, below 500, and every error in the gateway's JSON
 shape; no request's log line fails.  Bounded here; ``make fuzz`` (``bench/fuzz.py``) runs
-12,000 and more (figures in docs/security.md)."""
+10,000 by default, and as many as asked (figures in docs/security.md)."""
 from __future__ import annotations
 
 import random

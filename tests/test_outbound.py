@@ -73,6 +73,7 @@ def dns(gateway_services) -> StaticResolver:  # noqa: ANN001
     resolver = StaticResolver({
         "attacker.example": ["127.0.0.1"],
         "internal-test.example": ["127.0.0.1"],
+        "localtest.me": ["127.0.0.1"],  # a public name whose real DNS answers loopback
         "kubernetes.default.svc": ["10.96.0.1"],
         "gateway-redis": ["10.96.12.7"],
         "169.254.169.254.nip.io": ["169.254.169.254"],
@@ -185,10 +186,12 @@ async def test_a_virtual_keys_azure_resource_is_its_own(how, gateway_client, fak
 class TestResolvedAddresses:
     @pytest.fixture
     def gateway_settings(self, fake_upstream) -> dict[str, Any]:  # noqa: ANN001
+        # Nothing trusted, as by default on a gateway bound to a non-loopback address: loopback
+        # (internal-test.example, localtest.me) is refused although the test server listens there.
         return {"providers": {"fake": {"base_url": fake_upstream.url + "/v1"}},
                 "security": {"trusted_hosts": []}}
 
-    @pytest.mark.parametrize("host", ["internal-test.example", "kubernetes.default.svc",
+    @pytest.mark.parametrize("host", ["internal-test.example", "localtest.me", "kubernetes.default.svc",
                                       "gateway-redis", "169.254.169.254.nip.io",
                                       "mixed.example", "mapped.example"])
     @pytest.mark.parametrize("route", ["generations", "passthrough"])
@@ -262,6 +265,31 @@ async def test_a_loopback_custom_host_depends_on_where_the_gateway_listens(
         assert fake_upstream.requests == []
 
 
+@pytest.mark.parametrize(("bind", "allowed"), [("0.0.0.0", False), ("127.0.0.1", True)])
+async def test_a_loopback_custom_host_on_the_passthrough_depends_on_where_the_gateway_listens(
+        bind, allowed, aiohttp_server, fake_upstream):  # noqa: ANN001
+    """The same on the passthrough (``/v1/<path>`` relayed below the custom host): bound to every
+    address with ``security.trusted_hosts`` unset, a loopback custom host is a 400 and the
+    loopback service sees nothing; bound to loopback, the request is relayed to it."""
+    fake_upstream.on("GET", "/v1/internal/secrets", Reply(json={"secret": "on loopback"}))
+    app = create_app({"server": {"host": bind}}, plugins=FIRST_PARTY, load_entrypoints=False)
+    server = await aiohttp_server(app, host=bind, port=0)
+    assert server.runner.addresses[0][0] == bind
+    headers = {"x-portkey-provider": "fake", "Authorization": "Bearer sk-own",
+               "x-portkey-custom-host": f"http://127.0.0.1:{fake_upstream.port}/v1"}
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{server.port}/v1/internal/secrets", headers=headers) as resp:
+        body = await resp.json()
+    if allowed:
+        assert resp.status == 200, body
+        assert body == {"secret": "on loopback"}
+        assert [r.path for r in fake_upstream.requests] == ["/v1/internal/secrets"]
+    else:
+        assert resp.status == 400, body
+        assert body["error"]["code"] == "invalid_custom_host" and "security.trusted_hosts" in body["error"]["message"]
+        assert fake_upstream.requests == []
+
+
 # -- 3. image URLs in answers: only the provider's own hosts and ports, through the guard ---------
 
 
@@ -319,7 +347,8 @@ class TestImageURLToAnInternalName:
 
 class TestCachedURLCopy:
     """The cache's URL copy (``Delivery.keep``): an answer that will be cached gets gateway URLs
-    for the provider's image URLs, copied from the provider's own hosts only."""
+    for the provider's image URLs, copied from the provider's own hosts only; an answer that
+    hands a provider URL on instead is not cached."""
 
     @pytest.fixture
     def gateway_settings(self, fake_upstream, tmp_path) -> dict[str, Any]:  # noqa: ANN001
@@ -351,6 +380,29 @@ class TestCachedURLCopy:
         assert not any(name.endswith((".example", ".nip.io")) for name in dns.lookups)  # not even resolved
         stored = tmp_path / "images"
         assert not stored.exists() or [p.name for p in stored.iterdir() if not p.name.startswith(".")] == []
+
+    @pytest.mark.parametrize("why", ["failing", "off-host"])
+    async def test_a_b64_json_answer_whose_image_was_handed_on_is_not_cached(
+            self, why, gateway_client, gateway_services, fake_upstream, attacker):  # noqa: ANN001
+        # The image's URL could not be fetched for b64_json (its host answers 503, or it is not
+        # the provider's), so the answer carries the provider's URL: caching that would serve a
+        # URL that fails, or expires, to every later caller instead of asking the provider again.
+        url = {"failing": f"{fake_upstream.url}/img/busy.png", "off-host": f"{attacker.url}/img.png"}[why]
+        fake_upstream.on("GET", "/img/busy.png", Reply(503, body=b"busy"))
+        attacker.on("GET", "/img.png", Reply(body=PNG, content_type="image/png"))
+        fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"url": url}]}))
+        config = {"provider": "fake", "api_key": "sk-own", "cache": {"mode": "simple", "max_age": 600}}
+        for _ in range(2):
+            resp = await _post(gateway_client, {"x-portkey-config": msgspec.json.encode(config).decode()},
+                               {"prompt": "a fox", "response_format": "b64_json"})
+            body = await resp.json()
+            assert resp.status == 200, body
+            assert resp.headers["x-portkey-cache-status"] == "MISS"
+            assert body["data"] == [{"url": url}]
+            assert "response_format=b64_json->url" in resp.headers["x-portkey-adjusted-params"]
+            await gateway_services.drain()
+        assert [r.method for r in fake_upstream.requests if r.path == GEN] == ["POST", "POST"]
+        assert attacker.requests == []
 
 
 @pytest.mark.parametrize("origin", ["provider", "custom-host"])

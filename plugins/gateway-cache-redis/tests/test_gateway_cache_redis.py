@@ -253,12 +253,22 @@ cost_per_day = 0.12
 # What a budget counts before the answer says (the priced cost replaces it after).
 image_cost = 0.01
 
+[gateway_keys.monthly]
+key_env = "GK_MONTHLY"
+cost_per_month = 0.12
+image_cost = 0.01
+
+[gateway_keys.burst]
+key_env = "GK_BURST"
+images_per_minute = 3
+
 [prices.openai.gpt-image-1]
 per_image = 0.04
 """
 #: Priced by ``[prices.openai.gpt-image-1]`` above.
 MODEL = "gpt-image-1"
 CI_KEY, BATCH_KEY, SPEND_KEY = "gk-ci-0123456789abcdef", "gk-batch-0123456789abcdef", "gk-spend-0123456789abcdef"
+MONTHLY_KEY, BURST_KEY = "gk-monthly-0123456789abcdef", "gk-burst-0123456789abcdef"
 
 
 @pytest.fixture
@@ -266,6 +276,8 @@ async def keyed_pair(tmp_path, redis, fake_upstream, monkeypatch) -> AsyncIterat
     monkeypatch.setenv("GK_CI", CI_KEY)
     monkeypatch.setenv("GK_BATCH", BATCH_KEY)
     monkeypatch.setenv("GK_SPEND", SPEND_KEY)
+    monkeypatch.setenv("GK_MONTHLY", MONTHLY_KEY)
+    monkeypatch.setenv("GK_BURST", BURST_KEY)
     config = tmp_path / "gateway.toml"
     config.write_text(KEYED.format(upstream=fake_upstream.url, redis=redis.url))
     async with two_gateways(config) as pair:
@@ -309,18 +321,18 @@ async def test_images_per_day_counts_n_across_two_instances(keyed_pair, fake_ups
     assert (await generate(session, a, BATCH_KEY, n=1))[0] == 429
 
 
-async def spent(redis: RedisProcess, expected: float) -> None:  # noqa: F811
-    """Wait until the key's shared day counter holds ``expected`` (a request's cost settles
-    just after its answer is sent), then return."""
+async def spent(redis: RedisProcess, expected: float, counter: str = "gk:{spend}:cost_per_day") -> None:  # noqa: F811
+    """Wait until the key's shared ``counter`` (the day's, unless told) holds ``expected`` (a
+    request's cost settles just after its answer is sent), then return."""
     client = aioredis.from_url(redis.url)
     try:
         for _ in range(100):
-            keys = [k async for k in client.scan_iter(match="*gk:{spend}:cost_per_day:*")]
+            keys = [k async for k in client.scan_iter(match=f"*{counter}:*")]
             values = [int(v) for v in await client.mget(keys)] if keys else [0]
             if values == [round(expected * 1_000_000)]:
                 return
             await asyncio.sleep(0.02)
-        raise AssertionError(f"the shared day counter holds {values}, not {expected}")
+        raise AssertionError(f"the shared counter {counter} holds {values}, not {expected}")
     finally:
         await client.aclose()
 
@@ -341,6 +353,34 @@ async def test_cost_per_day_holds_across_two_instances(keyed_pair, redis, fake_u
     status, _, body = await generate(session, a, SPEND_KEY, n=1, model=MODEL)
     assert status == 429 and body["error"]["code"] == "budget_exceeded"
     assert len(fake_upstream.requests) == 2
+
+
+async def test_cost_per_month_holds_across_two_instances(keyed_pair, redis, fake_upstream):  # noqa: ANN001, F811
+    a, b, session = keyed_pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}] * 2}))
+    assert (await generate(session, a, MONTHLY_KEY, n=2, model=MODEL))[0] == 200  # settles to 0.08
+    await spent(redis, 0.08, "gk:{monthly}:cost_per_month")
+    status, headers, body = await generate(session, b, MONTHLY_KEY, n=5, model=MODEL)
+    assert status == 429 and "0.12 per month" in body["error"]["message"], body
+    assert 1 <= int(headers["Retry-After"]) <= 31 * 86400
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
+    assert (await generate(session, b, MONTHLY_KEY, n=1, model=MODEL))[0] == 200
+    await spent(redis, 0.12, "gk:{monthly}:cost_per_month")
+    assert (await generate(session, a, MONTHLY_KEY, n=1, model=MODEL))[0] == 429
+    assert len(fake_upstream.requests) == 2
+
+
+async def test_images_per_minute_counts_n_across_two_instances(keyed_pair, fake_upstream):  # noqa: ANN001
+    a, b, session = keyed_pair
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}] * 2}))
+    left = 60 - time.time() % 60
+    if left < 8:  # all the requests in one minute's window
+        await asyncio.sleep(left + 0.2)
+    assert (await generate(session, a, BURST_KEY, n=2))[0] == 200
+    status, _, body = await generate(session, b, BURST_KEY, n=2)
+    assert status == 429 and "3 images per minute" in body["error"]["message"], body
+    assert (await generate(session, b, BURST_KEY, n=1))[0] == 200
+    assert (await generate(session, a, BURST_KEY, n=1))[0] == 429
 
 
 async def test_with_redis_down_limits_count_per_instance_and_the_outage_is_logged_once(keyed_pair, redis, fake_upstream):  # noqa: ANN001
