@@ -19,7 +19,7 @@ from gateway.demo.settings import demo_settings
 from gateway.errors import StartupError
 from gateway.keys import GATEWAY
 from gateway.logging import configure_logging
-from gateway.plugins import describe_plugins
+from gateway.plugins import describe_plugins, nameable
 from gateway.schema import settings_schema
 from gateway.server import bind, serve
 
@@ -86,9 +86,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_plugins(args: argparse.Namespace) -> int:
     raw = _raw_settings(args.config)
     pm = build_plugin_manager(raw)
-    rows = describe_plugins(pm)
-    if not args.all:
-        rows = [r for r in rows if not r["name"].startswith("gateway.defaults.")]
+    every = describe_plugins(pm)
+    rows = every if args.all else [r for r in every if not r["name"].startswith("gateway.defaults.")]
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(rows)).decode() + "\n")
         return 0
@@ -99,6 +98,10 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         for kind, names in r["provides"].items():
             print(f"    {kind}: {', '.join(names)}")
         print(f"    hooks: {', '.join(r['hooks']) or '-'}")
+    # What a user writes in a config or the settings, the built-in plugins' names included.
+    print("\nnames a config or the settings can use:")
+    for kind, names in nameable(every).items():
+        print(f"    {kind}: {', '.join(names)}")
     return 0
 
 

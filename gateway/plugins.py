@@ -168,8 +168,22 @@ _PROVIDES = {
     "gateway_register_routing_strategies": "strategy modes",
     "gateway_register_cache_backends": "cache backends",
     "gateway_register_image_stores": "image stores",
+    "gateway_register_log_stores": "log stores",
     "gateway_register_config_sections": "settings sections",
 }
+#: The kinds of names a settings file or a config can use (settings sections are not names).
+NAMEABLE = ("providers", "strategy modes", "cache backends", "image stores", "log stores")
+
+
+def nameable(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Every name a config or the settings can use, by kind, from :func:`describe_plugins`'s
+    rows (the built-in plugins' included)."""
+    out: dict[str, set[str]] = {kind: set() for kind in NAMEABLE}
+    for row in rows:
+        for kind, names in row["provides"].items():
+            if kind in out:
+                out[kind].update(names)
+    return {kind: sorted(names) for kind, names in out.items() if names}
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:

@@ -88,6 +88,13 @@ def test_plugins_lists_the_openai_plugin_with_distribution_version_and_hooks(tmp
     assert "    strategy modes: fallback" in lines and "    cache backends: redis" in lines
     assert "gateway.defaults." not in proc.stdout
     assert proc.stderr == ""
+    # Then every name a config or the settings can use, the built-in plugins' too.
+    names = dict(line.strip().split(": ", 1) for line in lines[lines.index("names a config or the settings can use:") + 1:])
+    assert {"openai", "black-forest-labs", "vertex-ai"} <= set(names["providers"].split(", "))
+    assert names["strategy modes"] == "conditional, fallback, loadbalance, single"
+    assert names["cache backends"] == "memory, redis"
+    assert names["image stores"] == "cache, local"
+    assert names["log stores"] == "postgres, sqlite"
 
 
 def test_plugins_all_includes_the_builtin_defaults(tmp_path: Path) -> None:
@@ -116,6 +123,7 @@ def test_plugins_json(tmp_path: Path) -> None:
     assert "gateway_authenticate" in all_by_name["gateway.defaults.auth_keys"]["hooks"]
     assert all_by_name["gateway.defaults.images"]["provides"] == {"image stores": ["cache", "local"]}
     assert all_by_name["cache-redis"]["provides"] == {"cache backends": ["redis"], "settings sections": ["redis"]}
+    assert all_by_name["log-postgres"]["provides"]["log stores"] == ["postgres"]
 
 
 def test_plugins_respects_the_settings_file_and_environment(tmp_path: Path) -> None:
