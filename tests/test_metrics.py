@@ -115,10 +115,6 @@ def test_docs_list_every_metric_and_the_dashboard_queries_only_those() -> None:
     exported = set(re.findall(r"^# TYPE (\S+) ", Metrics({"fake": ["fake-image"]}).exposition().decode(), re.M))
     documented = set(re.findall(r"^\| `(gateway_\w+)` \|", (ROOT / "docs" / "metrics.md").read_text(), re.M))
     assert exported <= documented  # the rest: plugins' metrics (the next test reads a running gateway's)
-    doc = msgspec.json.decode((ROOT / "deploy" / "grafana-dashboard.json").read_bytes())
-    used = {re.sub(r"_(bucket|count|sum)$", "", m) for panel in doc["panels"] for target in panel["targets"]
-            for m in re.findall(r"\bgateway_\w+", target["expr"])}
-    assert used and used <= exported, used - exported
 
 
 async def test_docs_list_every_metric_a_running_gateway_exports(gateway_client):  # noqa: ANN001
@@ -131,3 +127,30 @@ async def test_docs_list_every_metric_a_running_gateway_exports(gateway_client):
     documented = set(re.findall(r"^\| `(gateway_\w+)` \|", (ROOT / "docs" / "metrics.md").read_text(), re.M))
     assert {"gateway_request_log_queue", "gateway_request_log_dropped_total"} <= exported
     assert exported == documented, exported ^ documented
+    # The dashboard queries these and no other.
+    doc = msgspec.json.decode((ROOT / "deploy" / "grafana-dashboard.json").read_bytes())
+    used = {re.sub(r"_(bucket|count|sum)$", "", m) for panel in doc["panels"] for target in panel["targets"]
+            for m in re.findall(r"\bgateway_\w+", target["expr"])}
+    assert {"gateway_cost_usd_total", "gateway_request_log_queue"} <= used and used <= exported, used - exported
+
+
+async def test_each_metrics_labels_are_the_documented_ones(gateway_client, fake_upstream):  # noqa: ANN001
+    """The label names of every series a running gateway exports are its row's in docs/metrics.md."""
+    fake_upstream.on("POST", "/v1/images/generations", Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
+    await gateway_client.post("/v1/images/generations", json={"prompt": "a fox"}, headers=H)
+    await gateway_client.post("/v1/images/generations", json={"prompt": "a fox"},
+                              headers={**H, "x-portkey-config": '{"cache": {"mode": "simple"}}'})
+    text = await (await gateway_client.get("/metrics")).text()
+    documented = {name: set() if labels.strip() == "—" else set(re.findall(r"`(\w+)`", labels))
+                  for name, labels in re.findall(r"^\| `(gateway_\w+)` \| \w+ \| ([^|]+) \|",
+                                                 (ROOT / "docs" / "metrics.md").read_text(), re.M)}
+    seen: dict[str, set[str]] = {}
+    for series, labels in re.findall(r"^(gateway_\w+?)(?:\{([^}]*)\})? ", text, re.M):
+        name = re.sub(r"_(bucket|count|sum|created)$", "", series)
+        if name not in documented and name + "_total" in documented:
+            name += "_total"  # a counter's _created series
+        seen.setdefault(name, set()).update(re.findall(r"(\w+)=", labels))
+    for name, labels in seen.items():
+        assert labels - {"le"} == documented[name], name
+    # The request counter, the latency histograms and the cache lookups were all there to compare.
+    assert {"gateway_requests_total", "gateway_request_duration_seconds", "gateway_cache_lookups_total"} <= set(seen)
