@@ -100,6 +100,10 @@ class _Rows(NamedTuple):
     estimates: tuple[PerImage | PerMegapixel, ...]
 
 
+#: ``cost``'s ``model`` when the caller names none: the request's.
+_REQUEST: Any = object()
+
+
 class PriceBook:
     """Every provider's price rows, the settings' first: a model the settings price is priced
     by the settings alone (a negotiated rate replaces the list price)."""
@@ -124,9 +128,13 @@ class PriceBook:
             self._memo[key] = found
         return found
 
-    def cost(self, provider: Provider, req: GenerationRequest, usage: Any, images: int) -> Cost | None:
-        """What one upstream call that made ``images`` images for ``req`` cost; None when unknown."""
-        model = req.model or _default_model(provider, req)
+    def cost(self, provider: Provider, req: GenerationRequest, usage: Any, images: int,
+             model: Any = _REQUEST) -> Cost | None:
+        """What one upstream call that made ``images`` images for ``req`` cost, priced as ``model``
+        (by default the request's, else the provider's default); None when unknown (``model``
+        None: the provider cannot tell what ran, :meth:`Provider.billed_model`)."""
+        if model is _REQUEST:
+            model = req.model or _default_model(provider, req)
         if not model or images <= 0:
             return None
         rows = self.rows(provider.name, model)

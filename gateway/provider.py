@@ -238,6 +238,12 @@ class Provider:
                 out[option] = value
         return out
 
+    def billed_model(self, attempt: Attempt, req: GenerationRequest) -> str | None:
+        """The model a call is priced as (:mod:`gateway.pricing`): the request's, which
+        negotiation set to the provider's default when none was named.  None where what runs is
+        not known (an Azure deployment decides): the cost is then unknown, not a guess."""
+        return req.model
+
     def supports(self, endpoint: str) -> bool:
         return endpoint in self.capabilities.endpoints
 

@@ -345,7 +345,8 @@ class Generations(Endpoint):
                 images: int) -> None:
         prices = self.services.prices
         if prices is not None:
-            charge(ctx.record, prices.cost(attempt.provider, part, usage, images))
+            provider = attempt.provider
+            charge(ctx.record, prices.cost(provider, part, usage, images, provider.billed_model(attempt, part)))
 
     def _cached_for(self, ctx: RequestContext, attempt: Attempt) -> int | None:
         """Seconds this attempt's answer will be cached for, when it will be."""

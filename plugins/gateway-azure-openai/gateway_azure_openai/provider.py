@@ -318,6 +318,12 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         named = _named_model(attempt) or attempt.params.get("model")
         return named if isinstance(named, str) else None
 
+    def billed_model(self, attempt: Attempt, req: GenerationRequest) -> str | None:
+        """The deployment decides which model runs: a request that names none (and no
+        ``azure_model_name``) may run any, so its cost is unknown rather than the default's."""
+        named = attempt.params.get("model") or attempt.options.azure_model_name
+        return req.model if named else None
+
     def body_as_sent(self, attempt: Attempt, req: GenerationRequest) -> bool:
         # A model substituted from `azure_model_name` is a change the client's bytes lack.
         return (super().body_as_sent(attempt, req) and _named_model(attempt) is None

@@ -193,6 +193,19 @@ async def test_a_deployment_name_is_not_a_model_and_has_no_price(gateway_client,
     assert finished(log_capture)["cost"] is None
 
 
+async def test_a_request_naming_no_model_has_an_unknown_cost(gateway_client, azure, log_capture):  # noqa: ANN001
+    # The `mini` deployment runs gpt-image-1-mini: priced as the default gpt-image-1 it would be
+    # (12x5 + 4160x40)/1M = 0.16646 "exact", five times its rates. The deployment decides: unknown.
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox"}, headers=on("mini"))
+    assert resp.status == 200, await resp.text()
+    assert "usage" in await resp.json()
+    assert "x-gateway-cost" not in resp.headers
+    assert (finished(log_capture)["cost"], finished(log_capture)["cost_exact"]) == (None, False)
+    # Naming the model (or azure_model_name) prices it: (12x2 + 4160x8)/1M = 0.033304.
+    resp = await gateway_client.post(GEN, json={"prompt": "a fox", "model": "gpt-image-1-mini"}, headers=on("mini"))
+    assert resp.headers["x-gateway-cost"] == "0.033304"
+
+
 def test_no_row_for_dall_e_and_per_image_rows_never_price_inputs() -> None:
     assert not [row for row in PRICES if "dall-e" in row.model]
     per_image = [row for row in PRICES if isinstance(row, PerImage)]
