@@ -15,6 +15,7 @@ import gateway_azure_openai
 import gateway_bedrock
 import msgspec
 import pytest
+import structlog
 
 from gateway.access import GatewayKey, KeyTable
 from gateway import hookimpl
@@ -108,6 +109,27 @@ async def test_the_key_name_is_on_the_log_line_and_the_key_is_nowhere(make, fake
     assert [line["key"] for line in lines] == ["alpha", "alpha", None]
     assert ALPHA not in log_capture.text
     assert ALPHA not in str(fake_upstream.requests[0].headers)
+
+
+async def test_every_line_a_request_logs_names_its_key(aiohttp_client, fake_upstream, gateway_plugins,  # noqa: ANN001
+                                                     log_capture):
+    """A line logged while a keyed request runs (here a plugin's own) carries the key's name (an
+    unnamed key's fingerprint); the next request on the same connection has its own."""
+    fake_provider.install(fake_upstream)
+
+    class Chatty:
+        @hookimpl
+        async def gateway_transform_request(self, ctx, attempt) -> None:  # noqa: ANN001
+            structlog.get_logger("test").info("plugin.saw", provider=attempt.provider.name)
+
+    app = create_app(settings_for(fake_upstream, {"alpha": {"key": ALPHA}}, security={"gateway_keys": ["gk-legacy-1"]}),
+                     plugins=[*gateway_plugins, Chatty()], load_entrypoints=False)
+    client = await aiohttp_client(app)
+    assert (await post(client, ALPHA, FAKE)).status == 200
+    assert (await post(client, "gk-legacy-1", FAKE)).status == 200
+    saw = log_capture.events("plugin.saw")
+    assert saw[0]["key"] == "alpha" and saw[1]["key"].startswith("key:") and len(saw) == 2
+    assert ALPHA not in log_capture.text
 
 
 async def test_the_security_list_keeps_working_and_is_named_by_fingerprint(make, fake_upstream, log_capture):  # noqa: ANN001

@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
+
 from gateway import hookimpl
 from gateway.access import Access, GatewayKey, KeyTable, load_keys
 from gateway.context import IMAGES_EDITS, IMAGES_GENERATIONS, PROXY, RequestContext, StashKey
@@ -27,6 +29,8 @@ from gateway.settings import Settings
 ANONYMOUS = "anonymous"
 #: What a request took from its key's limits (given back when it fails).
 TAKEN: StashKey[Taken] = StashKey("gateway_keys.taken")
+#: The key's name bound to every log line of the request (structlog's context), reset at its end.
+LOG_CONTEXT: StashKey[dict[str, Any]] = StashKey("gateway_keys.log_context")
 #: The limits that count cost (settled to the request's cost once it is known).
 COST_SETTINGS = frozenset({"cost_per_day", "cost_per_month"})
 #: The most images one request is counted for (``n`` is checked later; counters stay small).
@@ -76,6 +80,8 @@ class Plugin:
         if key is None:
             raise AuthError("Invalid gateway key in x-portkey-api-key", param=API_KEY, code="invalid_api_key")
         ctx.record.key = key.name
+        # Every line logged while this request runs (a plugin's, a poll's) names the key, never the key.
+        ctx.stash[LOG_CONTEXT] = structlog.contextvars.bind_contextvars(key=key.name)
         return key
 
     @hookimpl(trylast=True)
@@ -92,6 +98,10 @@ class Plugin:
 
     @hookimpl(trylast=True)
     async def gateway_request_finished(self, ctx: RequestContext, fields: dict[str, Any]) -> None:
+        bound = ctx.stash.get(LOG_CONTEXT)
+        if bound is not None:
+            # The connection's next request (keep-alive, the same task) starts without it.
+            structlog.contextvars.reset_contextvars(**bound)
         taken = ctx.stash.get(TAKEN)
         if taken is None:
             return
