@@ -3,8 +3,10 @@ temporary directory), in process and with two real gateway processes sharing one
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import glob
+import html
 import os
 import pwd
 import re
@@ -27,7 +29,7 @@ import pytest
 
 import gateway_log_postgres
 from gateway.sdk import LogQuery, LogRecord, StartupError
-from gateway.testing import Reply, fake_provider, make_app, services_of
+from gateway.testing import PNG_1X1, Reply, fake_provider, make_app, services_of
 from gateway_log_postgres.store import PostgresLogStore, PostgresSettings, dsn
 
 GEN = "/v1/images/generations"
@@ -422,12 +424,16 @@ async def test_two_gateways_write_one_log_that_either_reads_in_full(tmp_path, da
                                                                     fake_upstream) -> None:  # noqa: ANN001
     """Two gateway processes share one PostgreSQL log: each reads every record both wrote, through
     ``GET /v1/logs`` and through its web UI (one sign-in serving both: the session is signed with
-    a secret derived from the admin key they share)."""
-    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": "aGk="}]}))
+    a secret derived from the admin key they share), images included (one image store: a shared
+    directory, as docs/request-log.md says)."""
+    fake_upstream.on("POST", GEN, Reply(json={"created": 1, "data": [{"b64_json": base64.b64encode(PNG_1X1).decode()}]}))
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
 [providers.openai]
 base_url = "{fake_upstream.url}/v1"
+
+[images]
+directory = "{tmp_path / 'images'}"
 
 [request_log]
 store = "postgres"
@@ -483,6 +489,11 @@ key = "{ADMIN}"
                 async with browser.get(reader.url + f"/ui/requests/{by_trace[other]}") as resp:
                     detail = await resp.text()
                     assert resp.status == 200 and other in detail and f"fox {other.split('-')[1]}" in detail
+                # The image the other instance kept, served by this one.
+                src = re.search(r'<img class="full" src="([^"]+)"', detail)
+                assert src is not None, detail
+                async with browser.get(reader.url + html.unescape(src.group(1))) as resp:
+                    assert resp.status == 200 and await resp.read() == PNG_1X1
         # Each instance ran the migrations at start-up: one applied them, the other found them done.
         conn = await asyncpg.connect(database)
         try:
