@@ -121,6 +121,10 @@ class EditRequest(GenerationRequest, kw_only=True):
     mask_edits: str = "transparent"
 
 
+#: Longest note one adjustment adds to ``x-portkey-adjusted-params``.
+MAX_NOTE = 300
+
+
 class GenerationPlan(msgspec.Struct, kw_only=True):
     """The whole request: one GenerationRequest per upstream call, and what was adjusted."""
 
@@ -134,6 +138,10 @@ class GenerationPlan(msgspec.Struct, kw_only=True):
         ``replacing``, earlier notes starting with it (``"size="``) go first."""
         if replacing is not None:
             self.adjusted[:] = [a for a in self.adjusted if not a.startswith(replacing)]
+        if not (note.isascii() and note.isprintable()) or len(note) > MAX_NOTE:
+            # A header value: printable ASCII only (a value a caller or a provider's answer chose
+            # may be anything, a line break too), and not without end.
+            note = "".join(c if " " <= c <= "~" else "?" for c in note[:MAX_NOTE])
         if note not in self.adjusted:
             self.adjusted.append(note)
 

@@ -119,9 +119,7 @@ class Delivery:
         self.cacheable = False
         plan = self.attempt.plan
         if plan is not None:
-            # A header value: the reason as printable ASCII (a host name from the answer may be neither).
-            reason = "".join(c if " " <= c <= "~" else "?" for c in error.message[:300])
-            plan.report(f"response_format=b64_json->url ({reason})")
+            plan.report(f"response_format=b64_json->url ({error.message})")
         out: dict[str, Any] = {"url": url}
         if img.revised_prompt is not None:
             out["revised_prompt"] = img.revised_prompt
@@ -187,6 +185,15 @@ def answer_body(provider: str, results: list[GenerationResult], data: list[dict[
         doc.setdefault(key, value)
     doc["provider"] = provider
     return _encode(doc)
+
+
+def handed_on_urls(images: list[Image], data: list[dict[str, Any]] | None) -> list[str]:
+    """The provider's own URLs an answer hands on as they were (the request log refers to them):
+    every image's when the answer is the provider's as given (``data`` None), else the items'
+    ``url`` that is not the gateway's own (a host-free path)."""
+    if data is None:
+        return [img.url for img in images if img.url]
+    return [d["url"] for d in data if d.get("url", "").startswith(_WEB)]
 
 
 def merge_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from gateway.cache.lease import CacheHit
 from gateway.context import ANSWER_BODY, HANDED_ON_URLS, IMAGES_GENERATIONS, StashKey
 from gateway.endpoints import Endpoint, Hooks, Route
 from gateway.endpoints import caching
-from gateway.endpoints.delivery import Delivery, answer_body, merge_extra
+from gateway.endpoints.delivery import Delivery, answer_body, handed_on_urls, merge_extra
 from gateway.endpoints.streaming import EventStream, completed_events, read_events, sse
 from gateway.errors import BadParam, GatewayError, MalformedAnswer, UpstreamError
 from gateway.images.sniff import output_media_type
@@ -252,9 +252,7 @@ class Generations(Endpoint):
             data = None if as_given else await delivery.items(images, plan.response_format)
         except GatewayError as e:
             return Outcome.from_error(e, provider=provider.name)
-        # The provider's URLs handed on as they were, known here without reading the answer again.
-        handed = [img.url for img in images if img.url] if as_given else \
-            [d["url"] for d in data if d.get("url", "").startswith(("https://", "http://"))] if data else None
+        handed = handed_on_urls(images, data)
         if handed:
             ctx.stash[HANDED_ON_URLS] = handed
         # The answers' other fields as one (token usage summed over the calls of a split).

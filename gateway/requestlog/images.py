@@ -4,8 +4,9 @@ Nothing is fetched from a provider: the images come from the answer the gateway 
 body it made, with stored images as host-free paths).  A ``b64_json`` image is decoded and
 stored; an image the gateway already stored (a ``url`` answer it made) is referenced, or
 stored again when it would expire before the record; a provider's own URL handed on
-unchanged is recorded as a reference only (the gateway never had its bytes; a provider whose
-URLs expire soon declares ``result_urls_expire``, and the gateway keeps those images itself).  Each image larger than
+unchanged is not kept (the gateway never had its bytes; a provider whose URLs expire soon
+declares ``result_urls_expire``, and the gateway keeps those images itself): the record refers
+to it instead (``HANDED_ON_URLS``).  Each image larger than
 ``thumbnail_over_bytes`` also gets a thumbnail of at most 256 px a side, made with Pillow.
 This runs in the log writer's task, never on the request path.
 """
@@ -34,8 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from gateway.images.store import ImageStore
     from gateway.images.urls import ImageUrls
 
-#: Longest provider URL recorded (a signed URL's query included).
-MAX_URL = 4096
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_PX = 256
 #: An image stored for the log is used again (for a repeat of the same bytes: cache hits)
@@ -58,13 +57,11 @@ _decode_answer = msgspec.json.Decoder(_Answer).decode
 
 
 class Source(msgspec.Struct, frozen=True):
-    """One image of an answer: its bytes (from base64), the id of an image already stored, or
-    the provider's own URL handed on."""
+    """One image of an answer: its bytes (from base64), or the id of an image already stored."""
 
     data: bytes | None = None
     stored_id: str | None = None
     stored_expires: float = 0.0
-    url: str | None = None
 
 
 def sources(answer: bytes) -> list[Source]:
@@ -84,8 +81,6 @@ def sources(answer: bytes) -> list[Source]:
             m = _STORED.match(item.url)
             if m is not None:
                 out.append(Source(stored_id=m.group(1), stored_expires=float(m.group(2))))
-            elif item.url.startswith(("https://", "http://")):
-                out.append(Source(url=item.url[:MAX_URL]))
     return out
 
 
@@ -152,10 +147,8 @@ class ImageKeeper:
         self._recent: LRU = LRU(512)
 
     async def keep(self, answer: bytes) -> list[LogImage]:
-        """The answer's images kept for the log (a provider's URL among them is referred to by the
-        record instead: ``HANDED_ON_URLS``)."""
         found = sources(answer) if len(answer) < 65536 else await asyncio.to_thread(sources, answer)
-        return [image for image in [await self._one(s) for s in found if s.url is None] if image is not None]
+        return [image for image in [await self._one(s) for s in found] if image is not None]
 
     async def _one(self, source: Source) -> LogImage | None:
         now = time.time()
