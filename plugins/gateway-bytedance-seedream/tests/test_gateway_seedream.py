@@ -25,16 +25,6 @@ M45 = "seedream-4-5-251128"
 
 
 @pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_bytedance_seedream]
-
-
-@pytest.fixture
-def ark(fake_upstream):  # noqa: ANN001, ANN201
-    return install(fake_upstream)
-
-
-@pytest.fixture
 def volcengine(fake_upstream):  # noqa: ANN001, ANN201
     return install(fake_upstream, key=CN_KEY, prefix="/cn/api/v3", platform="volcengine")
 

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-import gateway_bytedance_seedream
 from gateway_bytedance_seedream.testing import KEY, install
 
 GEN = "/v1/images/generations"
 H = {"x-portkey-provider": "bytedance-seedream", "Authorization": f"Bearer {KEY}"}
 CN_KEY = "ark-cn-key"
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_bytedance_seedream]
-
-
-@pytest.fixture
-def ark(fake_upstream):  # noqa: ANN001, ANN201
-    return install(fake_upstream)
 
 
 @pytest.fixture

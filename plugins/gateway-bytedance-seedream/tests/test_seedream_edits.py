@@ -8,24 +8,13 @@ import base64
 import openai
 import pytest
 
-import gateway_bytedance_seedream
 from gateway.testing import PNG_1X1, edit_form
-from gateway_bytedance_seedream.testing import GENERATIONS, KEY, data_uri_bytes, install
+from gateway_bytedance_seedream.testing import GENERATIONS, KEY, data_uri_bytes
 
 H = {"x-portkey-provider": "bytedance-seedream", "Authorization": f"Bearer {KEY}"}
 EDITS = "/v1/images/edits"
 #: Real PNGs made distinct by trailing bytes, so identity and order show.
 IMAGES = [PNG_1X1 + bytes([i]) * 32 for i in range(15)]
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_bytedance_seedream]
-
-
-@pytest.fixture
-def ark(fake_upstream):  # noqa: ANN001, ANN201
-    return install(fake_upstream)
 
 
 @pytest.fixture

@@ -11,21 +11,10 @@ import pytest
 import gateway_segmind
 from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import ProviderContract
-from gateway_segmind.testing import JPEG_1X1, NO_CREDITS_KEY, install
+from gateway_segmind.testing import JPEG_1X1, NO_CREDITS_KEY
 
 KEY = "SG_test_0123456789"
 H = {"x-portkey-provider": "segmind", "Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_segmind]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    install(fake_upstream)
-    return {"providers": {"segmind": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 def assert_segmind_auth(rec: Recorded, key: str = KEY) -> None:

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-import gateway_segmind
 from gateway_segmind.prices import PRICES
 from gateway_segmind.testing import install
 
 KEY = "SG_test_0123456789"
 H = {"x-portkey-provider": "segmind", "Authorization": f"Bearer {KEY}"}
 GEN = "/v1/images/generations"
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_segmind]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-import gateway_stability_ai
 from gateway.testing import edit_form
 from gateway_stability_ai import testing as fake_api
 from gateway_stability_ai.prices import PRICES
@@ -18,17 +17,6 @@ EDITS = "/v1/images/edits"
 H = {"x-portkey-provider": "stability-ai", "Authorization": "Bearer sk-stab-1"}
 #: A PNG every edit route takes (sides 64+).
 IMAGE = fake_api.png(64, 64, marker=b"image")
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_stability_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    fake_api.install(fake_upstream)
-    return {"providers": {"stability-ai": {"base_url": fake_upstream.url}}}
 
 
 def finished(log_capture) -> dict:  # noqa: ANN001

@@ -11,7 +11,6 @@ import msgspec
 import openai
 import pytest
 
-import gateway_stability_ai
 from gateway.testing import PNG_1X1, Recorded
 from gateway.testing import edit_form as openai_form
 from gateway_stability_ai import testing as fake_api
@@ -23,17 +22,6 @@ EDIT = "/v2beta/stable-image/edit/"
 IMAGE = fake_api.png(64, 64, marker=b"image")
 TRANSPARENT = fake_api.png(64, 64, alpha=True, marker=b"transparent")
 MASK = fake_api.png(64, 64, marker=b"mask")
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_stability_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    fake_api.install(fake_upstream)
-    return {"providers": {"stability-ai": {"base_url": fake_upstream.url}}}
 
 
 def sdk(server) -> openai.AsyncOpenAI:  # noqa: ANN001

@@ -19,17 +19,6 @@ SDXL = "stable-diffusion-xl-1024-v1-0"
 SD16 = "stable-diffusion-v1-6"
 
 
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_stability_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    fake_api.install(fake_upstream)
-    return {"providers": {"stability-ai": {"base_url": fake_upstream.url}}}
-
-
 def form(rec: Recorded) -> dict[str, str]:
     fields = fake_api.parse_form(rec.headers["Content-Type"], rec.body)
     assert fields is not None, rec.headers["Content-Type"]

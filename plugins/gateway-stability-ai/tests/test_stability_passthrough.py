@@ -5,7 +5,6 @@ import aiohttp
 import msgspec
 import pytest
 
-import gateway_stability_ai
 from gateway.sdk import PROXY
 from gateway.testing import Reply, make_attempt
 from gateway.testing import PNG_1X1
@@ -14,17 +13,6 @@ from gateway_stability_ai.provider import StabilityProvider
 
 H = {"x-portkey-provider": "stability-ai", "Authorization": "Bearer sk-stab-1"}
 SDXL_T2I = "/v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image"
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_stability_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    fake_api.install(fake_upstream)
-    return {"providers": {"stability-ai": {"base_url": fake_upstream.url}}}
 
 
 async def test_forum_recipe_returns_stabilitys_png_bytes(gateway_client, fake_upstream):  # noqa: ANN001

@@ -4,26 +4,13 @@ from __future__ import annotations
 import base64
 
 import openai
-import pytest
 
 import gateway_together_ai
 from gateway.testing import FakeUpstream, Recorded, Reply
 from gateway.testing.provider_contract import ProviderContract
 from gateway_together_ai.testing import GENERATIONS as GEN
-from gateway_together_ai.testing import install
 
 H = {"x-portkey-provider": "together-ai", "Authorization": "Bearer tg-key"}
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_together_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    install(fake_upstream)
-    return {"providers": {"together-ai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 async def test_openai_sdk_request_becomes_together_body(gateway_server, fake_upstream):  # noqa: ANN001

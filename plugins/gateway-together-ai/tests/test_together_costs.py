@@ -5,22 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-import gateway_together_ai
 from gateway_together_ai.testing import GENERATIONS as GEN
-from gateway_together_ai.testing import install
 
 H = {"x-portkey-provider": "together-ai", "Authorization": "Bearer tg-key"}
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_together_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    install(fake_upstream)
-    return {"providers": {"together-ai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 async def test_flux_schnell_is_priced_by_megapixel_and_estimated(gateway_client, fake_upstream,  # noqa: ANN001

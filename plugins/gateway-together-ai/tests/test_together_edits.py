@@ -13,7 +13,6 @@ import msgspec
 import openai
 import pytest
 
-import gateway_together_ai
 from gateway.sdk import IMAGES_EDITS, BadParam
 from gateway.testing import PNG_1X1, edit_form, make_attempt
 from gateway_together_ai import TogetherProvider
@@ -24,17 +23,6 @@ EDITS = "/v1/images/edits"
 KONTEXT = "black-forest-labs/FLUX.1-kontext-pro"
 #: Real PNGs made distinct by trailing marker bytes, so identity and order show.
 IMAGES = [PNG_1X1 + bytes([i]) * 64 for i in range(7)]
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_together_ai]
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream):  # noqa: ANN001, ANN201
-    install(fake_upstream)
-    return {"providers": {"together-ai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 def sdk(server) -> openai.AsyncOpenAI:  # noqa: ANN001

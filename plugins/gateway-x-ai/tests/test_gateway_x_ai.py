@@ -12,19 +12,9 @@ import gateway_x_ai
 from gateway.testing import FakeUpstream, Recorded, Reply, image_url_allowed
 from gateway.testing.provider_contract import ProviderContract
 from gateway_x_ai import XAIProvider
-from gateway_x_ai.testing import GENERATIONS, KEY, REFUSED, WITHHELD, install
+from gateway_x_ai.testing import GENERATIONS, KEY, REFUSED, WITHHELD
 
 H = {"x-portkey-provider": "x-ai", "Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_x_ai]
-
-
-@pytest.fixture
-def xai(fake_upstream):  # noqa: ANN001, ANN201
-    return install(fake_upstream)
 
 
 @pytest.fixture

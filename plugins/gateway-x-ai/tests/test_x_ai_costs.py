@@ -10,28 +10,12 @@ from typing import Any
 
 import pytest
 
-import gateway_x_ai
 from gateway.testing import edit_form
 from gateway.testing.provider_contract import make_png
 from gateway_x_ai import XAIProvider
-from gateway_x_ai.testing import EDITS, GENERATIONS, KEY, install
+from gateway_x_ai.testing import EDITS, GENERATIONS, KEY
 
 H = {"x-portkey-provider": "x-ai", "Authorization": f"Bearer {KEY}"}
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_x_ai]
-
-
-@pytest.fixture
-def xai(fake_upstream):  # noqa: ANN001, ANN201
-    return install(fake_upstream)
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream, xai):  # noqa: ANN001, ANN201
-    return {"providers": {"x-ai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 def finished(log_capture) -> dict[str, Any]:  # noqa: ANN001

@@ -5,30 +5,13 @@ from __future__ import annotations
 import base64
 
 import openai
-import pytest
 
-import gateway_x_ai
 from gateway.testing import PNG_1X1, edit_form
-from gateway_x_ai.testing import EDITS, KEY, REFUSED, data_uri_bytes, install
+from gateway_x_ai.testing import EDITS, KEY, REFUSED, data_uri_bytes
 
 H = {"x-portkey-provider": "x-ai", "Authorization": f"Bearer {KEY}"}
 #: Real PNGs made distinct by trailing bytes, so identity and order show.
 IMAGES = [PNG_1X1 + bytes([i]) * 32 for i in range(4)]
-
-
-@pytest.fixture
-def gateway_plugins():  # noqa: ANN201
-    return [gateway_x_ai]
-
-
-@pytest.fixture
-def xai(fake_upstream):  # noqa: ANN001, ANN201
-    return install(fake_upstream)
-
-
-@pytest.fixture
-def gateway_settings(fake_upstream, xai):  # noqa: ANN001, ANN201
-    return {"providers": {"x-ai": {"base_url": fake_upstream.url + "/v1"}}}
 
 
 def sdk(server) -> openai.AsyncOpenAI:  # noqa: ANN001
