@@ -240,6 +240,10 @@ class LogCapture:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("event") == name]
 
+    def finished(self) -> dict[str, Any]:
+        """The last ``request.finished`` line: the request a test just sent."""
+        return self.events("request.finished")[-1]
+
     def install(self) -> None:
         configure_logging("json", "debug", stream=self.stream, cache=False)
 

@@ -50,10 +50,6 @@ def azure(request, fake_upstream):  # noqa: ANN001, ANN201
     return kind(fake_upstream, deployments=dict(DEPLOYMENTS)).install()
 
 
-def finished(log_capture) -> dict[str, Any]:  # noqa: ANN001
-    return log_capture.events("request.finished")[-1]
-
-
 def on(deployment: str) -> dict[str, str]:
     return {**H, "x-portkey-azure-deployment-id": deployment}
 
@@ -65,7 +61,7 @@ async def test_usage_gives_an_exact_cost(gateway_client, fake_upstream, azure, l
     # gpt-image-1: 12 input text tokens x $5 + 4160 output image tokens x $40, per 1M
     # = (60 + 166400) / 1M = $0.16646.
     assert resp.headers["x-gateway-cost"] == "0.166460"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.16646) and line["cost_exact"] is True
 
 
@@ -78,7 +74,7 @@ async def test_each_models_token_prices(gateway_client, azure, log_capture, depl
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", "model": model}, headers=on(deployment))
     assert resp.status == 200, await resp.text()
     assert resp.headers["x-gateway-cost"] == cost
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(float(cost)) and line["cost_exact"] is True
 
 
@@ -90,7 +86,7 @@ async def test_n_images_in_one_call_are_priced_by_that_calls_usage(gateway_clien
     assert len((await resp.json())["data"]) == 3 and len(fake_upstream.requests) == 1
     # One call; its usage counts all three images: (12 x $2 + 4160 x $8) / 1M, not multiplied by n.
     assert resp.headers["x-gateway-cost"] == "0.033304"
-    assert finished(log_capture)["cost_exact"] is True
+    assert log_capture.finished()["cost_exact"] is True
 
 
 async def test_azure_model_name_is_the_model_priced(gateway_client, fake_upstream, azure):  # noqa: ANN001
@@ -107,7 +103,7 @@ async def test_an_edit_prices_its_input_image_tokens(gateway_client, azure, log_
     assert resp.status == 200, await resp.text()
     # Two images: 80 input image tokens.  (12 x $5 + 80 x $10 + 4160 x $40) / 1M = (60 + 800 + 166400) / 1M.
     assert resp.headers["x-gateway-cost"] == "0.167260"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.16726) and line["cost_exact"] is True
 
 
@@ -117,7 +113,7 @@ async def test_a_stream_has_its_exact_cost_on_the_log_line(gateway_client, azure
     assert resp.status == 200
     await resp.read()
     assert "x-gateway-cost" not in resp.headers  # sent before the image was made
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["stream"]["mode"] == "native"
     # The completed event's usage: (12 x $5 + 4160 x $40) / 1M = $0.16646.
     assert line["cost"] == pytest.approx(0.16646) and line["cost_exact"] is True
@@ -141,7 +137,7 @@ async def test_without_usage_the_per_image_table_estimates(gateway_client, azure
     assert resp.status == 200, await resp.text()
     assert "usage" not in await resp.json()
     assert resp.headers["x-gateway-cost"] == cost
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(float(cost)) and line["cost_exact"] is False
 
 
@@ -156,7 +152,7 @@ async def test_without_usage_and_without_a_matching_row_the_cost_is_unknown(gate
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", **body}, headers=on(deployment))
     assert resp.status == 200, await resp.text()
     assert "x-gateway-cost" not in resp.headers
-    assert finished(log_capture)["cost"] is None
+    assert log_capture.finished()["cost"] is None
 
 
 @pytest.mark.parametrize("azure", ["no usage"], indirect=True)
@@ -166,7 +162,7 @@ async def test_without_usage_an_edit_is_unknown(gateway_client, azure, log_captu
     assert resp.status == 200, await resp.text()
     # The output would be $0.011, but the input image is billed as tokens at no per-image price.
     assert "x-gateway-cost" not in resp.headers
-    assert finished(log_capture)["cost"] is None
+    assert log_capture.finished()["cost"] is None
 
 
 async def test_dall_e_3_is_not_priced_over_all_its_calls(gateway_client, fake_upstream, azure,  # noqa: ANN001
@@ -176,7 +172,7 @@ async def test_dall_e_3_is_not_priced_over_all_its_calls(gateway_client, fake_up
     assert resp.status == 200, await resp.text()
     assert len(fake_upstream.requests) == 2  # one image a call
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
@@ -190,7 +186,7 @@ async def test_a_deployment_name_is_not_a_model_and_has_no_price(gateway_client,
     assert fake_upstream.last.json() == {"prompt": "a fox", "model": "mini"}
     assert "usage" in await resp.json()
     assert "x-gateway-cost" not in resp.headers
-    assert finished(log_capture)["cost"] is None
+    assert log_capture.finished()["cost"] is None
 
 
 async def test_a_request_naming_no_model_has_an_unknown_cost(gateway_client, azure, log_capture):  # noqa: ANN001
@@ -200,7 +196,7 @@ async def test_a_request_naming_no_model_has_an_unknown_cost(gateway_client, azu
     assert resp.status == 200, await resp.text()
     assert "usage" in await resp.json()
     assert "x-gateway-cost" not in resp.headers
-    assert (finished(log_capture)["cost"], finished(log_capture)["cost_exact"]) == (None, False)
+    assert (log_capture.finished()["cost"], log_capture.finished()["cost_exact"]) == (None, False)
     # Naming the model (or azure_model_name) prices it: (12x2 + 4160x8)/1M = 0.033304.
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", "model": "gpt-image-1-mini"}, headers=on("mini"))
     assert resp.headers["x-gateway-cost"] == "0.033304"

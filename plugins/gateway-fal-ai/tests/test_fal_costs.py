@@ -24,10 +24,6 @@ def submits(upstream) -> list[Any]:  # noqa: ANN001
     return [r for r in upstream.requests if r.method == "POST"]
 
 
-def finished(log_capture) -> dict[str, Any]:  # noqa: ANN001
-    return log_capture.events("request.finished")[-1]
-
-
 async def test_ultra_is_six_cents_an_image_and_estimated(gateway_client, fake_upstream, sleeps,  # noqa: ANN001
                                                          log_capture):
     install(fake_upstream, prefix=PREFIX, steps=1)
@@ -35,7 +31,7 @@ async def test_ultra_is_six_cents_an_image_and_estimated(gateway_client, fake_up
     assert resp.status == 200, await resp.text()
     assert [r.path for r in submits(fake_upstream)] == [PREFIX + "/" + ULTRA]
     assert resp.headers["x-gateway-cost"] == "0.060000"  # $0.06 an image
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.06) and line["cost_exact"] is False
 
 
@@ -57,7 +53,7 @@ async def test_n_images_of_one_request_are_n_images(gateway_client, fake_upstrea
     assert len(fal.requests) == 1 and submits(fake_upstream)[0].json()["num_images"] == 3
     assert len((await resp.json())["data"]) == 3
     assert resp.headers["x-gateway-cost"] == "0.180000"  # one request of 3 images: 3 x $0.06
-    assert finished(log_capture)["cost"] == pytest.approx(0.18)
+    assert log_capture.finished()["cost"] == pytest.approx(0.18)
 
 
 async def test_more_images_than_one_request_makes_fan_out_and_add_up(gateway_client, fake_upstream,  # noqa: ANN001
@@ -69,7 +65,7 @@ async def test_more_images_than_one_request_makes_fan_out_and_add_up(gateway_cli
     # At most 4 a request (num_images 1-4): two requests, of 4 and 2 images.
     assert sorted(r.input["num_images"] for r in fal.requests.values()) == [2, 4]
     assert resp.headers["x-gateway-cost"] == "0.360000"  # 4 x $0.06 + 2 x $0.06 = 0.24 + 0.12
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.36) and line["cost_exact"] is False
 
 
@@ -82,7 +78,7 @@ async def test_an_endpoint_without_a_price_has_no_cost(gateway_client, fake_upst
                                      headers=H)
     assert resp.status == 200, await resp.text()
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
@@ -101,7 +97,7 @@ async def test_a_refused_request_costs_nothing(gateway_client, fake_upstream, sl
     assert (await resp.json())["error"]["code"] == "content_policy_violation"
     # No output: no billed call, so nothing of the $0.06 is counted.
     assert resp.headers["x-gateway-cost"] == "0.000000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == 0.0 and line["cost_exact"] is False
 
 

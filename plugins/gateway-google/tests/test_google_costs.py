@@ -33,10 +33,6 @@ def gateway_settings(request, gateway_settings):  # noqa: ANN001, ANN201
     return {**gateway_settings, **getattr(request, "param", {})}
 
 
-def finished(log_capture) -> dict[str, Any]:  # noqa: ANN001
-    return log_capture.events("request.finished")[-1]
-
-
 async def generate(client, body: dict[str, Any], headers: dict[str, str] = GEMINI):  # noqa: ANN001, ANN201
     resp = await client.post(GEN, json={"response_format": "b64_json", **body}, headers=headers)
     assert resp.status == 200, await resp.text()
@@ -52,7 +48,7 @@ async def test_output_image_tokens_are_priced_and_the_cost_is_an_estimate(gatewa
     # 3 Pro at 1K: 1120 image tokens x $120 / 1M = $0.1344; the 9 input text tokens and the 180
     # thought tokens have no shipped price: left out, so an estimate.
     assert resp.headers["x-gateway-cost"] == "0.134400"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(1120 * 120.00 / 1_000_000) and line["cost_exact"] is False
 
 
@@ -70,7 +66,7 @@ async def test_each_model_and_tier_is_its_image_tokens_at_the_models_price(  # n
     resp = await generate(gateway_client, {"prompt": "a fox", "model": model, **ask})
     assert gemini.generations()[-1].json()["generationConfig"].get("imageConfig", {}).get("imageSize") == tier
     assert resp.headers["x-gateway-cost"] == cost
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(float(cost)) and line["cost_exact"] is False
 
 
@@ -79,7 +75,7 @@ async def test_n_fans_out_and_the_calls_add_up(gateway_client, gemini: GoogleFak
     assert len(gemini.generations()) == 3  # one image a call
     # Three calls of 1290 image tokens x $30 / 1M = $0.0387 each: 3 x 0.0387 = $0.1161.
     assert resp.headers["x-gateway-cost"] == "0.116100"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.1161) and line["cost_exact"] is False
 
 
@@ -90,7 +86,7 @@ async def test_an_edit_prices_its_output_image_only(gateway_client, gemini: Goog
     assert (await resp.json())["usage"]["input_tokens_details"]["image_tokens"] == 2 * 560
     # 3.1 Flash at 1K: 1120 x $60 / 1M = $0.0672; the 1120 input image tokens have no shipped price.
     assert resp.headers["x-gateway-cost"] == "0.067200"
-    assert finished(log_capture)["cost_exact"] is False
+    assert log_capture.finished()["cost_exact"] is False
 
 
 def without_usage(gemini: GoogleFake, model: str) -> Any:
@@ -115,7 +111,7 @@ async def test_without_usage_gemini_2_5_flash_image_has_its_per_image_price(  # 
     assert "usage" not in await resp.json()
     # No usage: the PerImage row, $0.039 an image; two calls: 2 x 0.039 = $0.078.
     assert resp.headers["x-gateway-cost"] == "0.078000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.078) and line["cost_exact"] is False
 
 
@@ -125,7 +121,7 @@ async def test_without_usage_a_model_priced_by_tokens_only_has_no_cost(  # noqa:
     fake_upstream.on("POST", f"/v1beta/models/{model}:generateContent", without_usage(gemini, model))
     resp = await generate(gateway_client, {"prompt": "a fox", "model": model})
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
@@ -136,7 +132,7 @@ async def test_a_newer_model_without_a_row_has_no_cost(gateway_client, fake_upst
     resp = await generate(gateway_client, {"prompt": "a fox", "model": "gemini-4-pro-image"})
     assert "usage" in await resp.json()  # usage, but no token row for the model
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
@@ -146,7 +142,7 @@ async def test_vertex_ai_has_the_same_prices(gateway_client, vertex: GoogleFake,
     assert [r.path for r in vertex.generations()] == [vertex_path("gemini-3-pro-image")] * 2
     # Two calls at 4K: 2 x 2000 x $120 / 1M = 2 x 0.24 = $0.48.
     assert resp.headers["x-gateway-cost"] == "0.480000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["provider"] == "vertex-ai"
     assert line["cost"] == pytest.approx(0.48) and line["cost_exact"] is False
 
@@ -162,12 +158,12 @@ async def test_with_every_kind_of_token_priced_in_the_settings_the_cost_is_exact
     # 9 input text tokens x $2 + 1120 image tokens x $120 + 180 thought tokens (text output) x $12, per 1M.
     expected = (9 * 2.0 + 1120 * 120.0 + 180 * 12.0) / 1_000_000
     assert resp.headers["x-gateway-cost"] == f"{expected:.6f}" == "0.136578"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(expected) and line["cost_exact"] is True
     # A model the settings do not name keeps the shipped rows (an estimate).
     resp = await generate(gateway_client, {"prompt": "a fox", "model": "gemini-3.1-flash-image"})
     assert resp.headers["x-gateway-cost"] == "0.067200"  # 1120 x $60 / 1M
-    assert finished(log_capture)["cost_exact"] is False
+    assert log_capture.finished()["cost_exact"] is False
 
 
 def test_no_shipped_row_prices_input_or_text_tokens() -> None:

@@ -19,10 +19,6 @@ H = {"x-portkey-provider": "stability-ai", "Authorization": "Bearer sk-stab-1"}
 IMAGE = fake_api.png(64, 64, marker=b"image")
 
 
-def finished(log_capture) -> dict:  # noqa: ANN001
-    return log_capture.events("request.finished")[-1]
-
-
 def sent_fields(fake_upstream) -> dict[str, str]:  # noqa: ANN001
     """The text fields of the multipart form Stability received last."""
     rec = fake_upstream.last
@@ -38,7 +34,7 @@ async def test_the_default_model_core_is_three_credits_an_image(gateway_client, 
     assert fake_upstream.last.path == "/v2beta/stable-image/generate/core"
     # core: 3 credits x $0.01 = $0.03, an estimate (Stability's answer has no usage).
     assert resp.headers["x-gateway-cost"] == "0.030000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.03) and line["cost_exact"] is False
 
 
@@ -58,7 +54,7 @@ async def test_each_model_has_its_credits(gateway_client, model, cost, log_captu
     resp = await gateway_client.post(GEN, json={"prompt": "a fox", "model": model}, headers=H)
     assert resp.status == 200, await resp.text()
     assert resp.headers["x-gateway-cost"] == cost
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(float(cost)) and line["cost_exact"] is False
 
 
@@ -78,7 +74,7 @@ async def test_n_is_that_many_calls_each_billed(gateway_client, fake_upstream, l
     assert len(fake_upstream.requests) == 3  # the v2beta API makes one image a call
     # sd3.5-large-turbo: 4 credits x $0.01 = $0.04 a call; three calls: 3 x 0.04 = 0.12.
     assert resp.headers["x-gateway-cost"] == "0.120000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.12) and line["cost_exact"] is False
 
 
@@ -92,7 +88,7 @@ async def test_a_model_without_a_price_has_no_cost(gateway_client, model, n, log
     assert resp.status == 200, await resp.text()
     assert len((await resp.json())["data"]) == n
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
@@ -103,7 +99,7 @@ async def test_image_to_image_costs_what_the_model_costs(gateway_client, fake_up
     assert fake_upstream.last.path == "/v2beta/stable-image/generate/sd3"
     # sd3.5-medium: 3.5 credits x $0.01 = $0.035; its input image adds nothing (input_image 0).
     assert resp.headers["x-gateway-cost"] == "0.035000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.035) and line["cost_exact"] is False
 
 
@@ -114,7 +110,7 @@ async def test_an_edit_service_is_not_priced(gateway_client, fake_upstream, log_
     assert resp.status == 200, await resp.text()
     assert fake_upstream.last.path == "/v2beta/stable-image/edit/inpaint"
     assert "x-gateway-cost" not in resp.headers
-    assert finished(log_capture)["cost"] is None
+    assert log_capture.finished()["cost"] is None
 
 
 def test_the_table_prices_every_generate_model_it_names_and_nothing_else() -> None:

@@ -6,8 +6,6 @@ grok-imagine-image-2 family is not priced.
 Every expected number below is worked out by hand from the price row, so a changed row fails here."""
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from gateway.testing import edit_form
@@ -18,16 +16,12 @@ from gateway_x_ai.testing import EDITS, GENERATIONS, KEY
 H = {"x-portkey-provider": "x-ai", "Authorization": f"Bearer {KEY}"}
 
 
-def finished(log_capture) -> dict[str, Any]:  # noqa: ANN001
-    return log_capture.events("request.finished")[-1]
-
-
 async def test_the_default_model_is_two_cents_an_image(gateway_client, fake_upstream, xai, log_capture):  # noqa: ANN001
     resp = await gateway_client.post(GENERATIONS, json={"prompt": "a fox", "response_format": "b64_json"}, headers=H)
     assert resp.status == 200, await resp.text()
     assert fake_upstream.last.json()["model"] == "grok-imagine-image"
     assert resp.headers["x-gateway-cost"] == "0.020000"  # grok-imagine-image: $0.02 an image
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.02) and line["cost_exact"] is False
 
 
@@ -52,7 +46,7 @@ async def test_n_images_of_one_call_are_n_images(gateway_client, fake_upstream, 
     assert [r.path for r in fake_upstream.requests] == [GENERATIONS]  # one call made the four
     # 4 x $0.02 = $0.08 (the fake's own count agrees: 4 x 200,000,000 ticks of $1e-10).
     assert resp.headers["x-gateway-cost"] == "0.080000"
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] == pytest.approx(0.08) and line["cost_exact"] is False
 
 
@@ -62,7 +56,7 @@ async def test_a_model_without_a_price_has_no_cost(gateway_client, xai, log_capt
                                                         "response_format": "b64_json"}, headers=H)
     assert resp.status == 200, await resp.text()
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
@@ -74,7 +68,7 @@ async def test_an_edit_has_no_cost_its_input_images_price_is_unknown(gateway_cli
     assert fake_upstream.last.path == EDITS
     # The output image would be $0.02; the input image's price is not published (input_image None).
     assert "x-gateway-cost" not in resp.headers
-    line = finished(log_capture)
+    line = log_capture.finished()
     assert line["cost"] is None and line["cost_exact"] is False
 
 
